@@ -1,0 +1,3 @@
+//! Backends that execute nodes. Only the CPU backend exists so far.
+
+pub mod cpu;

@@ -1,0 +1,334 @@
+//! Executes a workload graph once, every node on the CPU, in dependency order.
+//!
+//! Outputs flow along edges: a tensor or MLP output can shift the biases of a
+//! downstream sample node (`bias_from`), a control node reads a tensor value
+//! or a sample node's marginal, a branch skips the side it does not take, and
+//! an effect node records what it would do with the evidence it was given.
+//! Routing across backends is the scheduler's job; this is the reference
+//! execution it builds on.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use ndarray::ArrayD;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::backends::cpu::{self, KernelError};
+use crate::model::graph::{ControlOp, Graph, NodeKind, SourceField};
+use crate::report::SampleReport;
+use crate::sampler::{self, SampleError, SampleOptions};
+
+/// Terminal status of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeStatus {
+    Completed,
+    /// Not run: on a branch not taken, or downstream of a node that did not complete.
+    Skipped,
+    Infeasible,
+    Failed,
+}
+
+/// Terminal status of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Completed,
+    Infeasible,
+    Failed,
+}
+
+/// What happened to one node.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeOutcome {
+    pub id: String,
+    pub kind: NodeKind,
+    pub backend: &'static str,
+    pub status: NodeStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
+    pub seconds: f64,
+    /// A summary of the node's output.
+    pub output: serde_json::Value,
+}
+
+/// What happened to one job (one execution of the graph).
+#[derive(Debug, Clone, Serialize)]
+pub struct JobOutcome {
+    pub status: JobStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
+    pub nodes: Vec<NodeOutcome>,
+}
+
+/// A node's output value.
+#[derive(Debug, Clone)]
+enum Value {
+    Tensor(ArrayD<f64>),
+    Samples { marginals: Vec<Option<f64>> },
+    Bool(bool),
+    Index(usize),
+}
+
+/// Options for [`execute`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExecOptions {
+    /// Added to every sample node's own seed.
+    pub seed: u64,
+    pub threads: Option<usize>,
+}
+
+/// Runs a validated graph once on the CPU.
+pub fn execute(graph: &Graph, options: ExecOptions) -> JobOutcome {
+    let index = graph.index();
+    let mut values: HashMap<usize, Value> = HashMap::new();
+    let mut status: Vec<Option<NodeStatus>> = vec![None; graph.nodes.len()];
+    let mut skipped_by_branch = vec![false; graph.nodes.len()];
+    let mut outcomes: Vec<Option<NodeOutcome>> = vec![None; graph.nodes.len()];
+    let mut job = (JobStatus::Completed, None::<String>);
+
+    for i in graph.topological_order() {
+        let node = &graph.nodes[i];
+        let start = Instant::now();
+        let blocked = node.inputs.iter().find(|input| {
+            index
+                .get(input.as_str())
+                .is_some_and(|&j| status[j] != Some(NodeStatus::Completed))
+        });
+        let result: Result<(Value, serde_json::Value), (NodeStatus, String)> =
+            if skipped_by_branch[i] {
+                Err((NodeStatus::Skipped, "on the branch not taken".into()))
+            } else if let Some(input) = blocked {
+                Err((
+                    NodeStatus::Skipped,
+                    format!("input {input:?} did not complete"),
+                ))
+            } else {
+                run_node(
+                    graph,
+                    i,
+                    &Inputs {
+                        values: &values,
+                        index: &index,
+                    },
+                    options,
+                )
+            };
+        let seconds = start.elapsed().as_secs_f64();
+        let outcome = match result {
+            Ok((value, summary)) => {
+                if let (Value::Bool(taken), Some(c)) = (&value, &node.control)
+                    && c.op == ControlOp::Branch
+                {
+                    let not_taken = if *taken { &c.else_nodes } else { &c.then_nodes };
+                    for id in not_taken {
+                        skipped_by_branch[index[id.as_str()]] = true;
+                    }
+                }
+                values.insert(i, value);
+                status[i] = Some(NodeStatus::Completed);
+                NodeOutcome {
+                    id: node.id.clone(),
+                    kind: node.kind,
+                    backend: "cpu",
+                    status: NodeStatus::Completed,
+                    explanation: None,
+                    seconds,
+                    output: summary,
+                }
+            }
+            Err((s, why)) => {
+                status[i] = Some(s);
+                if job.0 == JobStatus::Completed
+                    && matches!(s, NodeStatus::Infeasible | NodeStatus::Failed)
+                {
+                    let js = if s == NodeStatus::Infeasible {
+                        JobStatus::Infeasible
+                    } else {
+                        JobStatus::Failed
+                    };
+                    job = (js, Some(format!("node {:?}: {why}", node.id)));
+                }
+                NodeOutcome {
+                    id: node.id.clone(),
+                    kind: node.kind,
+                    backend: "cpu",
+                    status: s,
+                    explanation: Some(why),
+                    seconds,
+                    output: serde_json::Value::Null,
+                }
+            }
+        };
+        outcomes[i] = Some(outcome);
+    }
+    JobOutcome {
+        status: job.0,
+        explanation: job.1,
+        nodes: outcomes.into_iter().flatten().collect(),
+    }
+}
+
+type NodeResult = Result<(Value, serde_json::Value), (NodeStatus, String)>;
+
+fn failed(e: KernelError) -> (NodeStatus, String) {
+    (NodeStatus::Failed, e.to_string())
+}
+
+/// The completed outputs a node can read.
+struct Inputs<'a> {
+    values: &'a HashMap<usize, Value>,
+    index: &'a HashMap<&'a str, usize>,
+}
+
+impl<'a> Inputs<'a> {
+    fn get(&self, id: &str) -> &'a Value {
+        &self.values[&self.index[id]]
+    }
+
+    fn tensor(&self, id: &str) -> Result<&'a ArrayD<f64>, (NodeStatus, String)> {
+        match self.get(id) {
+            Value::Tensor(t) => Ok(t),
+            _ => Err(failed(KernelError::WrongInput(format!(
+                "input {id:?} is not a tensor"
+            )))),
+        }
+    }
+}
+
+fn run_node(graph: &Graph, i: usize, inputs: &Inputs<'_>, options: ExecOptions) -> NodeResult {
+    let node = &graph.nodes[i];
+    let tensor_input = |id: &str| inputs.tensor(id);
+    let input = |id: &str| inputs.get(id);
+    match node.kind {
+        NodeKind::Tensor => {
+            let spec = node.tensor.as_ref().expect("validated payload");
+            let inputs = node
+                .inputs
+                .iter()
+                .map(|id| tensor_input(id))
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = cpu::tensor(spec, &inputs).map_err(failed)?;
+            let summary = json!({ "shape": out.shape(), "values": preview(&out) });
+            Ok((Value::Tensor(out), summary))
+        }
+        NodeKind::Nn => {
+            let spec = node.nn.as_ref().expect("validated payload");
+            let out = cpu::mlp(spec, tensor_input(&node.inputs[0])?).map_err(failed)?;
+            let summary = json!({ "shape": out.shape(), "values": preview(&out) });
+            Ok((Value::Tensor(out), summary))
+        }
+        NodeKind::Sample => {
+            let spec = node.sample.as_ref().expect("validated payload");
+            let mut program = spec.program.clone();
+            for b in &spec.bias_from {
+                let x = tensor_input(&b.node)?;
+                if x.len() != b.vars.len() {
+                    return Err(failed(KernelError::Shape(format!(
+                        "bias_from {:?} gives {} values for {} spins",
+                        b.node,
+                        x.len(),
+                        b.vars.len()
+                    ))));
+                }
+                let ising = program
+                    .ising
+                    .as_mut()
+                    .expect("validated: bias targets are spins");
+                for (&v, &value) in b.vars.iter().zip(x.iter()) {
+                    ising.biases[v] += b.scale * value;
+                }
+            }
+            let seed = spec.seed.wrapping_add(options.seed);
+            match sampler::sample(
+                &program,
+                SampleOptions {
+                    seed,
+                    threads: options.threads,
+                },
+            ) {
+                Ok(draws) => {
+                    let report = SampleReport::new(&program, &draws, seed, "cpu");
+                    let summary = json!({
+                        "marginals": report.marginals,
+                        "max_rhat": report.diagnostics.max_rhat,
+                        "min_ess_bulk": report.diagnostics.min_ess_bulk,
+                        "program_hash": report.provenance.program_hash,
+                        "draws_hash": report.provenance.draws_hash,
+                    });
+                    Ok((
+                        Value::Samples {
+                            marginals: report.marginals,
+                        },
+                        summary,
+                    ))
+                }
+                Err(SampleError::Infeasible(inf)) => Err((
+                    NodeStatus::Infeasible,
+                    format!("{} ({})", inf.explanation, inf.constraint),
+                )),
+                Err(e) => Err((NodeStatus::Failed, e.to_string())),
+            }
+        }
+        NodeKind::Control => {
+            let spec = node.control.as_ref().expect("validated payload");
+            let src = &spec.source;
+            let vector: Vec<f64> = match (input(&src.node), src.field) {
+                (Value::Tensor(t), SourceField::Value) => t.iter().copied().collect(),
+                (Value::Samples { marginals }, SourceField::Marginal) => {
+                    marginals.iter().map(|m| m.unwrap_or(f64::NAN)).collect()
+                }
+                (Value::Bool(b), SourceField::Value) => vec![f64::from(u8::from(*b))],
+                (Value::Index(k), SourceField::Value) => vec![*k as f64],
+                (_, field) => {
+                    return Err(failed(KernelError::WrongInput(format!(
+                        "input {:?} has no {field:?} to read",
+                        src.node
+                    ))));
+                }
+            };
+            match spec.op {
+                ControlOp::Argmax => {
+                    let k = cpu::argmax(&vector).map_err(failed)?;
+                    Ok((Value::Index(k), json!({ "argmax": k })))
+                }
+                ControlOp::Threshold | ControlOp::Branch => {
+                    let x = match (src.index, vector.len()) {
+                        (Some(k), len) if k < len => vector[k],
+                        (None, 1) => vector[0],
+                        (k, len) => {
+                            return Err(failed(KernelError::WrongInput(format!(
+                                "source index {k:?} does not pick one of {len} values"
+                            ))));
+                        }
+                    };
+                    if !x.is_finite() {
+                        return Err(failed(KernelError::NonFinite(format!(
+                            "source value is {x}"
+                        ))));
+                    }
+                    let above = x > spec.above.expect("validated: threshold present");
+                    let summary = if spec.op == ControlOp::Branch {
+                        json!({ "value": x, "taken": if above { "then" } else { "else" } })
+                    } else {
+                        json!({ "value": x, "above": above })
+                    };
+                    Ok((Value::Bool(above), summary))
+                }
+            }
+        }
+        NodeKind::Effect => {
+            let spec = node.effect.as_ref().expect("validated payload");
+            // thermoroute never performs the action; it records it with its evidence.
+            Ok((
+                Value::Bool(true),
+                json!({ "action": spec.action, "risk": spec.risk, "applied": true, "evidence": node.inputs }),
+            ))
+        }
+    }
+}
+
+fn preview(x: &ArrayD<f64>) -> Vec<f64> {
+    x.iter().take(16).copied().collect()
+}

@@ -1,0 +1,481 @@
+//! The `thermoroute` command line.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+
+use thermoroute::exec::{self, ExecOptions, JobStatus};
+use thermoroute::model::eprogram::Schedule;
+use thermoroute::model::{EProgram, Graph, ModelError};
+use thermoroute::report::{DrawsFile, InfeasibleReport, SampleReport};
+use thermoroute::sampler::{self, SampleError, SampleOptions};
+use thermoroute::workloads::pm_j_lattice;
+
+/// Exit code for a valid request whose constraints cannot be met.
+const EXIT_INFEASIBLE: u8 = 3;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "thermoroute",
+    version,
+    about = "Route mixed compute graphs (control, tensor, NN, energy-based sampling) to CPU, GPU or TSU under QoS constraints",
+    long_about = "thermoroute samples energy-based programs (EPrograms) with chromatic block Gibbs \
+                  sampling, checks convergence (rank-normalised split R-hat, bulk ESS), and executes \
+                  workload graphs whose nodes feed each other.\n\n\
+                  Start with `thermoroute sample examples/programs/chain.json` or \
+                  `thermoroute run examples/graphs/fraud-triage.json`."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Sample an EProgram and report marginals, diagnostics and provenance.
+    ///
+    /// Exit codes: 0 sampled, 1 bad input, 3 infeasible (clamps contradict a constraint).
+    Sample {
+        /// EProgram JSON file (see `thermoroute schema eprogram`).
+        program: PathBuf,
+        /// Backend to sample on.
+        #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+        backend: Backend,
+        /// Master seed: the same seed gives the same draws on the same backend.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Worker threads (default: one per core). Draws do not depend on it.
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Print one JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Also write every draw to FILE as {"chains","samples","draws"}.
+        #[arg(long, value_name = "FILE")]
+        draws: Option<PathBuf>,
+    },
+    /// Check an EProgram or a workload graph and list every problem with its JSON path.
+    ///
+    /// Exit codes: 0 valid, 1 invalid, 3 valid but infeasible.
+    Validate {
+        /// A graph (has `nodes`) or an EProgram.
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the JSON Schema of EProgram files, graph files, or both.
+    Schema {
+        #[arg(value_enum)]
+        which: Option<SchemaKind>,
+    },
+    /// Execute a workload graph once, every node on the CPU, outputs flowing along edges.
+    ///
+    /// Exit codes: 0 completed, 1 bad input or a failed node, 3 infeasible.
+    Run {
+        /// Workload graph JSON file (see `thermoroute schema graph`).
+        graph: PathBuf,
+        /// Added to every sample node's seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        threads: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure sampler throughput (spin updates per second) on periodic ±J lattices.
+    Bench {
+        /// Lattice sides.
+        #[arg(long, value_delimiter = ',', default_values_t = vec![64, 256])]
+        sizes: Vec<usize>,
+        /// Thread counts to compare.
+        #[arg(long, value_delimiter = ',', default_values_t = vec![1, 2])]
+        threads: Vec<usize>,
+        /// Chains per run (run in parallel across threads).
+        #[arg(long, default_value_t = 2)]
+        chains: u64,
+        /// Target updates per measurement (sets the sweep count).
+        #[arg(long, default_value_t = 400_000_000)]
+        updates: u64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    Cpu,
+    Gpu,
+    Tsu,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum SchemaKind {
+    Eprogram,
+    Graph,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Sample {
+            program,
+            backend,
+            seed,
+            threads,
+            json,
+            draws,
+        } => sample(&program, backend, seed, threads, json, draws.as_deref()),
+        Command::Validate { file, json } => validate(&file, json),
+        Command::Schema { which } => {
+            let doc = match which {
+                Some(SchemaKind::Eprogram) => {
+                    serde_json::to_value(schemars::schema_for!(EProgram))?
+                }
+                Some(SchemaKind::Graph) => serde_json::to_value(schemars::schema_for!(Graph))?,
+                None => serde_json::json!({
+                    "eprogram": schemars::schema_for!(EProgram),
+                    "graph": schemars::schema_for!(Graph),
+                }),
+            };
+            print_json(&doc)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            graph,
+            seed,
+            threads,
+            json,
+        } => run(&graph, seed, threads, json),
+        Command::Bench {
+            sizes,
+            threads,
+            chains,
+            updates,
+            json,
+        } => bench(&sizes, &threads, chains, updates, json),
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Prints a model error to stderr, one line per problem, naming the file.
+fn report_model_error(err: &ModelError) -> ExitCode {
+    match err {
+        ModelError::Invalid { file, issues } => {
+            for issue in issues {
+                eprintln!(
+                    "error: {}: {}: {}",
+                    file.display(),
+                    issue.path,
+                    issue.reason
+                );
+            }
+        }
+        other => eprintln!("error: {other}"),
+    }
+    ExitCode::FAILURE
+}
+
+fn sample(
+    path: &Path,
+    backend: Backend,
+    seed: u64,
+    threads: Option<usize>,
+    json: bool,
+    draws_path: Option<&Path>,
+) -> Result<ExitCode> {
+    if backend != Backend::Cpu {
+        anyhow::bail!("backend {backend:?} is not part of this build yet; use --backend cpu");
+    }
+    let program = match EProgram::load(path) {
+        Ok(p) => p,
+        Err(e) => return Ok(report_model_error(&e)),
+    };
+    let draws = match sampler::sample(&program, SampleOptions { seed, threads }) {
+        Ok(d) => d,
+        Err(SampleError::Infeasible(inf)) => {
+            eprintln!(
+                "infeasible: {}: {}: {}",
+                path.display(),
+                inf.constraint,
+                inf.explanation
+            );
+            if json {
+                print_json(&InfeasibleReport {
+                    status: "infeasible",
+                    constraint: inf.constraint,
+                    explanation: inf.explanation,
+                    program_hash: program.canonical_hash(),
+                })?;
+            }
+            return Ok(ExitCode::from(EXIT_INFEASIBLE));
+        }
+        Err(e) => return Err(e).with_context(|| format!("sampling {}", path.display())),
+    };
+    if let Some(file) = draws_path {
+        let doc = DrawsFile::from(&draws);
+        let text = serde_json::to_vec(&doc)?;
+        std::fs::write(file, text)
+            .with_context(|| format!("writing draws to {}", file.display()))?;
+    }
+    let report = SampleReport::new(&program, &draws, seed, "cpu");
+    if json {
+        print_json(&report)?;
+    } else {
+        print_sample_table(path, &report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fmt_opt(x: Option<f64>, digits: usize) -> String {
+    x.map_or_else(|| "-".into(), |v| format!("{v:.digits$}"))
+}
+
+fn print_sample_table(path: &Path, r: &SampleReport) {
+    let s = &r.provenance.schedule;
+    println!(
+        "{}: {} variables, {} chains x {} samples (warmup {}, {} sweep(s) apart), backend {}, seed {}",
+        path.display(),
+        r.marginals.len(),
+        s.chains,
+        s.samples,
+        s.warmup,
+        s.steps_per_sample,
+        r.provenance.backend,
+        r.provenance.seed
+    );
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(vec!["var", "P(+1) / P(state)", "R-hat", "ESS bulk"]);
+    const SHOWN: usize = 24;
+    for v in 0..r.marginals.len().min(SHOWN) {
+        let p = match r.marginals[v] {
+            Some(p) => format!("{p:.4}"),
+            None => r.state_marginals[v]
+                .iter()
+                .map(|p| format!("{p:.3}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        };
+        table.add_row(vec![
+            v.to_string(),
+            p,
+            fmt_opt(r.diagnostics.rhat[v], 4),
+            fmt_opt(r.diagnostics.ess_bulk[v], 0),
+        ]);
+    }
+    println!("{table}");
+    if r.marginals.len() > SHOWN {
+        println!(
+            "... {} more variables (use --json for all)",
+            r.marginals.len() - SHOWN
+        );
+    }
+    let max_rhat = r.diagnostics.max_rhat;
+    println!(
+        "max R-hat {}   min ESS bulk {}   {}",
+        fmt_opt(max_rhat, 4),
+        fmt_opt(r.diagnostics.min_ess_bulk, 0),
+        match max_rhat {
+            Some(x) if x > 1.01 => "WARNING: R-hat > 1.01, chains have not converged",
+            _ => "",
+        }
+    );
+    println!(
+        "{} updates in {:.3} s ({:.1} M updates/s)   program {}   draws {}",
+        r.stats.spin_updates,
+        r.stats.seconds,
+        r.stats.updates_per_second / 1e6,
+        r.provenance.program_hash,
+        r.provenance.draws_hash
+    );
+}
+
+fn validate(path: &Path, json: bool) -> Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let is_graph = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.as_object().map(|o| o.contains_key("nodes")))
+        .unwrap_or(false);
+    let kind = if is_graph { "graph" } else { "eprogram" };
+    let checked: Result<Option<thermoroute::model::Infeasible>, ModelError> = if is_graph {
+        Graph::from_json(path, &text).map(|g| {
+            g.nodes.iter().enumerate().find_map(|(i, n)| {
+                n.sample.as_ref().and_then(|s| {
+                    s.program
+                        .feasibility(&format!("$.nodes[{i}].sample.program"))
+                        .err()
+                })
+            })
+        })
+    } else {
+        EProgram::from_json(path, &text).map(|p| p.feasibility("$").err())
+    };
+    let (code, doc) = match &checked {
+        Ok(None) => (
+            ExitCode::SUCCESS,
+            serde_json::json!({ "file": path, "kind": kind, "valid": true, "issues": [] }),
+        ),
+        Ok(Some(inf)) => {
+            eprintln!(
+                "infeasible: {}: {}: {}",
+                path.display(),
+                inf.constraint,
+                inf.explanation
+            );
+            (
+                ExitCode::from(EXIT_INFEASIBLE),
+                serde_json::json!({ "file": path, "kind": kind, "valid": true, "infeasible": inf, "issues": [] }),
+            )
+        }
+        Err(e) => {
+            report_model_error(e);
+            (
+                ExitCode::FAILURE,
+                serde_json::json!({ "file": path, "kind": kind, "valid": false, "issues": e.issues() }),
+            )
+        }
+    };
+    if json {
+        print_json(&doc)?;
+    } else if matches!(checked, Ok(None)) {
+        println!("{}: valid {kind}", path.display());
+    }
+    Ok(code)
+}
+
+fn run(path: &Path, seed: u64, threads: Option<usize>, json: bool) -> Result<ExitCode> {
+    let graph = match Graph::load(path) {
+        Ok(g) => g,
+        Err(e) => return Ok(report_model_error(&e)),
+    };
+    let outcome = exec::execute(&graph, ExecOptions { seed, threads });
+    if json {
+        print_json(&serde_json::json!({ "graph": path, "jobs": [outcome] }))?;
+    } else {
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED);
+        table.set_header(vec![
+            "node",
+            "kind",
+            "backend",
+            "status",
+            "ms",
+            "output / explanation",
+        ]);
+        for n in &outcome.nodes {
+            let detail = n.explanation.clone().unwrap_or_else(|| {
+                let s = n.output.to_string();
+                if s.len() > 90 {
+                    format!("{}...", &s[..s.floor_char_boundary(87)])
+                } else {
+                    s
+                }
+            });
+            table.add_row(vec![
+                n.id.clone(),
+                n.kind.name().to_string(),
+                n.backend.to_string(),
+                format!("{:?}", n.status).to_lowercase(),
+                format!("{:.2}", n.seconds * 1e3),
+                detail,
+            ]);
+        }
+        println!("{table}");
+        println!(
+            "job: {}{}",
+            format!("{:?}", outcome.status).to_lowercase(),
+            outcome
+                .explanation
+                .as_deref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(e) = &outcome.explanation {
+        eprintln!("{}: {e}", path.display());
+    }
+    Ok(match outcome.status {
+        JobStatus::Completed => ExitCode::SUCCESS,
+        JobStatus::Infeasible => ExitCode::from(EXIT_INFEASIBLE),
+        JobStatus::Failed => ExitCode::FAILURE,
+    })
+}
+
+fn bench(
+    sizes: &[usize],
+    threads: &[usize],
+    chains: u64,
+    updates: u64,
+    json: bool,
+) -> Result<ExitCode> {
+    let mut rows = Vec::new();
+    for &side in sizes {
+        let n = (side * side) as u64;
+        let sweeps = (updates / (n * chains)).max(10);
+        let schedule = Schedule {
+            warmup: sweeps - 1,
+            samples: 1,
+            steps_per_sample: 1,
+            chains,
+        };
+        let program = pm_j_lattice(side, 1.0, 0.5, 7, schedule);
+        for &t in threads {
+            // One short untimed run warms caches and the thread pool.
+            let mut warm = program.clone();
+            warm.schedule.warmup = 1;
+            sampler::sample(
+                &warm,
+                SampleOptions {
+                    seed: 1,
+                    threads: Some(t),
+                },
+            )?;
+            let draws = sampler::sample(
+                &program,
+                SampleOptions {
+                    seed: 1,
+                    threads: Some(t),
+                },
+            )?;
+            let rate = draws.spin_updates as f64 / draws.seconds;
+            rows.push(serde_json::json!({
+                "lattice": format!("{side}x{side}"), "spins": n, "chains": chains, "threads": t,
+                "sweeps": sweeps, "updates": draws.spin_updates, "seconds": draws.seconds,
+                "updates_per_second": rate,
+            }));
+            if !json {
+                eprintln!(
+                    "{side:>4}x{side:<4} threads {t}  {:>8.1} M updates/s  ({} updates in {:.3} s)",
+                    rate / 1e6,
+                    draws.spin_updates,
+                    draws.seconds
+                );
+            }
+        }
+    }
+    if json {
+        print_json(&serde_json::json!({ "benchmark": "gibbs-cpu-pm-j-lattice", "results": rows }))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,113 @@
+//! The result document of a sampling run, as fixed by the product brief.
+
+use serde::Serialize;
+
+use crate::diagnostics::{Diagnostics, diagnose};
+use crate::model::{EProgram, Schedule};
+use crate::sampler::Draws;
+
+/// Where a result came from: enough to reproduce and to audit it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Provenance {
+    pub backend: String,
+    pub seed: u64,
+    pub program_hash: String,
+    pub schedule: Schedule,
+    pub draws_hash: String,
+    pub thermoroute_version: &'static str,
+}
+
+/// Work done.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    /// Variable updates, warmup included.
+    pub spin_updates: u64,
+    /// Wall-clock seconds of sampling.
+    pub seconds: f64,
+    /// Updates per second.
+    pub updates_per_second: f64,
+}
+
+/// `thermoroute sample --json` output.
+#[derive(Debug, Clone, Serialize)]
+pub struct SampleReport {
+    /// `completed` (an infeasible program reports through [`InfeasibleReport`]).
+    pub status: &'static str,
+    /// P(s_i = +1) per spin; `null` for categorical variables (see `state_marginals`).
+    pub marginals: Vec<Option<f64>>,
+    /// P(x_i = k) for every state k of every variable (spins: [P(-1), P(+1)]).
+    pub state_marginals: Vec<Vec<f64>>,
+    pub diagnostics: Diagnostics,
+    pub provenance: Provenance,
+    pub stats: Stats,
+}
+
+/// `thermoroute sample --json` output for a program whose clamps contradict
+/// a constraint.
+#[derive(Debug, Clone, Serialize)]
+pub struct InfeasibleReport {
+    pub status: &'static str,
+    pub constraint: String,
+    pub explanation: String,
+    pub program_hash: String,
+}
+
+impl SampleReport {
+    /// Builds the report (computes diagnostics, which is the expensive part).
+    pub fn new(program: &EProgram, draws: &Draws, seed: u64, backend: &str) -> Self {
+        let state_marginals = draws.state_marginals();
+        let marginals = state_marginals
+            .iter()
+            .zip(&draws.is_spin)
+            .map(|(m, &spin)| spin.then(|| m[1]))
+            .collect();
+        SampleReport {
+            status: "completed",
+            marginals,
+            state_marginals,
+            diagnostics: diagnose(draws),
+            provenance: Provenance {
+                backend: backend.to_string(),
+                seed,
+                program_hash: program.canonical_hash(),
+                schedule: program.schedule,
+                draws_hash: draws.hash(),
+                thermoroute_version: env!("CARGO_PKG_VERSION"),
+            },
+            stats: Stats {
+                spin_updates: draws.spin_updates,
+                seconds: draws.seconds,
+                updates_per_second: draws.spin_updates as f64 / draws.seconds.max(1e-12),
+            },
+        }
+    }
+}
+
+/// The `--draws FILE` document.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrawsFile {
+    pub chains: usize,
+    pub samples: usize,
+    /// `draws[chain][sample][variable]`: ±1 for spins, a state index for categoricals.
+    pub draws: Vec<Vec<Vec<i8>>>,
+}
+
+impl From<&Draws> for DrawsFile {
+    fn from(d: &Draws) -> Self {
+        let draws = (0..d.chains)
+            .map(|c| {
+                (0..d.samples)
+                    .map(|s| {
+                        let at = (c * d.samples + s) * d.n_vars;
+                        d.values[at..at + d.n_vars].to_vec()
+                    })
+                    .collect()
+            })
+            .collect();
+        DrawsFile {
+            chains: d.chains,
+            samples: d.samples,
+            draws,
+        }
+    }
+}

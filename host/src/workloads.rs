@@ -1,0 +1,57 @@
+//! Generators of standard programs: benchmark lattices and test models.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::model::eprogram::{EProgram, Ising, Schedule};
+
+/// A periodic `side x side` lattice with ±J couplings (each ±`coupling` with
+/// probability 1/2) and biases uniform in [-`bias`, `bias`).
+pub fn pm_j_lattice(
+    side: usize,
+    coupling: f64,
+    bias: f64,
+    seed: u64,
+    schedule: Schedule,
+) -> EProgram {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let n = side * side;
+    let at = |r: usize, c: usize| (r % side) * side + (c % side);
+    let mut edges = Vec::with_capacity(2 * n);
+    for r in 0..side {
+        for c in 0..side {
+            edges.push([at(r, c), at(r, c + 1)]);
+            edges.push([at(r, c), at(r + 1, c)]);
+        }
+    }
+    if side <= 2 {
+        // Periodic wrap of a tiny lattice would repeat edges.
+        let mut seen = std::collections::BTreeSet::new();
+        edges.retain(|&[i, j]| i != j && seen.insert((i.min(j), i.max(j))));
+    }
+    let weights = edges
+        .iter()
+        .map(|_| {
+            if rng.random::<bool>() {
+                coupling
+            } else {
+                -coupling
+            }
+        })
+        .collect();
+    let biases = (0..n).map(|_| rng.random_range(-bias..bias)).collect();
+    EProgram {
+        ising: Some(Ising {
+            n,
+            biases,
+            edges,
+            weights,
+        }),
+        categorical: Vec::new(),
+        factors: Vec::new(),
+        constraints: Vec::new(),
+        beta: 1.0,
+        schedule,
+        clamp: Default::default(),
+    }
+}

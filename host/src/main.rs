@@ -313,10 +313,11 @@ fn print_sample_table(path: &Path, r: &SampleReport) {
 fn validate(path: &Path, json: bool) -> Result<ExitCode> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let is_graph = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v.as_object().map(|o| o.contains_key("nodes")))
-        .unwrap_or(false);
+    // Malformed JSON still says what it meant to be.
+    let is_graph = match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(v) => v.as_object().is_some_and(|o| o.contains_key("nodes")),
+        Err(_) => text.contains("\"nodes\""),
+    };
     let kind = if is_graph { "graph" } else { "eprogram" };
     let checked: Result<Option<thermoroute::model::Infeasible>, ModelError> = if is_graph {
         Graph::from_json(path, &text).map(|g| {

@@ -320,7 +320,7 @@ pub enum Priority {
 }
 
 /// QoS targets for one job, as fixed by the product brief.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Qos {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -343,6 +343,21 @@ pub struct Qos {
 
 fn one_usize() -> usize {
     1
+}
+
+impl Default for Qos {
+    /// No latency, energy or accuracy targets; reversible, batch, one at a time.
+    fn default() -> Self {
+        Qos {
+            latency_ms: None,
+            energy_j: None,
+            energy_relative: None,
+            accuracy: None,
+            risk: Risk::default(),
+            priority: Priority::default(),
+            batch_size: 1,
+        }
+    }
 }
 
 impl Graph {

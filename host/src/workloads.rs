@@ -39,7 +39,15 @@ pub fn pm_j_lattice(
             }
         })
         .collect();
-    let biases = (0..n).map(|_| rng.random_range(-bias..bias)).collect();
+    let biases = (0..n)
+        .map(|_| {
+            if bias > 0.0 {
+                rng.random_range(-bias..bias)
+            } else {
+                0.0
+            }
+        })
+        .collect();
     EProgram {
         ising: Some(Ising {
             n,

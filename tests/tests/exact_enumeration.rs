@@ -123,6 +123,16 @@ fn periodic_lattice_4x3() {
     check(&p, 3, "lattice");
 }
 
+#[test]
+fn periodic_lattices_with_uniform_degree() {
+    // Every spin has 4 neighbours: the kernel's fixed-degree path. The odd
+    // 3x3 torus is not bipartite (more than 2 colours), the 4x4 one is.
+    for (side, seed) in [(3, 31), (4, 32)] {
+        let p = thermoroute::workloads::pm_j_lattice(side, 0.45, 0.3, seed, SCHEDULE);
+        check(&p, seed, "torus");
+    }
+}
+
 fn mixed(seed: u64) -> EProgram {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     // 8 spins, then 3 categoricals (3, 4 and 3 states): 11 variables.

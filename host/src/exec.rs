@@ -246,6 +246,7 @@ fn run_node(graph: &Graph, i: usize, inputs: &Inputs<'_>, options: ExecOptions) 
                 SampleOptions {
                     seed,
                     threads: options.threads,
+                    ..Default::default()
                 },
             ) {
                 Ok(draws) => {

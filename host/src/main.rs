@@ -210,7 +210,7 @@ fn sample(
         Ok(p) => p,
         Err(e) => return Ok(report_model_error(&e)),
     };
-    let draws = match sampler::sample(&program, SampleOptions { seed, threads }) {
+    let draws = match sample_with_progress(&program, seed, threads, !json) {
         Ok(d) => d,
         Err(SampleError::Infeasible(inf)) => {
             eprintln!(
@@ -244,6 +244,50 @@ fn sample(
         print_sample_table(path, &report);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Samples, drawing a progress bar on stderr when it is a terminal and the
+/// run is long enough to need one.
+fn sample_with_progress(
+    program: &EProgram,
+    seed: u64,
+    threads: Option<usize>,
+    show: bool,
+) -> Result<sampler::Draws, SampleError> {
+    use std::io::IsTerminal;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let total = sampler::total_sweeps(&program.schedule);
+    let updates = total.saturating_mul(program.n_vars() as u64);
+    let show = show && std::io::stderr().is_terminal() && updates > 50_000_000;
+    let counter = AtomicU64::new(0);
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        if show {
+            scope.spawn(|| {
+                let bar = indicatif::ProgressBar::new(total).with_style(
+                    indicatif::ProgressStyle::with_template(
+                        "sampling {bar:40} {pos}/{len} sweeps  eta {eta}",
+                    )
+                    .expect("valid template"),
+                );
+                while !done.load(Ordering::Relaxed) {
+                    bar.set_position(counter.load(Ordering::Relaxed));
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                bar.finish_and_clear();
+            });
+        }
+        let result = sampler::sample(
+            program,
+            SampleOptions {
+                seed,
+                threads,
+                progress: Some(&counter),
+            },
+        );
+        done.store(true, Ordering::Relaxed);
+        result
+    })
 }
 
 fn fmt_opt(x: Option<f64>, digits: usize) -> String {
@@ -450,6 +494,7 @@ fn bench(
                 SampleOptions {
                     seed: 1,
                     threads: Some(t),
+                    ..Default::default()
                 },
             )?;
             let draws = sampler::sample(
@@ -457,6 +502,7 @@ fn bench(
                 SampleOptions {
                     seed: 1,
                     threads: Some(t),
+                    ..Default::default()
                 },
             )?;
             let rate = draws.spin_updates as f64 / draws.seconds;

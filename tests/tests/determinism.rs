@@ -19,6 +19,7 @@ fn same_seed_same_draws_with_1_and_2_threads() {
             SampleOptions {
                 seed: 17,
                 threads: Some(1),
+                ..Default::default()
             },
         )
         .unwrap();
@@ -27,6 +28,7 @@ fn same_seed_same_draws_with_1_and_2_threads() {
             SampleOptions {
                 seed: 17,
                 threads: Some(2),
+                ..Default::default()
             },
         )
         .unwrap();
@@ -40,6 +42,7 @@ fn same_seed_same_draws_with_1_and_2_threads() {
             SampleOptions {
                 seed: 18,
                 threads: Some(2),
+                ..Default::default()
             },
         )
         .unwrap();
@@ -59,6 +62,7 @@ fn chains_differ_from_each_other() {
         SampleOptions {
             seed: 3,
             threads: None,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -80,4 +84,26 @@ fn program_hash_is_canonical() {
     let mut r = p.clone();
     r.beta = 0.9;
     assert_ne!(p.canonical_hash(), r.canonical_hash());
+}
+
+#[test]
+fn progress_counts_every_sweep() {
+    for name in ["lattice-8x8.json", "one-hot-causes.json"] {
+        let p = load(name);
+        let counter = std::sync::atomic::AtomicU64::new(0);
+        sample(
+            &p,
+            SampleOptions {
+                seed: 1,
+                threads: None,
+                progress: Some(&counter),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            counter.into_inner(),
+            thermoroute::sampler::total_sweeps(&p.schedule),
+            "{name}"
+        );
+    }
 }

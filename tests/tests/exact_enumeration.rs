@@ -61,6 +61,7 @@ fn check(p: &EProgram, seed: u64, label: &str) {
         SampleOptions {
             seed,
             threads: None,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -210,6 +211,7 @@ fn exactly_k_constraint_holds_in_every_draw() {
         SampleOptions {
             seed: 2,
             threads: None,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -229,6 +231,7 @@ fn one_hot_holds_in_every_draw() {
         SampleOptions {
             seed: 8,
             threads: None,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -257,6 +260,7 @@ fn a_wrong_model_is_caught() {
         SampleOptions {
             seed: 1,
             threads: None,
+            ..Default::default()
         },
     )
     .unwrap();

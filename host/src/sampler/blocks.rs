@@ -11,7 +11,9 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{ChainKernel, greedy_colouring};
+use std::sync::atomic::AtomicU64;
+
+use super::{ChainKernel, greedy_colouring, sweeps};
 use crate::model::eprogram::VarKind;
 use crate::model::{EProgram, Schedule};
 
@@ -261,7 +263,13 @@ impl BlockPlan {
 }
 
 impl ChainKernel for BlockPlan {
-    fn run_chain(&self, schedule: &Schedule, rng: &mut ChaCha8Rng, out: &mut [i8]) -> u64 {
+    fn run_chain(
+        &self,
+        schedule: &Schedule,
+        rng: &mut ChaCha8Rng,
+        out: &mut [i8],
+        progress: &AtomicU64,
+    ) -> u64 {
         let mut state: Vec<u8> = self.clamped.iter().map(|c| c.unwrap_or(0)).collect();
         for b in &self.blocks {
             let m = b.members.len();
@@ -278,16 +286,16 @@ impl ChainKernel for BlockPlan {
                 }
             }
         };
-        for _ in 0..schedule.warmup {
-            sweep(&mut state, &mut logp, rng);
-        }
+        sweeps(schedule.warmup, progress, || {
+            sweep(&mut state, &mut logp, rng)
+        });
         for row in out
             .chunks_exact_mut(self.n_vars)
             .take(schedule.samples as usize)
         {
-            for _ in 0..schedule.steps_per_sample {
-                sweep(&mut state, &mut logp, rng);
-            }
+            sweeps(schedule.steps_per_sample, progress, || {
+                sweep(&mut state, &mut logp, rng)
+            });
             for (v, (r, &x)) in row.iter_mut().zip(&state).enumerate() {
                 *r = if self.is_spin[v] {
                     2 * x as i8 - 1

@@ -9,7 +9,9 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{ChainKernel, greedy_colouring};
+use std::sync::atomic::AtomicU64;
+
+use super::{ChainKernel, greedy_colouring, sweeps};
 use crate::model::{EProgram, Schedule};
 
 /// A pure Ising program compiled for the CPU kernel.
@@ -196,7 +198,13 @@ impl IsingPlan {
 }
 
 impl ChainKernel for IsingPlan {
-    fn run_chain(&self, schedule: &Schedule, rng: &mut ChaCha8Rng, out: &mut [i8]) -> u64 {
+    fn run_chain(
+        &self,
+        schedule: &Schedule,
+        rng: &mut ChaCha8Rng,
+        out: &mut [i8],
+        progress: &AtomicU64,
+    ) -> u64 {
         let n_free = self.free_to_var.len();
         let mut spins: Vec<f32> = (0..n_free)
             .map(|_| if rng.random::<bool>() { 1.0 } else { -1.0 })
@@ -209,16 +217,16 @@ impl ChainKernel for IsingPlan {
             .unwrap_or(0);
         let mut field = vec![0f32; widest];
         let mut noise = vec![0u32; widest];
-        for _ in 0..schedule.warmup {
-            self.sweep(&mut spins, &mut field, &mut noise, rng);
-        }
+        sweeps(schedule.warmup, progress, || {
+            self.sweep(&mut spins, &mut field, &mut noise, rng)
+        });
         for row in out
             .chunks_exact_mut(self.n_vars)
             .take(schedule.samples as usize)
         {
-            for _ in 0..schedule.steps_per_sample {
-                self.sweep(&mut spins, &mut field, &mut noise, rng);
-            }
+            sweeps(schedule.steps_per_sample, progress, || {
+                self.sweep(&mut spins, &mut field, &mut noise, rng)
+            });
             for (&v, &s) in self.free_to_var.iter().zip(&spins) {
                 row[v as usize] = if s > 0.0 { 1 } else { -1 };
             }

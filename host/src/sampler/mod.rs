@@ -18,6 +18,7 @@ pub mod blocks;
 pub mod exact;
 pub mod ising;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use rand::SeedableRng;
@@ -52,11 +53,29 @@ impl SampleError {
 
 /// How to run the sampler.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SampleOptions {
+pub struct SampleOptions<'a> {
     /// Master seed; chain `c` uses ChaCha8 stream `c` of this seed.
     pub seed: u64,
     /// Worker threads (`None`: rayon's default, one per core).
     pub threads: Option<usize>,
+    /// Incremented by the number of sweeps each chain completes (for
+    /// progress bars); read it from another thread while sampling runs.
+    pub progress: Option<&'a AtomicU64>,
+}
+
+impl SampleOptions<'_> {
+    /// Options with a seed and nothing else.
+    pub fn seeded(seed: u64) -> Self {
+        SampleOptions {
+            seed,
+            ..Default::default()
+        }
+    }
+}
+
+/// Total sweeps of all chains of a schedule (what `progress` counts up to).
+pub fn total_sweeps(schedule: &Schedule) -> u64 {
+    schedule.chains * (schedule.warmup + schedule.samples * schedule.steps_per_sample)
 }
 
 /// Draws from all chains, plus what it took to make them.
@@ -127,9 +146,16 @@ impl Draws {
 
 /// A compiled program that can run one chain.
 trait ChainKernel: Sync {
-    /// Runs one chain of `schedule`, writing `samples * n_vars` values into `out`.
+    /// Runs one chain of `schedule`, writing `samples * n_vars` values into
+    /// `out` and adding completed sweeps to `progress` now and then.
     /// Returns the number of updates done.
-    fn run_chain(&self, schedule: &Schedule, rng: &mut ChaCha8Rng, out: &mut [i8]) -> u64;
+    fn run_chain(
+        &self,
+        schedule: &Schedule,
+        rng: &mut ChaCha8Rng,
+        out: &mut [i8],
+        progress: &AtomicU64,
+    ) -> u64;
 }
 
 /// The RNG of chain `chain` for master seed `seed`.
@@ -164,6 +190,8 @@ fn run_chains(
     let chains = schedule.chains as usize;
     let samples = schedule.samples as usize;
     let mut values = vec![0i8; chains * samples * n_vars];
+    let unobserved = AtomicU64::new(0);
+    let progress = options.progress.unwrap_or(&unobserved);
     let start = Instant::now();
     let mut work = || -> u64 {
         values
@@ -171,7 +199,7 @@ fn run_chains(
             .enumerate()
             .map(|(c, out)| {
                 let mut rng = chain_rng(options.seed, c as u64);
-                kernel.run_chain(&schedule, &mut rng, out)
+                kernel.run_chain(&schedule, &mut rng, out, progress)
             })
             .sum()
     };
@@ -201,6 +229,20 @@ fn run_chains(
         spin_updates,
         seconds,
     })
+}
+
+/// Runs `sweep` `count` times, reporting to `progress` every 64 sweeps.
+pub(crate) fn sweeps(count: u64, progress: &AtomicU64, mut sweep: impl FnMut()) {
+    let mut pending = 0;
+    for _ in 0..count {
+        sweep();
+        pending += 1;
+        if pending == 64 {
+            progress.fetch_add(pending, Ordering::Relaxed);
+            pending = 0;
+        }
+    }
+    progress.fetch_add(pending, Ordering::Relaxed);
 }
 
 /// Greedy colouring of a graph given as adjacency lists: node `i` gets the

@@ -3,61 +3,72 @@
 
 use thermoroute::diagnostics::{Chains, ess_bulk, rhat_rank};
 
-#[test]
-fn rhat_and_ess_match_arviz() {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/diagnostics.json"
-    ))
-    .unwrap();
-    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let cases = doc["cases"].as_array().unwrap();
-    assert!(cases.len() >= 6);
-    for case in cases {
-        let name = case["name"].as_str().unwrap();
-        let rows: Vec<Vec<f64>> = serde_json::from_value(case["values"].clone()).unwrap();
-        let (chains, draws) = (rows.len(), rows[0].len());
-        let values: Vec<f64> = rows.concat();
+/// One fixture case: its name, its (chains x draws) values, ArviZ's R-hat and ESS.
+struct Case {
+    name: String,
+    rows: Vec<Vec<f64>>,
+    rhat: f64,
+    ess_bulk: f64,
+}
+
+impl Case {
+    /// (R-hat, bulk ESS) computed by thermoroute.
+    fn ours(&self) -> (f64, f64) {
+        let values = self.rows.concat();
         let x = Chains {
             values: &values,
-            chains,
-            draws,
+            chains: self.rows.len(),
+            draws: self.rows[0].len(),
         };
-        let (rhat, ess) = (rhat_rank(x), ess_bulk(x));
-        let want_rhat = case["rhat"].as_f64().unwrap();
-        let want_ess = case["ess_bulk"].as_f64().unwrap();
+        (rhat_rank(x), ess_bulk(x))
+    }
+}
+
+fn fixture() -> Vec<Case> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/diagnostics.json");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    doc["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| Case {
+            name: c["name"].as_str().unwrap().to_string(),
+            rows: serde_json::from_value(c["values"].clone()).unwrap(),
+            rhat: c["rhat"].as_f64().unwrap(),
+            ess_bulk: c["ess_bulk"].as_f64().unwrap(),
+        })
+        .collect()
+}
+
+#[test]
+fn rhat_and_ess_match_arviz() {
+    let cases = fixture();
+    assert!(cases.len() >= 6);
+    for case in &cases {
+        let (rhat, ess) = case.ours();
+        let name = &case.name;
         assert!(
-            (rhat - want_rhat).abs() < 1e-6,
-            "{name}: rhat {rhat} vs ArviZ {want_rhat}"
+            (rhat - case.rhat).abs() < 1e-6,
+            "{name}: rhat {rhat} vs ArviZ {}",
+            case.rhat
         );
         assert!(
-            (ess - want_ess).abs() < 1e-6,
-            "{name}: ess_bulk {ess} vs ArviZ {want_ess}"
+            (ess - case.ess_bulk).abs() < 1e-6,
+            "{name}: ess_bulk {ess} vs ArviZ {}",
+            case.ess_bulk
         );
     }
 }
 
 #[test]
 fn stuck_chains_have_large_rhat() {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/diagnostics.json"
-    ))
-    .unwrap();
-    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let case = doc["cases"]
-        .as_array()
-        .unwrap()
+    let cases = fixture();
+    let stuck = cases
         .iter()
-        .find(|c| c["name"] == "spins-stuck-modes")
+        .find(|c| c.name == "spins-stuck-modes")
         .unwrap();
-    let rows: Vec<Vec<f64>> = serde_json::from_value(case["values"].clone()).unwrap();
-    let values = rows.concat();
-    let rhat = rhat_rank(Chains {
-        values: &values,
-        chains: rows.len(),
-        draws: rows[0].len(),
-    });
+    let (rhat, _) = stuck.ours();
     assert!(
         rhat > 1.1,
         "chains stuck in different modes must be flagged, got R-hat {rhat}"

@@ -57,15 +57,7 @@ fn same_seed_same_draws_with_1_and_2_threads() {
 #[test]
 fn chains_differ_from_each_other() {
     let p = load("lattice-8x8.json");
-    let d = sample(
-        &p,
-        SampleOptions {
-            seed: 3,
-            threads: None,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let d = sample(&p, SampleOptions::seeded(3)).unwrap();
     let chain = |c: usize| &d.values[c * d.samples * d.n_vars..(c + 1) * d.samples * d.n_vars];
     assert_ne!(
         chain(0),

@@ -56,15 +56,7 @@ fn check(p: &EProgram, seed: u64, label: &str) {
     p.check(std::path::Path::new(label))
         .expect("test program is valid");
     let exact = exact_marginals(p).expect("small enough to enumerate");
-    let draws = sample(
-        p,
-        SampleOptions {
-            seed,
-            threads: None,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let draws = sample(p, SampleOptions::seeded(seed)).unwrap();
     let diag = diagnose(&draws);
     let got = draws.state_marginals();
     let mut worst = 0.0f64;
@@ -206,15 +198,7 @@ fn exactly_k_constraint_holds_in_every_draw() {
         k: Some(3),
     }];
     check(&p, 2, "exactly-k");
-    let draws = sample(
-        &p,
-        SampleOptions {
-            seed: 2,
-            threads: None,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let draws = sample(&p, SampleOptions::seeded(2)).unwrap();
     for c in 0..draws.chains {
         for s in 0..draws.samples {
             let up = (0..7).filter(|&v| draws.get(c, s, v) == 1).count();
@@ -226,15 +210,7 @@ fn exactly_k_constraint_holds_in_every_draw() {
 #[test]
 fn one_hot_holds_in_every_draw() {
     let p = mixed(4);
-    let draws = sample(
-        &p,
-        SampleOptions {
-            seed: 8,
-            threads: None,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let draws = sample(&p, SampleOptions::seeded(8)).unwrap();
     for c in 0..draws.chains {
         for s in 0..draws.samples {
             let up = [2, 4, 5, 6]
@@ -255,15 +231,7 @@ fn a_wrong_model_is_caught() {
     let mut q = p.clone();
     q.beta = 1.25;
     let exact = exact_marginals(&q).unwrap();
-    let draws = sample(
-        &p,
-        SampleOptions {
-            seed: 1,
-            threads: None,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let draws = sample(&p, SampleOptions::seeded(1)).unwrap();
     let diag = diagnose(&draws);
     let got = draws.state_marginals();
     let max_z = (0..10)

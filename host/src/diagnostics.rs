@@ -265,9 +265,16 @@ fn finite(x: f64) -> Option<f64> {
 /// their ±1 draws; a categorical variable on the indicator of each state,
 /// keeping the worst (largest R-hat, smallest ESS).
 pub fn diagnose(draws: &crate::sampler::Draws) -> Diagnostics {
-    let per_var: Vec<(f64, f64)> = (0..draws.n_vars)
-        .into_par_iter()
-        .map(|v| {
+    let all: Vec<usize> = (0..draws.n_vars).collect();
+    diagnose_vars(draws, &all)
+}
+
+/// Like [`diagnose`], for the listed variables only (entries follow `vars`);
+/// the cheap "basic" level under load diagnoses a spread-out subset.
+pub fn diagnose_vars(draws: &crate::sampler::Draws, vars: &[usize]) -> Diagnostics {
+    let per_var: Vec<(f64, f64)> = vars
+        .par_iter()
+        .map(|&v| {
             let series = draws.variable_series(v);
             let shape = |values: &[f64]| {
                 let x = Chains {

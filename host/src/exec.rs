@@ -19,25 +19,7 @@ use crate::model::graph::{ControlOp, Graph, NodeKind, SourceField};
 use crate::report::SampleReport;
 use crate::sampler::{self, SampleError, SampleOptions};
 
-/// Terminal status of a node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NodeStatus {
-    Completed,
-    /// Not run: on a branch not taken, or downstream of a node that did not complete.
-    Skipped,
-    Infeasible,
-    Failed,
-}
-
-/// Terminal status of a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobStatus {
-    Completed,
-    Infeasible,
-    Failed,
-}
+pub use crate::trace::{JobStatus, NodeStatus};
 
 /// What happened to one node.
 #[derive(Debug, Clone, Serialize)]
@@ -64,7 +46,7 @@ pub struct JobOutcome {
 
 /// A node's output value.
 #[derive(Debug, Clone)]
-enum Value {
+pub enum Value {
     Tensor(ArrayD<f64>),
     Samples { marginals: Vec<Option<f64>> },
     Bool(bool),
@@ -170,7 +152,8 @@ pub fn execute(graph: &Graph, options: ExecOptions) -> JobOutcome {
     }
 }
 
-type NodeResult = Result<(Value, serde_json::Value), (NodeStatus, String)>;
+/// A node's value and a JSON summary of it, or why it has none.
+pub type NodeResult = Result<(Value, serde_json::Value), (NodeStatus, String)>;
 
 fn failed(e: KernelError) -> (NodeStatus, String) {
     (NodeStatus::Failed, e.to_string())
@@ -221,25 +204,7 @@ fn run_node(graph: &Graph, i: usize, inputs: &Inputs<'_>, options: ExecOptions) 
         }
         NodeKind::Sample => {
             let spec = node.sample.as_ref().expect("validated payload");
-            let mut program = spec.program.clone();
-            for b in &spec.bias_from {
-                let x = tensor_input(&b.node)?;
-                if x.len() != b.vars.len() {
-                    return Err(failed(KernelError::Shape(format!(
-                        "bias_from {:?} gives {} values for {} spins",
-                        b.node,
-                        x.len(),
-                        b.vars.len()
-                    ))));
-                }
-                let ising = program
-                    .ising
-                    .as_mut()
-                    .expect("validated: bias targets are spins");
-                for (&v, &value) in b.vars.iter().zip(x.iter()) {
-                    ising.biases[v] += b.scale * value;
-                }
-            }
+            let program = conditioned_program(graph, i, inputs.values, inputs.index)?;
             let seed = spec.seed.wrapping_add(options.seed);
             match sampler::sample(
                 &program,
@@ -249,22 +214,7 @@ fn run_node(graph: &Graph, i: usize, inputs: &Inputs<'_>, options: ExecOptions) 
                     ..Default::default()
                 },
             ) {
-                Ok(draws) => {
-                    let report = SampleReport::new(&program, &draws, seed, "cpu");
-                    let summary = json!({
-                        "marginals": report.marginals,
-                        "max_rhat": report.diagnostics.max_rhat,
-                        "min_ess_bulk": report.diagnostics.min_ess_bulk,
-                        "program_hash": report.provenance.program_hash,
-                        "draws_hash": report.provenance.draws_hash,
-                    });
-                    Ok((
-                        Value::Samples {
-                            marginals: report.marginals,
-                        },
-                        summary,
-                    ))
-                }
+                Ok(draws) => Ok(sample_output(&program, &draws, seed, "cpu")),
                 Err(SampleError::Infeasible(inf)) => Err((
                     NodeStatus::Infeasible,
                     format!("{} ({})", inf.explanation, inf.constraint),
@@ -328,6 +278,72 @@ fn run_node(graph: &Graph, i: usize, inputs: &Inputs<'_>, options: ExecOptions) 
             ))
         }
     }
+}
+
+/// A sample node's program with its `bias_from` conditioning applied.
+pub fn conditioned_program(
+    graph: &Graph,
+    i: usize,
+    values: &HashMap<usize, Value>,
+    index: &HashMap<&str, usize>,
+) -> Result<crate::model::EProgram, (NodeStatus, String)> {
+    let spec = graph.nodes[i].sample.as_ref().expect("validated payload");
+    let inputs = Inputs { values, index };
+    let mut program = spec.program.clone();
+    for b in &spec.bias_from {
+        let x = inputs.tensor(&b.node)?;
+        if x.len() != b.vars.len() {
+            return Err(failed(KernelError::Shape(format!(
+                "bias_from {:?} gives {} values for {} spins",
+                b.node,
+                x.len(),
+                b.vars.len()
+            ))));
+        }
+        let ising = program
+            .ising
+            .as_mut()
+            .expect("validated: bias targets are spins");
+        for (&v, &value) in b.vars.iter().zip(x.iter()) {
+            ising.biases[v] += b.scale * value;
+        }
+    }
+    Ok(program)
+}
+
+/// The value and summary of a finished sample node.
+pub fn sample_output(
+    program: &crate::model::EProgram,
+    draws: &sampler::Draws,
+    seed: u64,
+    backend: &str,
+) -> (Value, serde_json::Value) {
+    let report = SampleReport::new(program, draws, seed, backend);
+    let summary = json!({
+        "marginals": report.marginals,
+        "samples": draws.samples,
+        "max_rhat": report.diagnostics.max_rhat,
+        "min_ess_bulk": report.diagnostics.min_ess_bulk,
+        "program_hash": report.provenance.program_hash,
+        "draws_hash": report.provenance.draws_hash,
+    });
+    (
+        Value::Samples {
+            marginals: report.marginals,
+        },
+        summary,
+    )
+}
+
+/// Runs one node whose inputs are in `values` (sample nodes in one go).
+pub fn run_one(
+    graph: &Graph,
+    i: usize,
+    values: &HashMap<usize, Value>,
+    index: &HashMap<&str, usize>,
+    options: ExecOptions,
+) -> NodeResult {
+    run_node(graph, i, &Inputs { values, index }, options)
 }
 
 fn preview(x: &ArrayD<f64>) -> Vec<f64> {

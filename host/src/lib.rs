@@ -8,8 +8,14 @@
 
 pub mod backends;
 pub mod diagnostics;
+pub mod engine;
 pub mod exec;
+pub mod hardware;
 pub mod model;
+pub mod perf;
+pub mod policy;
 pub mod report;
+pub mod review;
 pub mod sampler;
+pub mod trace;
 pub mod workloads;

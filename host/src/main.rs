@@ -1,5 +1,7 @@
 //! The `thermoroute` command line.
 
+mod cli;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,7 +10,6 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
-use thermoroute::exec::{self, ExecOptions, JobStatus};
 use thermoroute::model::eprogram::Schedule;
 use thermoroute::model::{EProgram, Graph, ModelError};
 use thermoroute::report::{DrawsFile, InfeasibleReport, SampleReport};
@@ -24,8 +25,9 @@ const EXIT_INFEASIBLE: u8 = 3;
     version,
     about = "Route mixed compute graphs (control, tensor, NN, energy-based sampling) to CPU, GPU or TSU under QoS constraints",
     long_about = "thermoroute samples energy-based programs (EPrograms) with chromatic block Gibbs \
-                  sampling, checks convergence (rank-normalised split R-hat, bulk ESS), and executes \
-                  workload graphs whose nodes feed each other.\n\n\
+                  sampling, checks convergence (rank-normalised split R-hat, bulk ESS), and routes \
+                  the nodes of workload graphs to CPU, GPU or TSU under QoS targets, gating every \
+                  side effect on the evidence behind it.\n\n\
                   Start with `thermoroute sample examples/programs/chain.json` or \
                   `thermoroute run examples/graphs/fraud-triage.json`."
 )]
@@ -72,19 +74,35 @@ enum Command {
         #[arg(value_enum)]
         which: Option<SchemaKind>,
     },
-    /// Execute a workload graph once, every node on the CPU, outputs flowing along edges.
+    /// Route and run jobs of workload graphs under QoS: routing, admission,
+    /// budgets, gating, failure handling and learning, on a virtual clock.
     ///
-    /// Exit codes: 0 completed, 1 bad input or a failed node, 3 infeasible.
-    Run {
-        /// Workload graph JSON file (see `thermoroute schema graph`).
-        graph: PathBuf,
-        /// Added to every sample node's seed.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+    /// Each graph is a job class. `--mode execute` (default) really runs every
+    /// node; `--mode simulate` models durations for fast what-if runs over
+    /// millions of jobs. Effects the gate holds wait in the review queue
+    /// (`thermoroute review list`).
+    ///
+    /// Exit codes: 0 finished (for one job: completed or rejected), 1 bad
+    /// input or (one job) failed, 3 (one job) infeasible.
+    Run(cli::RunArgs),
+    /// Explain from a trace why a node of a job went where it did.
+    Explain {
+        /// A trace written by `run --trace`.
+        trace: PathBuf,
         #[arg(long)]
-        threads: Option<usize>,
+        job: u64,
+        #[arg(long)]
+        node: String,
         #[arg(long)]
         json: bool,
+    },
+    /// List, approve or deny effects held for human review.
+    Review {
+        /// The review queue file.
+        #[arg(long, value_name = "FILE", default_value = thermoroute::review::DEFAULT_REVIEW_FILE)]
+        file: PathBuf,
+        #[command(subcommand)]
+        command: cli::ReviewCommand,
     },
     /// Measure sampler throughput (spin updates per second) on periodic ±J lattices.
     Bench {
@@ -154,12 +172,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             print_json(&doc)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run {
-            graph,
-            seed,
-            threads,
+        Command::Run(args) => cli::run(args),
+        Command::Explain {
+            trace,
+            job,
+            node,
             json,
-        } => run(&graph, seed, threads, json),
+        } => cli::explain(&trace, job, &node, json),
+        Command::Review { file, command } => cli::review(&file, command),
         Command::Bench {
             sizes,
             threads,
@@ -407,64 +427,6 @@ fn validate(path: &Path, json: bool) -> Result<ExitCode> {
         println!("{}: valid {kind}", path.display());
     }
     Ok(code)
-}
-
-fn run(path: &Path, seed: u64, threads: Option<usize>, json: bool) -> Result<ExitCode> {
-    let graph = match Graph::load(path) {
-        Ok(g) => g,
-        Err(e) => return Ok(report_model_error(&e)),
-    };
-    let outcome = exec::execute(&graph, ExecOptions { seed, threads });
-    if json {
-        print_json(&serde_json::json!({ "graph": path, "jobs": [outcome] }))?;
-    } else {
-        let mut table = Table::new();
-        table.load_preset(UTF8_FULL_CONDENSED);
-        table.set_header(vec![
-            "node",
-            "kind",
-            "backend",
-            "status",
-            "ms",
-            "output / explanation",
-        ]);
-        for n in &outcome.nodes {
-            let detail = n.explanation.clone().unwrap_or_else(|| {
-                let s = n.output.to_string();
-                if s.len() > 90 {
-                    format!("{}...", &s[..s.floor_char_boundary(87)])
-                } else {
-                    s
-                }
-            });
-            table.add_row(vec![
-                n.id.clone(),
-                n.kind.name().to_string(),
-                n.backend.to_string(),
-                format!("{:?}", n.status).to_lowercase(),
-                format!("{:.2}", n.seconds * 1e3),
-                detail,
-            ]);
-        }
-        println!("{table}");
-        println!(
-            "job: {}{}",
-            format!("{:?}", outcome.status).to_lowercase(),
-            outcome
-                .explanation
-                .as_deref()
-                .map(|e| format!(" ({e})"))
-                .unwrap_or_default()
-        );
-    }
-    if let Some(e) = &outcome.explanation {
-        eprintln!("{}: {e}", path.display());
-    }
-    Ok(match outcome.status {
-        JobStatus::Completed => ExitCode::SUCCESS,
-        JobStatus::Infeasible => ExitCode::from(EXIT_INFEASIBLE),
-        JobStatus::Failed => ExitCode::FAILURE,
-    })
 }
 
 fn bench(

@@ -1,3 +1,156 @@
-//! Backends that execute nodes. Only the CPU backend exists so far.
+//! Backends that execute nodes, behind one trait the engine drives in execute
+//! mode. The CPU backend serves the `cpu` and `cpu-ref` targets; the GPU
+//! (wgpu) and TSU (simulator driver) backends plug in through [`Backend`].
 
 pub mod cpu;
+
+use std::collections::HashMap;
+
+use crate::exec::{ExecOptions, NodeResult, Value};
+use crate::model::{EProgram, Graph};
+use crate::policy::Target;
+use crate::sampler::{Draws, SampleError, SamplerRun};
+
+/// A backend failure while starting or running work.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// The device cannot take work now; the engine falls back immediately.
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+    /// The work failed on the device; the engine falls back to another target.
+    #[error("backend error: {0}")]
+    Failed(String),
+}
+
+/// What one slice of sampling cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SliceCost {
+    /// Wall-clock seconds measured on the host.
+    pub seconds: f64,
+    /// Device cycles, for simulated hardware.
+    pub cycles: Option<u64>,
+    /// Energy, where the backend accounts for it itself.
+    pub energy_j: Option<f64>,
+}
+
+/// Sampling in progress: advanced slice by slice so the engine can preempt,
+/// time out or stop early at sweep boundaries without changing results.
+pub trait SamplingTask: Send {
+    /// Runs up to `sweeps` more sweeps of every chain.
+    fn advance(&mut self, sweeps: u64) -> Result<SliceCost, BackendError>;
+    fn sweeps_done(&self) -> u64;
+    fn total_sweeps(&self) -> u64;
+    fn samples_done(&self) -> usize;
+    fn total_samples(&self) -> usize;
+    fn is_done(&self) -> bool {
+        self.sweeps_done() >= self.total_sweeps()
+    }
+    /// Draws so far (every requested sample once done).
+    fn draws(&self) -> Draws;
+}
+
+/// A device driver the engine can run nodes on.
+pub trait Backend: Send {
+    /// The routing targets this backend serves.
+    fn targets(&self) -> &[Target];
+    /// Runs a deterministic node (tensor, nn, control, effect bookkeeping).
+    fn run_node(
+        &mut self,
+        graph: &Graph,
+        node: usize,
+        values: &HashMap<usize, Value>,
+        index: &HashMap<&str, usize>,
+    ) -> Result<NodeResult, BackendError>;
+    /// Starts sampling a (conditioned) program.
+    fn start_sampling(
+        &mut self,
+        program: &EProgram,
+        seed: u64,
+    ) -> Result<Result<Box<dyn SamplingTask>, SampleError>, BackendError>;
+}
+
+/// The CPU: ndarray kernels and the reference Gibbs sampler.
+#[derive(Debug, Default)]
+pub struct CpuBackend {
+    pub threads: Option<usize>,
+}
+
+impl Backend for CpuBackend {
+    fn targets(&self) -> &[Target] {
+        &[Target::Cpu, Target::CpuRef]
+    }
+
+    fn run_node(
+        &mut self,
+        graph: &Graph,
+        node: usize,
+        values: &HashMap<usize, Value>,
+        index: &HashMap<&str, usize>,
+    ) -> Result<NodeResult, BackendError> {
+        Ok(crate::exec::run_one(
+            graph,
+            node,
+            values,
+            index,
+            ExecOptions {
+                seed: 0,
+                threads: self.threads,
+            },
+        ))
+    }
+
+    fn start_sampling(
+        &mut self,
+        program: &EProgram,
+        seed: u64,
+    ) -> Result<Result<Box<dyn SamplingTask>, SampleError>, BackendError> {
+        Ok(SamplerRun::new(program, seed).map(|run| {
+            Box::new(CpuSampling {
+                run,
+                threads: self.threads,
+                total_samples: program.schedule.samples as usize,
+            }) as Box<dyn SamplingTask>
+        }))
+    }
+}
+
+struct CpuSampling {
+    run: SamplerRun,
+    threads: Option<usize>,
+    total_samples: usize,
+}
+
+impl SamplingTask for CpuSampling {
+    fn advance(&mut self, sweeps: u64) -> Result<SliceCost, BackendError> {
+        let start = std::time::Instant::now();
+        self.run
+            .advance(sweeps, self.threads, None)
+            .map_err(|e| BackendError::Failed(e.to_string()))?;
+        Ok(SliceCost {
+            seconds: start.elapsed().as_secs_f64(),
+            cycles: None,
+            energy_j: None,
+        })
+    }
+
+    fn sweeps_done(&self) -> u64 {
+        self.run.sweeps_done()
+    }
+
+    fn total_sweeps(&self) -> u64 {
+        self.run.total_sweeps_per_chain()
+    }
+
+    fn samples_done(&self) -> usize {
+        self.run.samples_done()
+    }
+
+    fn total_samples(&self) -> usize {
+        self.total_samples
+    }
+
+    fn draws(&self) -> Draws {
+        self.run.draws()
+    }
+}

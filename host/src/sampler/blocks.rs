@@ -11,11 +11,9 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use std::sync::atomic::AtomicU64;
-
-use super::{ChainKernel, greedy_colouring, sweeps};
+use super::{ChainKernel, ChainState, greedy_colouring};
+use crate::model::EProgram;
 use crate::model::eprogram::VarKind;
-use crate::model::{EProgram, Schedule};
 
 #[derive(Debug, Clone)]
 struct Block {
@@ -43,7 +41,6 @@ struct TableFactor {
 /// A general program compiled for the block kernel.
 #[derive(Debug, Clone)]
 pub struct BlockPlan {
-    n_vars: usize,
     is_spin: Vec<bool>,
     /// beta-scaled unary log-potential per (variable, state), at `unary_at[v]`.
     unary: Vec<f64>,
@@ -192,7 +189,6 @@ impl BlockPlan {
             colours[c as usize].push(b as u32);
         }
         BlockPlan {
-            n_vars,
             is_spin,
             unary,
             unary_at,
@@ -263,13 +259,7 @@ impl BlockPlan {
 }
 
 impl ChainKernel for BlockPlan {
-    fn run_chain(
-        &self,
-        schedule: &Schedule,
-        rng: &mut ChaCha8Rng,
-        out: &mut [i8],
-        progress: &AtomicU64,
-    ) -> u64 {
+    fn start(&self, rng: &mut ChaCha8Rng) -> ChainState {
         let mut state: Vec<u8> = self.clamped.iter().map(|c| c.unwrap_or(0)).collect();
         for b in &self.blocks {
             let m = b.members.len();
@@ -278,34 +268,38 @@ impl ChainKernel for BlockPlan {
                 state[v as usize] = x;
             }
         }
-        let mut logp = Vec::new();
-        let sweep = |state: &mut [u8], logp: &mut Vec<f64>, rng: &mut ChaCha8Rng| {
-            for colour in &self.colours {
-                for &b in colour {
-                    self.update_block(&self.blocks[b as usize], state, logp, rng);
-                }
-            }
+        ChainState::Blocks {
+            state,
+            logp: Vec::new(),
+        }
+    }
+
+    fn sweep(&self, chain: &mut ChainState, rng: &mut ChaCha8Rng) {
+        let ChainState::Blocks { state, logp } = chain else {
+            unreachable!("a block plan runs block states")
         };
-        sweeps(schedule.warmup, progress, || {
-            sweep(&mut state, &mut logp, rng)
-        });
-        for row in out
-            .chunks_exact_mut(self.n_vars)
-            .take(schedule.samples as usize)
-        {
-            sweeps(schedule.steps_per_sample, progress, || {
-                sweep(&mut state, &mut logp, rng)
-            });
-            for (v, (r, &x)) in row.iter_mut().zip(&state).enumerate() {
-                *r = if self.is_spin[v] {
-                    2 * x as i8 - 1
-                } else {
-                    x as i8
-                };
+        for colour in &self.colours {
+            for &b in colour {
+                self.update_block(&self.blocks[b as usize], state, logp, rng);
             }
         }
-        let updated: u64 = self.blocks.iter().map(|b| b.members.len() as u64).sum();
-        (schedule.warmup + schedule.samples * schedule.steps_per_sample) * updated
+    }
+
+    fn record(&self, chain: &ChainState, row: &mut [i8]) {
+        let ChainState::Blocks { state, .. } = chain else {
+            unreachable!("a block plan runs block states")
+        };
+        for (v, (r, &x)) in row.iter_mut().zip(state).enumerate() {
+            *r = if self.is_spin[v] {
+                2 * x as i8 - 1
+            } else {
+                x as i8
+            };
+        }
+    }
+
+    fn updates_per_sweep(&self) -> u64 {
+        self.blocks.iter().map(|b| b.members.len() as u64).sum()
     }
 }
 

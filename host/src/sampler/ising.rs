@@ -9,15 +9,12 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use std::sync::atomic::AtomicU64;
-
-use super::{ChainKernel, greedy_colouring, sweeps};
-use crate::model::{EProgram, Schedule};
+use super::{ChainKernel, ChainState, greedy_colouring};
+use crate::model::EProgram;
 
 /// A pure Ising program compiled for the CPU kernel.
 #[derive(Debug, Clone)]
 pub struct IsingPlan {
-    n_vars: usize,
     /// Original variable index of each free spin, free spins ordered by colour.
     free_to_var: Vec<u32>,
     /// Half-open ranges of free-spin indices, one per colour.
@@ -119,7 +116,6 @@ impl IsingPlan {
             _ => None,
         };
         IsingPlan {
-            n_vars: n,
             free_to_var,
             colours,
             row_ptr,
@@ -198,15 +194,9 @@ impl IsingPlan {
 }
 
 impl ChainKernel for IsingPlan {
-    fn run_chain(
-        &self,
-        schedule: &Schedule,
-        rng: &mut ChaCha8Rng,
-        out: &mut [i8],
-        progress: &AtomicU64,
-    ) -> u64 {
+    fn start(&self, rng: &mut ChaCha8Rng) -> ChainState {
         let n_free = self.free_to_var.len();
-        let mut spins: Vec<f32> = (0..n_free)
+        let spins: Vec<f32> = (0..n_free)
             .map(|_| if rng.random::<bool>() { 1.0 } else { -1.0 })
             .collect();
         let widest = self
@@ -215,27 +205,39 @@ impl ChainKernel for IsingPlan {
             .map(|&(lo, hi)| hi - lo)
             .max()
             .unwrap_or(0);
-        let mut field = vec![0f32; widest];
-        let mut noise = vec![0u32; widest];
-        sweeps(schedule.warmup, progress, || {
-            self.sweep(&mut spins, &mut field, &mut noise, rng)
-        });
-        for row in out
-            .chunks_exact_mut(self.n_vars)
-            .take(schedule.samples as usize)
-        {
-            sweeps(schedule.steps_per_sample, progress, || {
-                self.sweep(&mut spins, &mut field, &mut noise, rng)
-            });
-            for (&v, &s) in self.free_to_var.iter().zip(&spins) {
-                row[v as usize] = if s > 0.0 { 1 } else { -1 };
-            }
-            for &(v, s) in &self.clamped {
-                row[v as usize] = s;
-            }
+        ChainState::Spins {
+            spins,
+            field: vec![0f32; widest],
+            noise: vec![0u32; widest],
         }
-        let sweeps = schedule.warmup + schedule.samples * schedule.steps_per_sample;
-        sweeps * n_free as u64
+    }
+
+    fn sweep(&self, state: &mut ChainState, rng: &mut ChaCha8Rng) {
+        let ChainState::Spins {
+            spins,
+            field,
+            noise,
+        } = state
+        else {
+            unreachable!("an Ising plan runs spin states")
+        };
+        IsingPlan::sweep(self, spins, field, noise, rng);
+    }
+
+    fn record(&self, state: &ChainState, row: &mut [i8]) {
+        let ChainState::Spins { spins, .. } = state else {
+            unreachable!("an Ising plan runs spin states")
+        };
+        for (&v, &s) in self.free_to_var.iter().zip(spins) {
+            row[v as usize] = if s > 0.0 { 1 } else { -1 };
+        }
+        for &(v, s) in &self.clamped {
+            row[v as usize] = s;
+        }
+    }
+
+    fn updates_per_sweep(&self) -> u64 {
+        self.free_to_var.len() as u64
     }
 }
 
@@ -262,6 +264,7 @@ pub fn fast_exp(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Schedule;
     use crate::workloads::pm_j_lattice;
 
     const SCHEDULE: Schedule = Schedule {

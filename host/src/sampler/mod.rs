@@ -144,18 +144,28 @@ impl Draws {
     }
 }
 
-/// A compiled program that can run one chain.
-trait ChainKernel: Sync {
-    /// Runs one chain of `schedule`, writing `samples * n_vars` values into
-    /// `out` and adding completed sweeps to `progress` now and then.
-    /// Returns the number of updates done.
-    fn run_chain(
-        &self,
-        schedule: &Schedule,
-        rng: &mut ChaCha8Rng,
-        out: &mut [i8],
-        progress: &AtomicU64,
-    ) -> u64;
+/// The state of one chain, with the scratch buffers its sweeps reuse.
+pub(crate) enum ChainState {
+    Spins {
+        spins: Vec<f32>,
+        field: Vec<f32>,
+        noise: Vec<u32>,
+    },
+    Blocks {
+        state: Vec<u8>,
+        logp: Vec<f64>,
+    },
+}
+
+/// A compiled program: draws a chain's initial state, sweeps it, records it.
+trait ChainKernel: Sync + Send {
+    /// A random initial state (the first draws of the chain's RNG).
+    fn start(&self, rng: &mut ChaCha8Rng) -> ChainState;
+    /// Updates every free variable once.
+    fn sweep(&self, state: &mut ChainState, rng: &mut ChaCha8Rng);
+    /// Writes the state as one draw (`n_vars` values).
+    fn record(&self, state: &ChainState, row: &mut [i8]);
+    fn updates_per_sweep(&self) -> u64;
 }
 
 /// The RNG of chain `chain` for master seed `seed`.
@@ -167,82 +177,212 @@ pub fn chain_rng(seed: u64, chain: u64) -> ChaCha8Rng {
 
 /// Samples a validated program on the CPU.
 pub fn sample(program: &EProgram, options: SampleOptions) -> Result<Draws, SampleError> {
-    let issues = program.issues("$");
-    if let Some(first) = issues.first() {
-        return Err(SampleError::Invalid(first.to_string()));
+    let mut run = SamplerRun::new(program, options.seed)?;
+    run.advance(u64::MAX, options.threads, options.progress)?;
+    Ok(run.draws())
+}
+
+struct Chain {
+    rng: ChaCha8Rng,
+    state: ChainState,
+    sweeps_done: u64,
+}
+
+/// A sampling run that advances in slices and can stop at any sweep
+/// boundary; slicing never changes the draws (same seed, same draws as
+/// [`sample`]), which is what lets the scheduler preempt, time out or stop
+/// sampling early and resume it with identical results.
+pub struct SamplerRun {
+    kernel: Box<dyn ChainKernel>,
+    schedule: Schedule,
+    n_vars: usize,
+    states: Vec<usize>,
+    is_spin: Vec<bool>,
+    chains: Vec<Chain>,
+    /// `values[(chain * samples + sample) * n_vars + var]`, filled as recorded.
+    values: Vec<i8>,
+    spin_updates: u64,
+    seconds: f64,
+    pool: Option<(usize, rayon::ThreadPool)>,
+}
+
+impl std::fmt::Debug for SamplerRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SamplerRun")
+            .field("schedule", &self.schedule)
+            .field("sweeps_done", &self.sweeps_done())
+            .finish_non_exhaustive()
     }
-    program.feasibility("$").map_err(SampleError::Infeasible)?;
-    let kernel: Box<dyn ChainKernel> = if program.is_pure_ising() {
-        Box::new(ising::IsingPlan::compile(program))
-    } else {
-        Box::new(blocks::BlockPlan::compile(program))
-    };
-    run_chains(program, kernel.as_ref(), options)
 }
 
-fn run_chains(
-    program: &EProgram,
-    kernel: &dyn ChainKernel,
-    options: SampleOptions,
-) -> Result<Draws, SampleError> {
-    let schedule = program.schedule;
-    let n_vars = program.n_vars();
-    let chains = schedule.chains as usize;
-    let samples = schedule.samples as usize;
-    let mut values = vec![0i8; chains * samples * n_vars];
-    let unobserved = AtomicU64::new(0);
-    let progress = options.progress.unwrap_or(&unobserved);
-    let start = Instant::now();
-    let mut work = || -> u64 {
-        values
-            .par_chunks_mut((samples * n_vars).max(1))
-            .enumerate()
-            .map(|(c, out)| {
-                let mut rng = chain_rng(options.seed, c as u64);
-                kernel.run_chain(&schedule, &mut rng, out, progress)
+impl SamplerRun {
+    /// Validates (as [`sample`] does), compiles, and seeds every chain.
+    pub fn new(program: &EProgram, seed: u64) -> Result<Self, SampleError> {
+        let issues = program.issues("$");
+        if let Some(first) = issues.first() {
+            return Err(SampleError::Invalid(first.to_string()));
+        }
+        program.feasibility("$").map_err(SampleError::Infeasible)?;
+        let kernel: Box<dyn ChainKernel> = if program.is_pure_ising() {
+            Box::new(ising::IsingPlan::compile(program))
+        } else {
+            Box::new(blocks::BlockPlan::compile(program))
+        };
+        let schedule = program.schedule;
+        let n_vars = program.n_vars();
+        let chains = (0..schedule.chains)
+            .map(|c| {
+                let mut rng = chain_rng(seed, c);
+                let state = kernel.start(&mut rng);
+                Chain {
+                    rng,
+                    state,
+                    sweeps_done: 0,
+                }
             })
-            .sum()
-    };
-    let spin_updates = match options.threads {
-        None => work(),
-        Some(threads) => rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| SampleError::Threads {
-                threads,
-                reason: e.to_string(),
-            })?
-            .install(work),
-    };
-    let seconds = start.elapsed().as_secs_f64();
-    let states = (0..n_vars).map(|v| program.var_kind(v).states()).collect();
-    let is_spin = (0..n_vars)
-        .map(|v| program.var_kind(v) == crate::model::VarKind::Spin)
-        .collect();
-    Ok(Draws {
-        chains,
-        samples,
-        n_vars,
-        states,
-        is_spin,
-        values,
-        spin_updates,
-        seconds,
-    })
+            .collect();
+        Ok(SamplerRun {
+            schedule,
+            n_vars,
+            states: (0..n_vars).map(|v| program.var_kind(v).states()).collect(),
+            is_spin: (0..n_vars)
+                .map(|v| program.var_kind(v) == crate::model::VarKind::Spin)
+                .collect(),
+            chains,
+            values: vec![0i8; (schedule.chains * schedule.samples) as usize * n_vars],
+            spin_updates: 0,
+            seconds: 0.0,
+            pool: None,
+            kernel,
+        })
+    }
+
+    /// Sweeps each chain does in total (warmup + samples * steps_per_sample).
+    pub fn total_sweeps_per_chain(&self) -> u64 {
+        self.schedule.warmup + self.schedule.samples * self.schedule.steps_per_sample
+    }
+
+    /// Sweeps each chain has done (all chains advance together).
+    pub fn sweeps_done(&self) -> u64 {
+        self.chains.first().map_or(0, |c| c.sweeps_done)
+    }
+
+    /// Complete samples per chain recorded so far.
+    pub fn samples_done(&self) -> usize {
+        let after_warmup = self.sweeps_done().saturating_sub(self.schedule.warmup);
+        (after_warmup / self.schedule.steps_per_sample.max(1)) as usize
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.sweeps_done() >= self.total_sweeps_per_chain()
+    }
+
+    /// Advances every chain by up to `sweeps` more sweeps, chains in
+    /// parallel. Returns the updates done in this call.
+    pub fn advance(
+        &mut self,
+        sweeps: u64,
+        threads: Option<usize>,
+        progress: Option<&AtomicU64>,
+    ) -> Result<u64, SampleError> {
+        let unobserved = AtomicU64::new(0);
+        let progress = progress.unwrap_or(&unobserved);
+        let start = Instant::now();
+        let (kernel, schedule, n_vars) = (self.kernel.as_ref(), self.schedule, self.n_vars);
+        let row_len = (schedule.samples as usize * n_vars).max(1);
+        let chains = &mut self.chains;
+        let values = &mut self.values;
+        let mut work = move || -> u64 {
+            values
+                .par_chunks_mut(row_len)
+                .zip(chains.par_iter_mut())
+                .map(|(out, chain)| {
+                    advance_chain(kernel, &schedule, n_vars, chain, sweeps, out, progress)
+                })
+                .sum()
+        };
+        let updates = match threads {
+            None => work(),
+            Some(threads) => {
+                if self.pool.as_ref().is_none_or(|(t, _)| *t != threads) {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .map_err(|e| SampleError::Threads {
+                            threads,
+                            reason: e.to_string(),
+                        })?;
+                    self.pool = Some((threads, pool));
+                }
+                let (_, pool) = self.pool.as_ref().expect("pool just built");
+                pool.install(work)
+            }
+        };
+        self.spin_updates += updates;
+        self.seconds += start.elapsed().as_secs_f64();
+        Ok(updates)
+    }
+
+    /// The draws so far: the first [`samples_done`](Self::samples_done)
+    /// samples of every chain (all of them once done).
+    pub fn draws(&self) -> Draws {
+        let chains = self.chains.len();
+        let samples = self.samples_done().min(self.schedule.samples as usize);
+        let full = self.schedule.samples as usize;
+        let values = if samples == full {
+            self.values.clone()
+        } else {
+            let mut v = Vec::with_capacity(chains * samples * self.n_vars);
+            for c in 0..chains {
+                let start = c * full * self.n_vars;
+                v.extend_from_slice(&self.values[start..start + samples * self.n_vars]);
+            }
+            v
+        };
+        Draws {
+            chains,
+            samples,
+            n_vars: self.n_vars,
+            states: self.states.clone(),
+            is_spin: self.is_spin.clone(),
+            values,
+            spin_updates: self.spin_updates,
+            seconds: self.seconds,
+        }
+    }
 }
 
-/// Runs `sweep` `count` times, reporting to `progress` every 64 sweeps.
-pub(crate) fn sweeps(count: u64, progress: &AtomicU64, mut sweep: impl FnMut()) {
+/// Runs up to `budget` sweeps of one chain from where it stopped, recording
+/// a draw after every `steps_per_sample`-th sweep past warmup.
+fn advance_chain(
+    kernel: &dyn ChainKernel,
+    schedule: &Schedule,
+    n_vars: usize,
+    chain: &mut Chain,
+    budget: u64,
+    out: &mut [i8],
+    progress: &AtomicU64,
+) -> u64 {
+    let total = schedule.warmup + schedule.samples * schedule.steps_per_sample;
+    let start = chain.sweeps_done;
+    let end = total.min(start.saturating_add(budget));
     let mut pending = 0;
-    for _ in 0..count {
-        sweep();
+    while chain.sweeps_done < end {
+        kernel.sweep(&mut chain.state, &mut chain.rng);
+        chain.sweeps_done += 1;
         pending += 1;
         if pending == 64 {
             progress.fetch_add(pending, Ordering::Relaxed);
             pending = 0;
         }
+        let p = chain.sweeps_done;
+        if p > schedule.warmup && (p - schedule.warmup).is_multiple_of(schedule.steps_per_sample) {
+            let k = ((p - schedule.warmup) / schedule.steps_per_sample - 1) as usize;
+            kernel.record(&chain.state, &mut out[k * n_vars..(k + 1) * n_vars]);
+        }
     }
     progress.fetch_add(pending, Ordering::Relaxed);
+    (end - start) * kernel.updates_per_sweep()
 }
 
 /// Greedy colouring of a graph given as adjacency lists: node `i` gets the

@@ -1,0 +1,271 @@
+//! A job class compiled for the engine: per node, its candidates, cached
+//! eligibility verdicts, priors, the simulated truth, performance-table slots
+//! and its share of the latency budget (HEFT-style upward ranks).
+
+use std::collections::HashMap;
+
+use super::JobClass;
+use crate::hardware::Hardware;
+use crate::model::Graph;
+use crate::model::graph::NodeKind;
+use crate::perf::{PerfTables, Service, prior, summarise};
+use crate::policy::{BackendLimits, Ineligible, NodeSummary, Policy, Target};
+use crate::trace::NodeBudget;
+
+pub(super) struct NodePlan {
+    pub summary: NodeSummary,
+    pub preds: Vec<u32>,
+    pub succs: Vec<u32>,
+    pub targets: Vec<Target>,
+    /// Policy verdict per target (empty: eligible).
+    pub verdicts: Vec<Vec<Ineligible>>,
+    pub prior: Vec<Service>,
+    /// What simulate mode draws around: the state file's learned figures
+    /// when it has them, the prior otherwise.
+    pub truth: Vec<Service>,
+    /// Performance-table slot per target.
+    pub slots: Vec<usize>,
+    /// Latest completion for this node, as a fraction of the job's latency target.
+    pub deadline_fraction: f64,
+    /// This node's own share of the critical path (for its timeout).
+    pub own_fraction: f64,
+    /// Cheapest energy any eligible target is expected to need.
+    pub min_energy_j: f64,
+    /// Energy on the CPU (the all-CPU baseline).
+    pub cpu_energy_j: f64,
+    pub program_hash: Option<String>,
+    /// Upstream nodes whose evidence an effect is judged on.
+    pub evidence_nodes: Vec<u32>,
+}
+
+impl NodePlan {
+    /// Position of `target` in this node's candidate list.
+    pub fn target_slot(&self, target: Target) -> usize {
+        self.targets
+            .iter()
+            .position(|&t| t == target)
+            .expect("a node only runs on its candidates")
+    }
+}
+
+pub(super) struct ClassPlan {
+    pub name: String,
+    pub graph: Graph,
+    pub index: HashMap<String, usize>,
+    pub nodes: Vec<NodePlan>,
+    pub entry_nodes: Vec<u32>,
+    /// A clamp that contradicts a hard constraint: every job is infeasible.
+    pub static_infeasible: Option<(usize, String)>,
+    /// Energy of the whole job on the CPU (the baseline of `energy_relative`).
+    pub cpu_energy_j: f64,
+}
+
+impl ClassPlan {
+    pub fn compile(
+        class: JobClass,
+        hw: &Hardware,
+        policy: &Policy,
+        tables: &mut PerfTables,
+        truth_tables: &PerfTables,
+    ) -> Self {
+        let graph = class.graph;
+        let summaries = summarise(&graph);
+        let index: HashMap<String, usize> = graph
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id.clone(), i))
+            .collect();
+        let n = graph.nodes.len();
+        let mut preds: Vec<Vec<u32>> = vec![Vec::new(); n];
+        let mut succs: Vec<Vec<u32>> = vec![Vec::new(); n];
+        for (i, node) in graph.nodes.iter().enumerate() {
+            for input in &node.inputs {
+                if let Some(&j) = index.get(input) {
+                    preds[i].push(j as u32);
+                    succs[j].push(i as u32);
+                }
+            }
+        }
+        let mut nodes: Vec<NodePlan> = Vec::with_capacity(n);
+        for (i, summary) in summaries.into_iter().enumerate() {
+            let node = &graph.nodes[i];
+            let targets: Vec<Target> = Target::candidates(node.kind).to_vec();
+            let prior_of: Vec<Service> = targets.iter().map(|&t| prior(hw, &summary, t)).collect();
+            let slots = targets
+                .iter()
+                .zip(&prior_of)
+                .map(|(&t, &p)| tables.slot(t, &summary.class, p))
+                .collect();
+            let truth = targets
+                .iter()
+                .zip(&prior_of)
+                .map(|(&t, &p)| {
+                    truth_tables
+                        .entries()
+                        .iter()
+                        .find(|e| e.target == t && e.class == summary.class && e.total > 0)
+                        .map_or(p, |e| Service {
+                            mean_ms: e.mean_ms,
+                            p95_ms: e.p95_ms,
+                            energy_j: e.energy_j,
+                            error: p.error,
+                        })
+                })
+                .collect();
+            let cpu_energy_j = targets
+                .iter()
+                .zip(&prior_of)
+                .find(|(t, _)| matches!(t, Target::Cpu | Target::CpuRef))
+                .map_or(0.0, |(_, p)| p.energy_j);
+            nodes.push(NodePlan {
+                summary,
+                preds: std::mem::take(&mut preds[i]),
+                succs: std::mem::take(&mut succs[i]),
+                targets,
+                verdicts: Vec::new(),
+                prior: prior_of,
+                truth,
+                slots,
+                deadline_fraction: 1.0,
+                own_fraction: 1.0,
+                min_energy_j: 0.0,
+                cpu_energy_j,
+                program_hash: node.sample.as_ref().map(|s| s.program.canonical_hash()),
+                evidence_nodes: Vec::new(),
+            });
+        }
+        // Effects are judged on everything upstream of them.
+        for i in 0..n {
+            if graph.nodes[i].kind == NodeKind::Effect {
+                let mut seen = vec![false; n];
+                let mut stack: Vec<u32> = nodes[i].preds.clone();
+                while let Some(p) = stack.pop() {
+                    if !std::mem::replace(&mut seen[p as usize], true) {
+                        stack.extend(nodes[p as usize].preds.iter().copied());
+                    }
+                }
+                nodes[i].evidence_nodes = (0..n as u32).filter(|&p| seen[p as usize]).collect();
+            }
+        }
+        let static_infeasible = graph.nodes.iter().enumerate().find_map(|(i, node)| {
+            let spec = node.sample.as_ref()?;
+            spec.program.feasibility("$").err().map(|inf| {
+                (
+                    i,
+                    format!(
+                        "node {:?}: {} ({})",
+                        node.id, inf.explanation, inf.constraint
+                    ),
+                )
+            })
+        });
+        let entry_nodes = (0..n as u32)
+            .filter(|&i| nodes[i as usize].preds.is_empty())
+            .rev()
+            .collect();
+        let cpu_energy_j = nodes.iter().map(|p| p.cpu_energy_j).sum();
+        let mut plan = ClassPlan {
+            name: class.name,
+            graph,
+            index,
+            nodes,
+            entry_nodes,
+            static_infeasible,
+            cpu_energy_j,
+        };
+        let native = Policy::native(hw);
+        plan.refresh_verdicts(hw, policy, &native);
+        plan
+    }
+
+    /// Re-asks the eligibility policy (after a policy swap) and recomputes
+    /// what depends on eligibility: budget shares and minimum energies.
+    pub fn refresh_verdicts(&mut self, hw: &Hardware, policy: &Policy, native: &Policy) {
+        let qos = self.graph.qos;
+        for np in &mut self.nodes {
+            np.verdicts = np
+                .targets
+                .iter()
+                .map(|&t| {
+                    let limits = BackendLimits::of(t, hw);
+                    policy
+                        .eligibility
+                        .verdict(&np.summary, &qos, t, &limits)
+                        .or_else(|_| native.eligibility.verdict(&np.summary, &qos, t, &limits))
+                        .unwrap_or_default()
+                })
+                .collect();
+        }
+        // Upward ranks over the average service time of usable targets.
+        let usable = |np: &NodePlan, k: usize| {
+            np.verdicts[k].is_empty() && hw.slots(np.targets[k].device()) > 0
+        };
+        let work: Vec<f64> = self
+            .nodes
+            .iter()
+            .map(|np| {
+                let times: Vec<f64> = (0..np.targets.len())
+                    .filter(|&k| usable(np, k))
+                    .map(|k| np.prior[k].mean_ms)
+                    .collect();
+                if times.is_empty() {
+                    0.0
+                } else {
+                    times.iter().sum::<f64>() / times.len() as f64
+                }
+            })
+            .collect();
+        let order = self.graph.topological_order();
+        let mut rank = vec![0.0f64; self.nodes.len()];
+        for &i in order.iter().rev() {
+            let down = self.nodes[i]
+                .succs
+                .iter()
+                .map(|&s| rank[s as usize])
+                .fold(0.0, f64::max);
+            rank[i] = work[i] + down;
+        }
+        let critical = rank.iter().copied().fold(0.0, f64::max);
+        for (i, np) in self.nodes.iter_mut().enumerate() {
+            if critical > 0.0 {
+                np.deadline_fraction = ((critical - rank[i] + work[i]) / critical).clamp(0.0, 1.0);
+                np.own_fraction = work[i] / critical;
+            }
+            np.min_energy_j = (0..np.targets.len())
+                .filter(|&k| usable(np, k))
+                .map(|k| np.prior[k].energy_j)
+                .fold(f64::INFINITY, f64::min);
+            if !np.min_energy_j.is_finite() {
+                np.min_energy_j = 0.0;
+            }
+        }
+    }
+
+    /// The node's budgets at decision time. `spent_j` is the job's energy so
+    /// far and `reserve_j` the least the job's other open nodes will need.
+    pub fn budget(
+        &self,
+        node: usize,
+        hw: &Hardware,
+        elapsed_ms: f64,
+        spent_j: f64,
+        reserve_j: f64,
+    ) -> NodeBudget {
+        let qos = &self.graph.qos;
+        let np = &self.nodes[node];
+        let energy_total = qos
+            .energy_j
+            .or(qos.energy_relative.map(|r| r * self.cpu_energy_j));
+        NodeBudget {
+            deadline_p50_ms: qos.latency_ms.map(|l| l.p50 * np.deadline_fraction),
+            deadline_p95_ms: qos.latency_ms.map(|l| l.p95 * np.deadline_fraction),
+            energy_j: energy_total.map(|e| e - spent_j - reserve_j),
+            max_error: qos.accuracy.map(|a| a.max_error),
+            timeout_ms: qos.latency_ms.map_or(hw.budgets.default_timeout_ms, |l| {
+                (hw.budgets.timeout_factor * l.p95 * np.own_fraction).max(1.0)
+            }),
+            elapsed_ms,
+        }
+    }
+}

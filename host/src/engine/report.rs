@@ -1,0 +1,222 @@
+//! What a run reports: per job (when recorded), per job class, per node.
+
+use serde::Serialize;
+
+use super::plan::ClassPlan;
+use super::{Counters, Engine, Mode};
+use crate::model::graph::{NodeKind, Priority, Qos};
+use crate::policy::Target;
+use crate::trace::{JobStatus, NodeStatus};
+
+/// A candidate a node's target was chosen over.
+#[derive(Debug, Clone, Serialize)]
+pub struct CandidateBrief {
+    pub target: Target,
+    pub eligible: bool,
+    /// Eligible and within every QoS constraint.
+    pub feasible: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeRecord {
+    pub id: String,
+    pub kind: NodeKind,
+    pub status: NodeStatus,
+    /// The chosen target.
+    pub backend: Option<Target>,
+    pub candidates: Vec<CandidateBrief>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JobRecord {
+    pub job: u64,
+    pub class: String,
+    pub status: JobStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
+    pub arrival_ms: f64,
+    pub latency_ms: f64,
+    pub energy_j: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<f64>,
+    pub nodes: Vec<NodeRecord>,
+}
+
+/// Running aggregates of one class.
+pub(super) struct ClassStats {
+    pub submitted: u64,
+    pub by_status: [u64; 4],
+    pub latencies: Vec<f64>,
+    pub energy_sum: f64,
+    pub slo_met: u64,
+    /// Completions per node per target.
+    pub node_mix: Vec<[u64; 5]>,
+}
+
+impl ClassStats {
+    pub fn new(plan: &ClassPlan) -> Self {
+        ClassStats {
+            submitted: 0,
+            by_status: [0; 4],
+            latencies: Vec::new(),
+            energy_sum: 0.0,
+            slo_met: 0,
+            node_mix: vec![[0; 5]; plan.nodes.len()],
+        }
+    }
+
+    pub fn add(&mut self, status: JobStatus, latency_ms: f64, energy_j: f64, plan: &ClassPlan) {
+        self.by_status[status as usize] += 1;
+        if status == JobStatus::Completed {
+            self.latencies.push(latency_ms);
+            self.energy_sum += energy_j;
+            let qos = &plan.graph.qos;
+            let on_time = qos.latency_ms.is_none_or(|l| latency_ms <= l.p95);
+            let energy_budget = qos
+                .energy_j
+                .or(qos.energy_relative.map(|r| r * plan.cpu_energy_j));
+            let in_budget = energy_budget.is_none_or(|e| energy_j <= e * (1.0 + 1e-9));
+            if on_time && in_budget {
+                self.slo_met += 1;
+            }
+        }
+    }
+}
+
+/// Summary of one job class.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassSummary {
+    pub class: String,
+    pub priority: Priority,
+    pub qos: Qos,
+    pub submitted: u64,
+    pub completed: u64,
+    pub infeasible: u64,
+    pub rejected: u64,
+    pub failed: u64,
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p95_ms: Option<f64>,
+    pub mean_energy_j: Option<f64>,
+    /// The job's energy budget in joules (absolute, or relative x CPU baseline).
+    pub energy_budget_j: Option<f64>,
+    /// Completed jobs within the latency p95 target and energy budget, over
+    /// all submitted jobs.
+    pub slo_attainment: Option<f64>,
+    /// Per node: completions per target.
+    pub backend_mix: Vec<NodeMix>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeMix {
+    pub node: String,
+    pub mix: std::collections::BTreeMap<Target, u64>,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub mode: Mode,
+    pub policy: String,
+    pub submitted: u64,
+    pub completed: u64,
+    pub infeasible: u64,
+    pub rejected: u64,
+    pub failed: u64,
+    /// Jobs neither terminal nor accounted (always 0 after a finished run).
+    pub in_flight: u64,
+    pub virtual_ms: f64,
+    pub wall_s: f64,
+    pub counters: Counters,
+    pub classes: Vec<ClassSummary>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<JobRecord>,
+}
+
+/// Nearest-rank percentile of unsorted values.
+pub fn percentile(values: &[f64], q: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    Some(v[rank - 1])
+}
+
+pub(super) fn build(engine: &Engine) -> RunReport {
+    let classes: Vec<ClassSummary> = engine
+        .classes
+        .iter()
+        .zip(&engine.summaries)
+        .map(|(plan, s)| {
+            let qos = plan.graph.qos;
+            ClassSummary {
+                class: plan.name.clone(),
+                priority: qos.priority,
+                qos,
+                submitted: s.submitted,
+                completed: s.by_status[JobStatus::Completed as usize],
+                infeasible: s.by_status[JobStatus::Infeasible as usize],
+                rejected: s.by_status[JobStatus::Rejected as usize],
+                failed: s.by_status[JobStatus::Failed as usize],
+                latency_p50_ms: percentile(&s.latencies, 0.5),
+                latency_p95_ms: percentile(&s.latencies, 0.95),
+                mean_energy_j: (!s.latencies.is_empty())
+                    .then(|| s.energy_sum / s.latencies.len() as f64),
+                energy_budget_j: qos
+                    .energy_j
+                    .or(qos.energy_relative.map(|r| r * plan.cpu_energy_j)),
+                slo_attainment: (s.submitted > 0).then(|| s.slo_met as f64 / s.submitted as f64),
+                backend_mix: plan
+                    .graph
+                    .nodes
+                    .iter()
+                    .zip(&s.node_mix)
+                    .map(|(n, counts)| NodeMix {
+                        node: n.id.clone(),
+                        mix: Target::ALL
+                            .into_iter()
+                            .filter(|t| counts[t.index()] > 0)
+                            .map(|t| (t, counts[t.index()]))
+                            .collect(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let sum = |f: fn(&ClassSummary) -> u64| classes.iter().map(f).sum::<u64>();
+    let submitted = sum(|c| c.submitted);
+    let (completed, infeasible, rejected, failed) = (
+        sum(|c| c.completed),
+        sum(|c| c.infeasible),
+        sum(|c| c.rejected),
+        sum(|c| c.failed),
+    );
+    let mut jobs = engine.records.clone();
+    jobs.sort_by_key(|j| j.job);
+    RunReport {
+        mode: engine.config.mode,
+        policy: engine.policy.describe(),
+        submitted,
+        completed,
+        infeasible,
+        rejected,
+        failed,
+        in_flight: submitted - completed - infeasible - rejected - failed,
+        virtual_ms: engine.now_ms,
+        wall_s: engine.wall_start.elapsed().as_secs_f64(),
+        counters: engine.counters.clone(),
+        classes,
+        jobs,
+    }
+}

@@ -463,14 +463,11 @@ pub struct Fault {
     pub kind: FaultKind,
     #[serde(default)]
     pub from_ms: f64,
-    #[serde(default = "forever")]
-    pub to_ms: f64,
+    /// End of the window (absent: until the end of the run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_ms: Option<f64>,
     #[serde(default = "one")]
     pub factor: f64,
-}
-
-fn forever() -> f64 {
-    f64::INFINITY
 }
 
 fn one() -> f64 {
@@ -479,7 +476,7 @@ fn one() -> f64 {
 
 impl Fault {
     pub fn active(&self, t_ms: f64) -> bool {
-        self.from_ms <= t_ms && t_ms < self.to_ms
+        self.from_ms <= t_ms && self.to_ms.is_none_or(|end| t_ms < end)
     }
 }
 
@@ -544,7 +541,8 @@ impl Hardware {
         let mut edges: Vec<f64> = self
             .faults
             .iter()
-            .flat_map(|f| [f.from_ms, f.to_ms])
+            .flat_map(|f| [Some(f.from_ms), f.to_ms])
+            .flatten()
             .chain(
                 self.tsu
                     .availability
@@ -639,10 +637,13 @@ impl Hardware {
             }
         }
         for (i, f) in self.faults.iter().enumerate() {
-            if f.from_ms.partial_cmp(&f.to_ms) != Some(std::cmp::Ordering::Less) {
+            let end = f.to_ms.unwrap_or(f64::INFINITY);
+            if !f.from_ms.is_finite()
+                || f.from_ms.partial_cmp(&end) != Some(std::cmp::Ordering::Less)
+            {
                 return bad(
                     &format!("faults[{i}]"),
-                    format!("window [{}, {}) is empty", f.from_ms, f.to_ms),
+                    format!("window [{}, {end}) is empty", f.from_ms),
                 );
             }
             if !(f.factor.is_finite() && f.factor > 0.0) {

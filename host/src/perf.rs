@@ -350,9 +350,10 @@ impl Learned {
         self.n += 1;
         self.total += 1;
         let weight = 1.0 / (self.n as f64 + PRIOR_WEIGHT).min(MEAN_WINDOW);
-        // Winsorise so one pathological run cannot drag the mean far.
+        // Winsorise so single slow runs move the mean only a little; a
+        // sustained change is the drift detector's job (it resets the level).
         let clipped = if self.n > MEAN_WINDOW as u64 {
-            ms.min(10.0 * self.p95_ms)
+            ms.min(4.0 * self.mean_ms)
         } else {
             ms
         };
@@ -381,7 +382,7 @@ impl Learned {
         }
         let d = &mut self.detector;
         let residual = ms / d.reference_ms - 1.0;
-        d.recent_residual += 0.1 * (residual - d.recent_residual);
+        d.recent_residual += 0.3 * (residual - d.recent_residual);
         d.up += residual - cfg.delta;
         d.up_min = d.up_min.min(d.up);
         d.down += -residual - cfg.delta;

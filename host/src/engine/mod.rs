@@ -262,6 +262,7 @@ struct Task {
     program: Option<EProgram>,
     seed: u64,
     preempt_requested: bool,
+    preempted_by: u64,
     /// Execute mode, deterministic nodes: the result, delivered at TaskDone.
     result: Option<exec::NodeResult>,
     last_checked_samples: usize,
@@ -275,6 +276,8 @@ struct DeviceRt {
     running: Vec<u32>,
     /// Estimated milliseconds of queued work per priority.
     backlog_ms: [f64; 2],
+    /// Estimated milliseconds of the running tasks.
+    running_ms: f64,
     operator_offline: bool,
 }
 
@@ -464,6 +467,7 @@ impl Engine {
             queues: [VecDeque::new(), VecDeque::new()],
             running: Vec::new(),
             backlog_ms: [0.0; 2],
+            running_ms: 0.0,
             operator_offline: false,
         };
         let devices = [
@@ -978,7 +982,8 @@ impl Engine {
                     if free && dev.queues[0].is_empty() && (pi == 0 || dev.queues[1].is_empty()) {
                         0.0
                     } else {
-                        queued_ms / dev.slots as f64
+                        // Running work is half done on average.
+                        (queued_ms + 0.5 * dev.running_ms) / dev.slots as f64
                     };
                 c.estimate = Estimate {
                     latency_p50_ms: wait + learned.mean_ms,
@@ -1019,8 +1024,11 @@ impl Engine {
                     }
                     v
                 };
-                c.violations = violates(wait);
-                c.violations_idle = violates(0.0);
+                // A fallback is already late: finishing late beats not at
+                // all, so latency shares no longer rule candidates out.
+                let mask = if attempt > 0 { !3u8 } else { !0u8 };
+                c.violations = violates(wait) & mask;
+                c.violations_idle = violates(0.0) & mask;
                 self.scratch_inputs.push(CandidateInput {
                     target,
                     estimate: c.estimate,
@@ -1391,6 +1399,7 @@ impl Engine {
             program: None,
             seed,
             preempt_requested: false,
+            preempted_by: 0,
             result: None,
             last_checked_samples: 0,
         };
@@ -1467,10 +1476,9 @@ impl Engine {
                 self.suspend(victim, by_job, progress)
             }
             Mode::Execute => {
-                self.tasks[victim as usize]
-                    .as_mut()
-                    .expect("exists")
-                    .preempt_requested = true;
+                let task = self.tasks[victim as usize].as_mut().expect("exists");
+                task.preempt_requested = true;
+                task.preempted_by = by_job;
                 Ok(())
             }
         }
@@ -1479,10 +1487,12 @@ impl Engine {
     fn suspend(&mut self, task_id: u32, by_job: u64, progress: f64) -> Result<(), EngineError> {
         let task = self.tasks[task_id as usize].as_mut().expect("exists");
         task.preempt_requested = false;
-        let (slot, node, target) = (task.job, task.node, task.target);
+        let (slot, node, target, est) = (task.job, task.node, task.target, task.estimate_ms);
         let d = target.device().index();
         let dev = &mut self.devices[d];
         dev.busy -= 1;
+        dev.running_ms = (dev.running_ms - est).max(0.0);
+        dev.backlog_ms[1] += est;
         dev.running.retain(|&t| t != task_id);
         dev.queues[1].push_front(task_id);
         self.counters.preemptions += 1;
@@ -1513,6 +1523,7 @@ impl Engine {
                 .expect("queued")
                 .estimate_ms;
             dev.backlog_ms[pi] = (dev.backlog_ms[pi] - est).max(0.0);
+            dev.running_ms += est;
             dev.busy += 1;
             dev.running.push(id);
             self.start(id)?;
@@ -1523,6 +1534,7 @@ impl Engine {
     fn release(&mut self, task_id: u32) -> Task {
         let task = self.tasks[task_id as usize].take().expect("task exists");
         let d = task.target.device().index();
+        self.devices[d].running_ms = (self.devices[d].running_ms - task.estimate_ms).max(0.0);
         self.devices[d].busy -= 1;
         self.devices[d].running.retain(|&t| t != task_id);
         self.free_tasks.push(task_id);
@@ -1979,7 +1991,9 @@ impl Engine {
         let done = run.is_done();
         let progress = run.sweeps_done() as f64 / run.total_sweeps().max(1) as f64;
         if !done && t.preempt_requested {
-            return self.suspend(task_id, u64::MAX, progress);
+            let (device, by) = (t.target.device(), t.preempted_by);
+            self.suspend(task_id, by, progress)?;
+            return self.dispatch(device);
         }
         let samples = run.samples_done();
         let total = run.total_samples();

@@ -106,6 +106,13 @@ enum Command {
     },
     /// Measure sampler throughput (spin updates per second) on periodic ±J lattices.
     Bench {
+        /// What to measure: the Gibbs sampler on lattices, or the scheduler
+        /// in simulate mode on the M/M/3 example (jobs/s, decisions/s).
+        #[arg(long, value_enum, default_value_t = Suite::Sampler)]
+        suite: Suite,
+        /// Scheduler suite: jobs to simulate.
+        #[arg(long, default_value_t = 2_000_000)]
+        jobs: u64,
         /// Lattice sides.
         #[arg(long, value_delimiter = ',', default_values_t = vec![64, 256])]
         sizes: Vec<usize>,
@@ -121,6 +128,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Suite {
+    Sampler,
+    Scheduler,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,11 +194,18 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         } => cli::explain(&trace, job, &node, json),
         Command::Review { file, command } => cli::review(&file, command),
         Command::Bench {
+            suite: Suite::Scheduler,
+            jobs,
+            json,
+            ..
+        } => cli::bench_scheduler(jobs, json),
+        Command::Bench {
             sizes,
             threads,
             chains,
             updates,
             json,
+            ..
         } => bench(&sizes, &threads, chains, updates, json),
     }
 }

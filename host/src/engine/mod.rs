@@ -259,12 +259,12 @@ struct Task {
     busy_ms: f64,
     energy_j: f64,
     sampling: Option<Box<dyn SamplingTask>>,
-    program: Option<EProgram>,
+    program: Option<Box<EProgram>>,
     seed: u64,
     preempt_requested: bool,
     preempted_by: u64,
     /// Execute mode, deterministic nodes: the result, delivered at TaskDone.
-    result: Option<exec::NodeResult>,
+    result: Option<Box<exec::NodeResult>>,
     last_checked_samples: usize,
 }
 
@@ -718,8 +718,8 @@ impl Engine {
         let t = if self.rate_per_s.is_infinite() {
             self.now_ms
         } else {
-            let u: f64 = self.rng.random();
-            self.now_ms - (1.0 - u).ln() / self.rate_per_s * 1e3
+            let gap: f64 = self.rng.sample(rand_distr::Exp1);
+            self.now_ms + gap / self.rate_per_s * 1e3
         };
         self.push(t, EventKind::Arrival);
     }
@@ -766,9 +766,8 @@ impl Engine {
             self.end_job_early(slot, JobStatus::Infeasible, explanation, Some(node))?;
             return Ok(());
         }
-        for &n in &self.classes[class].entry_nodes.clone() {
-            self.ready.push((slot, n));
-        }
+        let entries = &self.classes[class].entry_nodes;
+        self.ready.extend(entries.iter().map(|&n| (slot, n)));
         self.drain_ready()
     }
 
@@ -841,7 +840,9 @@ impl Engine {
         job.escalations.clear();
         job.values.clear();
         job.evidence.clear();
-        job.evidence.resize(n, None);
+        if self.config.mode == Mode::Execute || plan.has_evidence {
+            job.evidence.resize(n, None);
+        }
         job.record = record;
         slot
     }
@@ -1643,10 +1644,7 @@ impl Engine {
     fn noise(&mut self) -> f64 {
         match self.hw.simulate.service {
             ServiceDistribution::Deterministic => 1.0,
-            ServiceDistribution::Exponential => {
-                let u: f64 = self.rng.random();
-                -(1.0 - u).ln()
-            }
+            ServiceDistribution::Exponential => self.rng.sample(rand_distr::Exp1),
             ServiceDistribution::Lognormal => {
                 let s2 = (1.0 + self.hw.simulate.cv * self.hw.simulate.cv).ln();
                 let z: f64 =
@@ -1687,7 +1685,7 @@ impl Engine {
                 }
                 Ok(result) => {
                     let t = self.tasks[task_id as usize].as_mut().expect("exists");
-                    t.result = Some(result);
+                    t.result = Some(Box::new(result));
                     t.run_ms = ms;
                     let generation = t.generation;
                     self.push(
@@ -1760,7 +1758,7 @@ impl Engine {
                 Ok(Ok(run)) => {
                     let t = self.tasks[task_id as usize].as_mut().expect("exists");
                     t.sampling = Some(run);
-                    t.program = Some(program);
+                    t.program = Some(Box::new(program));
                 }
             }
         }
@@ -1904,20 +1902,18 @@ impl Engine {
                 self.jobs[slot as usize].nodes[j].skipped_by_branch = true;
             }
         }
-        let evidence = Evidence {
-            node: n.id.clone(),
-            kind: Some(n.kind),
-            backend: Some(target.name().into()),
-            schedule: n.sample.as_ref().map(|s| s.program.schedule),
-            program_hash: plan.nodes[node as usize].program_hash.clone(),
-            input_hashes: Vec::new(),
-            output_hash: None,
-            max_rhat: None,
-            min_ess_bulk: None,
-            constraint_rate: None,
-            diagnostics_level: None,
-        };
-        self.jobs[slot as usize].evidence[node as usize] = Some(evidence);
+        if plan.nodes[node as usize].is_evidence {
+            // Simulated evidence: what is known without computing anything.
+            let evidence = Evidence {
+                node: n.id.clone(),
+                kind: Some(n.kind),
+                backend: Some(target.name().into()),
+                schedule: n.sample.as_ref().map(|s| s.program.schedule),
+                program_hash: plan.nodes[node as usize].program_hash.clone(),
+                ..Default::default()
+            };
+            self.jobs[slot as usize].evidence[node as usize] = Some(evidence);
+        }
         if self.trace.is_some() {
             let (job, node_id) = self.ids(slot, node);
             self.emit(TraceEvent::End {
@@ -1942,7 +1938,7 @@ impl Engine {
         let service = task.run_ms;
         let energy = busy_energy(&self.hw, device, service);
         self.jobs[slot as usize].energy_j += energy;
-        let result = task.result.take().expect("executed tasks carry a result");
+        let result = *task.result.take().expect("executed tasks carry a result");
         if service > task.timeout_ms {
             self.counters.timeouts += 1;
             self.emit_failure(

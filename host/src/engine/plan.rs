@@ -36,6 +36,8 @@ pub(super) struct NodePlan {
     pub program_hash: Option<String>,
     /// Upstream nodes whose evidence an effect is judged on.
     pub evidence_nodes: Vec<u32>,
+    /// Some effect is judged on this node's evidence.
+    pub is_evidence: bool,
 }
 
 impl NodePlan {
@@ -58,6 +60,8 @@ pub(super) struct ClassPlan {
     pub static_infeasible: Option<(usize, String)>,
     /// Energy of the whole job on the CPU (the baseline of `energy_relative`).
     pub cpu_energy_j: f64,
+    /// Some effect is judged on upstream evidence.
+    pub has_evidence: bool,
 }
 
 impl ClassPlan {
@@ -133,6 +137,7 @@ impl ClassPlan {
                 cpu_energy_j,
                 program_hash: node.sample.as_ref().map(|s| s.program.canonical_hash()),
                 evidence_nodes: Vec::new(),
+                is_evidence: false,
             });
         }
         // Effects are judged on everything upstream of them.
@@ -146,6 +151,9 @@ impl ClassPlan {
                     }
                 }
                 nodes[i].evidence_nodes = (0..n as u32).filter(|&p| seen[p as usize]).collect();
+                for p in nodes[i].evidence_nodes.clone() {
+                    nodes[p as usize].is_evidence = true;
+                }
             }
         }
         let static_infeasible = graph.nodes.iter().enumerate().find_map(|(i, node)| {
@@ -165,6 +173,7 @@ impl ClassPlan {
             .rev()
             .collect();
         let cpu_energy_j = nodes.iter().map(|p| p.cpu_energy_j).sum();
+        let has_evidence = nodes.iter().any(|p| p.is_evidence);
         let mut plan = ClassPlan {
             name: class.name,
             graph,
@@ -173,6 +182,7 @@ impl ClassPlan {
             entry_nodes,
             static_infeasible,
             cpu_energy_j,
+            has_evidence,
         };
         let native = Policy::native(hw);
         plan.refresh_verdicts(hw, policy, &native);

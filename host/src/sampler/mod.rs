@@ -406,3 +406,70 @@ pub fn greedy_colouring(adjacency: &[Vec<u32>]) -> Vec<u32> {
     }
     colour
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workloads::pm_j_lattice;
+
+    fn sliced(program: &EProgram, seed: u64, slices: &[u64]) -> Draws {
+        let mut run = SamplerRun::new(program, seed).unwrap();
+        for &s in slices {
+            run.advance(s, Some(1), None).unwrap();
+        }
+        run.advance(u64::MAX, Some(2), None).unwrap();
+        assert!(run.is_done());
+        run.draws()
+    }
+
+    #[test]
+    fn slicing_never_changes_the_draws() {
+        let schedule = Schedule {
+            warmup: 13,
+            samples: 40,
+            steps_per_sample: 3,
+            chains: 3,
+        };
+        let lattice = pm_j_lattice(6, 1.0, 0.2, 4, schedule);
+        let general = EProgram::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/programs/one-hot-causes.json"
+        )))
+        .unwrap();
+        for program in [&lattice, &general] {
+            let whole = sample(program, SampleOptions::seeded(7)).unwrap();
+            let pieces = sliced(program, 7, &[1, 7, 3, 50, 2]);
+            assert_eq!(pieces.values, whole.values);
+            assert_eq!(pieces.hash(), whole.hash());
+            assert_eq!(pieces.spin_updates, whole.spin_updates);
+        }
+    }
+
+    #[test]
+    fn partial_draws_hold_the_samples_recorded_so_far() {
+        let schedule = Schedule {
+            warmup: 10,
+            samples: 8,
+            steps_per_sample: 2,
+            chains: 2,
+        };
+        let program = pm_j_lattice(4, 1.0, 0.0, 1, schedule);
+        let whole = sample(&program, SampleOptions::seeded(3)).unwrap();
+        let mut run = SamplerRun::new(&program, 3).unwrap();
+        run.advance(9, None, None).unwrap();
+        assert_eq!(run.samples_done(), 0);
+        run.advance(1 + 2 * 2 + 1, None, None).unwrap();
+        assert_eq!(run.sweeps_done(), 15);
+        assert_eq!(run.samples_done(), 2);
+        let partial = run.draws();
+        assert_eq!(partial.samples, 2);
+        for c in 0..2 {
+            for s in 0..2 {
+                for v in 0..16 {
+                    assert_eq!(partial.get(c, s, v), whole.get(c, s, v));
+                }
+            }
+        }
+        assert_eq!(run.total_sweeps_per_chain(), 26);
+    }
+}

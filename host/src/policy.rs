@@ -716,6 +716,14 @@ mod tests {
             gate.decide(&request(Risk::Irreversible, low_ess)).unwrap(),
             GateDecision::RequireReview(r) if r[0].contains("ESS 150")
         ));
+        let violated = Evidence {
+            constraint_rate: Some(0.9),
+            ..good.clone()
+        };
+        assert!(matches!(
+            gate.decide(&request(Risk::Reversible, violated)).unwrap(),
+            GateDecision::RequireReview(r) if r[0].contains("constraint satisfaction 0.900")
+        ));
         let no_hash = Evidence {
             program_hash: None,
             ..good

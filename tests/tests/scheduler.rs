@@ -1060,3 +1060,220 @@ fn mm3_simulation_agrees_with_queueing_theory() {
         "mean response {mean:.4} ms, se {se:.4}"
     );
 }
+
+#[test]
+fn tsu_availability_windows_and_injected_errors_steer_routing() {
+    let hw = hardware("[tsu]\navailability = [{ from_ms = 100, to_ms = 200 }]\n");
+    let r = run(
+        vec![sample_graph(big_sampler(), json!({}))],
+        hw,
+        EngineConfig {
+            mode: Mode::Simulate,
+            arrivals: Arrivals::Recorded(vec![
+                RecordedArrival {
+                    t_ms: 50.0,
+                    class: 0,
+                },
+                RecordedArrival {
+                    t_ms: 150.0,
+                    class: 0,
+                },
+                RecordedArrival {
+                    t_ms: 250.0,
+                    class: 0,
+                },
+            ]),
+            ..Default::default()
+        },
+    );
+    let targets: Vec<_> = r.jobs.iter().map(|j| j.nodes[0].backend).collect();
+    assert_eq!(
+        targets,
+        [
+            Some(Target::GpuSim),
+            Some(Target::Tsu),
+            Some(Target::GpuSim)
+        ]
+    );
+    let tsu = &r.jobs[0].nodes[0].candidates[0];
+    assert!(
+        !tsu.eligible && tsu.reasons[0].contains("offline"),
+        "{tsu:?}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.jsonl");
+    let r = run(
+        vec![sample_graph(big_sampler(), json!({}))],
+        hardware("[[faults]]\ndevice = \"tsu\"\nkind = \"error\"\n"),
+        EngineConfig {
+            mode: Mode::Simulate,
+            trace: Some(trace.clone()),
+            ..Default::default()
+        },
+    );
+    assert_eq!(r.jobs[0].status, JobStatus::Completed);
+    assert_eq!(chosen(&r, "s"), Some(Target::GpuSim));
+    assert_eq!(
+        failures(&trace),
+        [(FailureKind::BackendError, FailureAction::Fallback)]
+    );
+}
+
+#[test]
+fn a_node_is_held_to_its_share_of_the_latency_budget() {
+    // Two equal samplers in sequence: the first must finish by half of a
+    // 160 ms p95 budget. The CPU reference (p95 ~ 3 x 30 ms = 90 ms) fits
+    // the whole budget but not that share, so the first goes to the GPU.
+    let program = chain_program(64, 20_000, 4);
+    let g = |p95: f64| {
+        graph(json!({
+            "nodes": [
+                { "id": "a", "kind": "sample", "sample": { "program": program } },
+                { "id": "b", "kind": "sample", "inputs": ["a"], "sample": { "program": program } }
+            ],
+            "qos": { "latency_ms": { "p50": p95, "p95": p95 }, "risk": "irreversible" }
+        }))
+    };
+    let hw = "[tsu]\ncount = 0\n[weights]\nlatency = 0.0\nenergy = 0.0\n";
+    let generous = simulate_one(g(1000.0), hardware(hw));
+    assert_eq!(chosen(&generous, "a"), Some(Target::CpuRef));
+    let split = simulate_one(g(160.0), hardware(hw));
+    assert_eq!(
+        chosen(&split, "a"),
+        Some(Target::GpuSim),
+        "its share, not the whole budget"
+    );
+    // The second node inherits the slack the first one left: the rest of
+    // the budget is its share, and the CPU reference fits it.
+    assert_eq!(chosen(&split, "b"), Some(Target::CpuRef));
+}
+
+#[test]
+fn interactive_sampling_preempts_batch_sampling_in_simulation() {
+    let batch = graph(json!({
+        "name": "batch",
+        "nodes": [{ "id": "s", "kind": "sample", "sample": { "program": big_sampler() } }],
+        "qos": { "priority": "batch" }
+    }));
+    let interactive = graph(json!({
+        "name": "interactive",
+        "nodes": [{ "id": "s", "kind": "sample", "sample": { "program": big_sampler() } }],
+        "qos": { "priority": "interactive" }
+    }));
+    let hw = hardware(
+        "[gpu]\ncount = 0\n[cpu]\ncores = 1\n[simulate]\nservice = \"deterministic\"\n[tsu]\nshared_fraction = 0.01\n",
+    );
+    let r = run(
+        vec![batch, interactive],
+        hw,
+        EngineConfig {
+            mode: Mode::Simulate,
+            arrivals: Arrivals::Recorded(vec![
+                RecordedArrival {
+                    t_ms: 0.0,
+                    class: 0,
+                },
+                RecordedArrival {
+                    t_ms: 0.5,
+                    class: 1,
+                },
+            ]),
+            ..Default::default()
+        },
+    );
+    assert_eq!(r.counters.preemptions, 1);
+    assert_eq!(r.completed, 2);
+    let (b, i) = (&r.jobs[0], &r.jobs[1]);
+    assert_eq!(b.nodes[0].backend, Some(Target::Tsu));
+    assert!(
+        i.arrival_ms + i.latency_ms < b.arrival_ms + b.latency_ms,
+        "interactive finished first"
+    );
+    // The batch job lost no work: its busy time is its full service time.
+    let solo = simulate_one(
+        graph(json!({
+            "nodes": [{ "id": "s", "kind": "sample", "sample": { "program": big_sampler() } }],
+            "qos": { "priority": "batch" }
+        })),
+        hardware(
+            "[gpu]\ncount = 0\n[cpu]\ncores = 1\n[simulate]\nservice = \"deterministic\"\n[tsu]\nshared_fraction = 0.01\n",
+        ),
+    );
+    let waited = b.latency_ms - solo.jobs[0].latency_ms;
+    assert!(
+        (waited - i.latency_ms).abs() < 1e-6,
+        "batch waited exactly the interactive service: {waited} vs {}",
+        i.latency_ms
+    );
+}
+
+#[test]
+fn sampling_stops_early_once_converged() {
+    let hw =
+        hardware("[budgets]\nearly_stop_ess = 400.0\nearly_stop_rhat = 1.05\nslice_sweeps = 200\n");
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.jsonl");
+    let r = run(
+        vec![sample_graph(chain_program(8, 20_000, 4), json!({}))],
+        hw,
+        EngineConfig {
+            trace: Some(trace.clone()),
+            threads: Some(1),
+            ..Default::default()
+        },
+    );
+    assert_eq!(r.counters.early_stops, 1);
+    let out = r.jobs[0].nodes[0].output.as_ref().unwrap();
+    let samples = out["samples"].as_u64().unwrap();
+    assert!(samples < 20_000, "stopped at {samples}");
+    assert!(out["min_ess_bulk"].as_f64().unwrap() >= 400.0);
+    assert!(out["degraded"].as_str().unwrap().contains("stopped early"));
+    let events = read_trace(&trace).unwrap().events;
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, TraceEvent::EarlyStop { .. }))
+    );
+}
+
+#[test]
+fn diagnostics_degrade_under_load_and_marginals_stay() {
+    // One core, a queue of 10: the first jobs finish while the queue is
+    // nearly full (no diagnostics), later ones as it drains (basic, full).
+    let hw = hardware(
+        "[cpu]\ncores = 1\n[gpu]\ncount = 0\n[tsu]\ncount = 0\n[queues]\ncpu = 10\nbatch_share = 1.0\n",
+    );
+    let r = run(
+        vec![sample_graph(chain_program(40, 200, 2), json!({}))],
+        hw,
+        EngineConfig {
+            arrivals: Arrivals::AtOnce { jobs: 11 },
+            threads: Some(1),
+            ..Default::default()
+        },
+    );
+    assert_eq!(r.completed, 11);
+    let levels: Vec<String> = r
+        .jobs
+        .iter()
+        .map(|j| {
+            j.nodes[0].output.as_ref().unwrap()["diagnostics_level"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    for level in ["none", "basic", "full"] {
+        assert!(levels.iter().any(|l| l == level), "{levels:?}");
+    }
+    for j in &r.jobs {
+        let out = j.nodes[0].output.as_ref().unwrap();
+        assert_eq!(
+            out["marginals"].as_array().unwrap().len(),
+            40,
+            "core results are kept"
+        );
+    }
+    assert!(r.counters.degraded_diagnostics > 0);
+}

@@ -302,6 +302,8 @@ pub struct Evidence {
     pub backend: Option<String>,
     pub schedule: Option<crate::model::Schedule>,
     pub program_hash: Option<String>,
+    /// How many inputs the node read.
+    pub inputs: usize,
     /// Hashes of the node's inputs, in input order.
     pub input_hashes: Vec<String>,
     pub output_hash: Option<String>,
@@ -579,6 +581,9 @@ impl Gate for NativeGate {
                 if e.output_hash.is_none() {
                     lacks.push("output hash");
                 }
+                if e.input_hashes.len() < e.inputs {
+                    lacks.push("input hashes");
+                }
                 if e.kind == Some(NodeKind::Sample) {
                     if e.schedule.is_none() {
                         lacks.push("schedule");
@@ -671,7 +676,8 @@ mod tests {
                 chains: 4,
             }),
             program_hash: Some("sha256:00".into()),
-            input_hashes: vec![],
+            inputs: 1,
+            input_hashes: vec!["sha256:22".into()],
             output_hash: Some("sha256:11".into()),
             max_rhat: Some(1.001),
             min_ess_bulk: Some(1000.0),
@@ -723,6 +729,14 @@ mod tests {
         assert!(matches!(
             gate.decide(&request(Risk::Reversible, violated)).unwrap(),
             GateDecision::RequireReview(r) if r[0].contains("constraint satisfaction 0.900")
+        ));
+        let no_input_hash = Evidence {
+            input_hashes: vec![],
+            ..good.clone()
+        };
+        assert!(matches!(
+            gate.decide(&request(Risk::Irreversible, no_input_hash)).unwrap(),
+            GateDecision::Deny(r) if r[0].contains("input hashes")
         ));
         let no_hash = Evidence {
             program_hash: None,

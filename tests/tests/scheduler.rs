@@ -1277,3 +1277,51 @@ fn diagnostics_degrade_under_load_and_marginals_stay() {
     }
     assert!(r.counters.degraded_diagnostics > 0);
 }
+
+#[test]
+fn changing_cost_weights_while_running_changes_decisions() {
+    let hw = Hardware::default();
+    let mut engine = Engine::new(
+        vec![JobClass {
+            name: "s".into(),
+            graph: sample_graph(big_sampler(), json!({ "risk": "irreversible" })),
+        }],
+        hw.clone(),
+        Policy::native(&hw),
+        PerfTables::default(),
+        EngineConfig {
+            mode: Mode::Simulate,
+            arrivals: Arrivals::Recorded(vec![
+                RecordedArrival {
+                    t_ms: 0.0,
+                    class: 0,
+                },
+                RecordedArrival {
+                    t_ms: 10.0,
+                    class: 0,
+                },
+            ]),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    engine.run_until(5.0).unwrap();
+    engine
+        .command(Command::SetWeights(thermoroute::hardware::Weights {
+            risk: 0.0,
+            ..hw.weights
+        }))
+        .unwrap();
+    engine.run().unwrap();
+    let r = engine.report();
+    assert_ne!(
+        r.jobs[0].nodes[0].backend,
+        Some(Target::Tsu),
+        "risk keeps it off the TSU"
+    );
+    assert_eq!(
+        r.jobs[1].nodes[0].backend,
+        Some(Target::Tsu),
+        "risk weight 0: cheapest wins"
+    );
+}

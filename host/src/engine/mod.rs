@@ -1910,6 +1910,7 @@ impl Engine {
                 backend: Some(target.name().into()),
                 schedule: n.sample.as_ref().map(|s| s.program.schedule),
                 program_hash: plan.nodes[node as usize].program_hash.clone(),
+                inputs: plan.nodes[node as usize].preds.len(),
                 ..Default::default()
             };
             self.jobs[slot as usize].evidence[node as usize] = Some(evidence);
@@ -2157,6 +2158,9 @@ impl Engine {
             backend: Some(target.name().into()),
             schedule: Some(program.schedule),
             program_hash: Some(program.canonical_hash()),
+            inputs: self.classes[self.jobs[slot as usize].class as usize].nodes[node as usize]
+                .preds
+                .len(),
             input_hashes,
             output_hash,
             max_rhat: diagnostics.as_ref().and_then(|d| d.max_rhat),
@@ -2211,10 +2215,12 @@ impl Engine {
         if self.jobs[slot as usize].evidence[node as usize].is_none() {
             let input_hashes = self.input_hashes(slot, node);
             let n = &self.classes[class].graph.nodes[node as usize];
+            let inputs = self.classes[class].nodes[node as usize].preds.len();
             self.jobs[slot as usize].evidence[node as usize] = Some(Evidence {
                 node: n.id.clone(),
                 kind: Some(n.kind),
                 backend: Some(target.name().into()),
+                inputs,
                 input_hashes,
                 output_hash: Some(value_hash(&value)),
                 ..Default::default()

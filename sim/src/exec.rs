@@ -1,0 +1,523 @@
+//! Cycle-level execution of an image: load, sweeps phase by phase, readout,
+//! checkpoints; every stage counted in cycles and joules.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::config::ChipConfig;
+use crate::image::TsuImage;
+
+/// Injected faults. Everything is reproducible: the same seed and faults
+/// give the same samples, cycle for cycle.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Cells stuck at a state: `[variable, ±1]`.
+    pub stuck: Vec<(usize, i8)>,
+    /// Overrides the chip's RNG bias (fraction of the noise range).
+    pub rng_bias: Option<f64>,
+    /// Overrides the chip's RNG correlation (probability of reusing noise).
+    pub rng_correlation: Option<f64>,
+    /// Every bias drifts by this much per second of device time (field units).
+    pub bias_drift_per_s: f64,
+    /// Windows of device time when the chip is offline.
+    pub offline: Vec<TimeWindow>,
+    /// Windows of device time when the clock runs `divisor` times slower.
+    pub throttle: Vec<Throttle>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TimeWindow {
+    pub from_s: f64,
+    pub to_s: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Throttle {
+    pub from_s: f64,
+    pub to_s: f64,
+    pub divisor: f64,
+}
+
+impl Faults {
+    /// `count` distinct stuck cells among `n` variables, drawn from `seed`.
+    pub fn random_stuck(seed: u64, count: usize, n: usize) -> Self {
+        let mut rng = SplitMix::new(seed, 0x5eed);
+        let mut stuck: Vec<(usize, i8)> = Vec::new();
+        while stuck.len() < count.min(n) {
+            let v = (rng.next() % n as u64) as usize;
+            if !stuck.iter().any(|&(s, _)| s == v) {
+                let state = if rng.next() & 1 == 0 { -1 } else { 1 };
+                stuck.push((v, state));
+            }
+        }
+        Faults {
+            stuck,
+            ..Default::default()
+        }
+    }
+}
+
+/// Errors while running. `Offline` is not fatal for a workload: the host
+/// falls back to another backend.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    #[error("the TSU is offline at device time {at_s:.6} s")]
+    Offline { at_s: f64 },
+}
+
+/// Cycles and joules by stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counters {
+    pub load_cycles: u64,
+    pub sweep_cycles: u64,
+    pub readout_cycles: u64,
+    pub checkpoint_cycles: u64,
+    pub cell_updates: u64,
+    pub load_j: f64,
+    pub update_j: f64,
+    pub readout_j: f64,
+    pub static_j: f64,
+    /// Device time, seconds (throttling included).
+    pub seconds: f64,
+}
+
+impl Counters {
+    pub fn cycles(&self) -> u64 {
+        self.load_cycles + self.sweep_cycles + self.readout_cycles + self.checkpoint_cycles
+    }
+
+    pub fn energy_j(&self) -> f64 {
+        self.load_j + self.update_j + self.readout_j + self.static_j
+    }
+}
+
+/// Draws read out of the chip: `values[(chain * samples + s) * n + var]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Draws {
+    pub chains: usize,
+    pub samples: usize,
+    pub n: usize,
+    pub values: Vec<i8>,
+}
+
+/// SplitMix64: one stream per chain, seeded from `(seed, chain)`.
+#[derive(Debug, Clone)]
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn new(seed: u64, stream: u64) -> Self {
+        let mut s = SplitMix(seed ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03));
+        s.next();
+        s
+    }
+
+    #[inline(always)]
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// One chain's cells.
+#[derive(Debug, Clone)]
+struct Lane {
+    spins: Vec<i32>,
+    noise: Vec<u32>,
+    rng: SplitMix,
+    sweeps_done: u64,
+}
+
+/// `P(+1)` thresholds over the saturated field, as 32-bit fractions.
+#[derive(Debug, Clone)]
+struct Comparator {
+    lut: Vec<u32>,
+    field_max: i32,
+}
+
+impl Comparator {
+    fn new(image: &TsuImage) -> Self {
+        let fm = image.field_max;
+        let lut = (-fm..=fm)
+            .map(|f| {
+                let p = 1.0 / (1.0 + (-2.0 * f as f64 * image.lsb).exp());
+                (p * 4_294_967_296.0).round().min(u32::MAX as f64) as u32
+            })
+            .collect();
+        Comparator { lut, field_max: fm }
+    }
+}
+
+/// Per-run knobs the hot loop reads.
+#[derive(Debug, Clone, Copy)]
+struct Noise {
+    /// Added to each noise sample (saturating): the RNG bias.
+    offset: i64,
+    /// Reuse the previous noise when the low word is below this.
+    reuse_below: u32,
+}
+
+/// A program running on a chip. Deterministic from cycle 0 and the seed.
+#[derive(Debug, Clone)]
+pub struct TsuRun {
+    image: Arc<TsuImage>,
+    chip: ChipConfig,
+    faults: Faults,
+    comparator: Comparator,
+    noise: Noise,
+    /// Stuck cells as `(slot, state)`.
+    stuck: Vec<(u32, i32)>,
+    lanes: Vec<Lane>,
+    batch: usize,
+    values: Vec<i8>,
+    counters: Counters,
+    suspended: bool,
+}
+
+impl TsuRun {
+    /// Loads the image (coupling writes over the link) and seeds every chain.
+    pub fn new(image: Arc<TsuImage>, chip: &ChipConfig, seed: u64, faults: Faults) -> Self {
+        let chains = image.schedule.chains as usize;
+        let slot_of = {
+            let mut s = vec![0u32; image.n];
+            for (slot, &v) in image.order.iter().enumerate() {
+                s[v as usize] = slot as u32;
+            }
+            s
+        };
+        let stuck = faults
+            .stuck
+            .iter()
+            .filter(|&&(v, _)| v < image.n)
+            .map(|&(v, s)| (slot_of[v], i32::from(s.signum())))
+            .collect();
+        let bias = faults.rng_bias.unwrap_or(chip.rng.bias);
+        let corr = faults.rng_correlation.unwrap_or(chip.rng.correlation);
+        let noise = Noise {
+            offset: (bias * 4_294_967_296.0) as i64,
+            reuse_below: (corr * 4_294_967_296.0).min(u32::MAX as f64) as u32,
+        };
+        let lanes = (0..chains)
+            .map(|c| {
+                let mut rng = SplitMix::new(seed, c as u64);
+                let spins = (0..image.order.len())
+                    .map(|slot| {
+                        if slot < image.n_free {
+                            if rng.next() >> 63 == 1 { 1 } else { -1 }
+                        } else {
+                            i32::from(image.clamp[slot])
+                        }
+                    })
+                    .collect();
+                Lane {
+                    spins,
+                    noise: vec![0; if noise.reuse_below > 0 { image.n_free } else { 0 }],
+                    rng,
+                    sweeps_done: 0,
+                }
+            })
+            .collect();
+        let load_s = chip.link.latency_s + image.writes as f64 * 4.0 / chip.link.bandwidth_bytes_per_s;
+        let load_cycles = to_cycles(load_s, chip.clock_hz);
+        let counters = Counters {
+            load_cycles,
+            load_j: image.writes as f64 * chip.energy.coupling_write_j,
+            seconds: load_cycles as f64 / chip.clock_hz,
+            static_j: load_cycles as f64 / chip.clock_hz * chip.energy.static_w,
+            ..Default::default()
+        };
+        let values = vec![0i8; chains * image.schedule.samples as usize * image.n];
+        TsuRun {
+            comparator: Comparator::new(&image),
+            chip: chip.clone(),
+            faults,
+            noise,
+            stuck,
+            lanes,
+            batch: 0,
+            values,
+            counters,
+            suspended: false,
+            image,
+        }
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub fn image(&self) -> &TsuImage {
+        &self.image
+    }
+
+    /// Device sweeps in total: every batch runs the whole schedule.
+    pub fn total_sweeps(&self) -> u64 {
+        self.image.batches as u64 * self.image.schedule.sweeps_per_chain()
+    }
+
+    /// Device sweeps done so far.
+    pub fn sweeps_done(&self) -> u64 {
+        let per = self.image.schedule.sweeps_per_chain();
+        let current = self.batch_lanes().next().map_or(0, |l| self.lanes[l].sweeps_done);
+        (self.batch as u64 * per + current).min(self.total_sweeps())
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.batch >= self.image.batches
+    }
+
+    /// Samples every chain has (0 until the last batch starts recording).
+    pub fn samples_done(&self) -> usize {
+        let s = self.image.schedule;
+        self.lanes
+            .iter()
+            .map(|l| (l.sweeps_done.saturating_sub(s.warmup) / s.steps_per_sample.max(1)) as usize)
+            .min()
+            .unwrap_or(0)
+            .min(s.samples as usize)
+    }
+
+    fn batch_lanes(&self) -> std::ops::Range<usize> {
+        let copies = self.image.copies;
+        let chains = self.lanes.len();
+        let lo = (self.batch * copies).min(chains);
+        lo..((self.batch + 1) * copies).min(chains)
+    }
+
+    fn clock_now(&self) -> f64 {
+        let t = self.counters.seconds;
+        let divisor = self
+            .faults
+            .throttle
+            .iter()
+            .filter(|w| w.from_s <= t && t < w.to_s)
+            .map(|w| w.divisor)
+            .fold(1.0, f64::max);
+        self.chip.clock_hz / divisor
+    }
+
+    fn account(&mut self, cycles: u64, stage: fn(&mut Counters) -> &mut u64) {
+        let clock = self.clock_now();
+        *stage(&mut self.counters) += cycles;
+        let dt = cycles as f64 / clock;
+        self.counters.seconds += dt;
+        self.counters.static_j += dt * self.chip.energy.static_w;
+    }
+
+    /// Runs up to `sweeps` more sweeps of the current batch (and of the next
+    /// ones while budget is left). Returns the cycles this call took.
+    pub fn advance(&mut self, sweeps: u64) -> Result<u64, SimError> {
+        let t = self.counters.seconds;
+        if self.faults.offline.iter().any(|w| w.from_s <= t && t < w.to_s) {
+            return Err(SimError::Offline { at_s: t });
+        }
+        if self.suspended {
+            self.resume();
+        }
+        let before = self.counters.cycles();
+        let mut budget = sweeps;
+        let s = self.image.schedule;
+        let per_chain = s.sweeps_per_chain();
+        while budget > 0 && !self.is_done() {
+            let lanes = self.batch_lanes();
+            let done = self.lanes[lanes.start].sweeps_done;
+            let k = budget.min(per_chain - done);
+            let kept_before = kept(done, &s);
+            let kept_after = kept(done + k, &s);
+            let drift_lsb = (self.faults.bias_drift_per_s * self.counters.seconds / self.image.lsb).round() as i32;
+            let image_arc = Arc::clone(&self.image);
+            let image = &*image_arc;
+            let (comparator, noise, stuck) = (&self.comparator, self.noise, &self.stuck);
+            let row = s.samples as usize * image.n;
+            let values = &mut self.values;
+            let lane_values = values.par_chunks_mut(row.max(1)).skip(lanes.start).take(lanes.len());
+            self.lanes[lanes.clone()]
+                .par_iter_mut()
+                .zip(lane_values)
+                .for_each(|(lane, out)| run_lane(image, comparator, noise, stuck, drift_lsb, lane, k, out));
+            budget -= k;
+            let copies_running = lanes.len() as u64;
+            self.counters.cell_updates += k * image.n_free as u64 * copies_running;
+            self.counters.update_j += (k * image.n_free as u64 * copies_running) as f64 * self.chip.energy.cell_update_j;
+            let phase = image.colours.len() as u64 * self.chip.cycles_per_phase;
+            self.account(k * phase, |c| &mut c.sweep_cycles);
+            let new_samples = kept_after - kept_before;
+            if new_samples > 0 {
+                // One bit per node per copy crosses the link per kept sample.
+                let bytes = (image.n as u64 * copies_running).div_ceil(8);
+                let per_sample = to_cycles(
+                    self.chip.link.latency_s + bytes as f64 / self.chip.link.bandwidth_bytes_per_s,
+                    self.chip.clock_hz,
+                );
+                let hidden = if self.chip.double_buffered_readout { s.steps_per_sample * phase } else { 0 };
+                self.account(new_samples * per_sample.saturating_sub(hidden), |c| &mut c.readout_cycles);
+                self.counters.readout_j += (new_samples * image.n as u64 * copies_running) as f64 * self.chip.energy.readout_per_node_j;
+            }
+            if done + k == per_chain {
+                self.batch += 1;
+            }
+        }
+        Ok(self.counters.cycles() - before)
+    }
+
+    /// Saves the chip state to the host at a sweep boundary (preemption):
+    /// one bit per cell plus each chain's RNG state cross the link.
+    pub fn suspend(&mut self) {
+        if self.suspended || self.is_done() {
+            return;
+        }
+        let cycles = self.checkpoint_cycles();
+        self.account(cycles, |c| &mut c.checkpoint_cycles);
+        self.suspended = true;
+    }
+
+    fn resume(&mut self) {
+        let cycles = self.checkpoint_cycles();
+        self.account(cycles, |c| &mut c.checkpoint_cycles);
+        self.suspended = false;
+    }
+
+    fn checkpoint_cycles(&self) -> u64 {
+        let lanes = self.batch_lanes().len() as u64;
+        let bytes = (self.image.order.len() as u64 * lanes).div_ceil(8) + 8 * lanes;
+        to_cycles(
+            self.chip.link.latency_s + bytes as f64 / self.chip.link.bandwidth_bytes_per_s,
+            self.chip.clock_hz,
+        )
+    }
+
+    /// The draws read out so far (all of them once done).
+    pub fn draws(&self) -> Draws {
+        let chains = self.lanes.len();
+        let full = self.image.schedule.samples as usize;
+        let samples = if self.is_done() { full } else { self.samples_done() };
+        let n = self.image.n;
+        let mut values = Vec::with_capacity(chains * samples * n);
+        for c in 0..chains {
+            values.extend_from_slice(&self.values[c * full * n..(c * full + samples) * n]);
+        }
+        Draws {
+            chains,
+            samples,
+            n,
+            values,
+        }
+    }
+}
+
+/// Whole cycles covering `seconds` (rounding noise below a millionth of a
+/// cycle does not cost a cycle).
+fn to_cycles(seconds: f64, clock_hz: f64) -> u64 {
+    (seconds * clock_hz - 1e-6).ceil().max(0.0) as u64
+}
+
+/// Samples kept after `sweeps` sweeps of a chain.
+fn kept(sweeps: u64, s: &crate::image::Schedule) -> u64 {
+    (sweeps.saturating_sub(s.warmup) / s.steps_per_sample.max(1)).min(s.samples)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_lane(
+    image: &TsuImage,
+    comparator: &Comparator,
+    noise: Noise,
+    stuck: &[(u32, i32)],
+    drift_lsb: i32,
+    lane: &mut Lane,
+    sweeps: u64,
+    out: &mut [i8],
+) {
+    let s = image.schedule;
+    let degree = image.uniform_degree();
+    for _ in 0..sweeps {
+        for &(lo, hi) in &image.colours {
+            match degree {
+                Some(4) => update::<4>(image, comparator, noise, drift_lsb, lane, lo, hi),
+                Some(8) => update::<8>(image, comparator, noise, drift_lsb, lane, lo, hi),
+                Some(16) => update::<16>(image, comparator, noise, drift_lsb, lane, lo, hi),
+                _ => update_csr(image, comparator, noise, drift_lsb, lane, lo, hi),
+            }
+            for &(slot, state) in stuck {
+                lane.spins[slot as usize] = state;
+            }
+        }
+        lane.sweeps_done += 1;
+        let p = lane.sweeps_done;
+        if p > s.warmup && (p - s.warmup).is_multiple_of(s.steps_per_sample) {
+            let k = ((p - s.warmup) / s.steps_per_sample - 1) as usize;
+            let row = &mut out[k * image.n..(k + 1) * image.n];
+            for (slot, &v) in image.order.iter().enumerate() {
+                row[v as usize] = lane.spins[slot] as i8;
+            }
+        }
+    }
+}
+
+/// The p-bit: saturate the field, look up P(+1), compare with the noise.
+#[inline(always)]
+fn decide(comparator: &Comparator, noise: Noise, lane_rng: &mut SplitMix, prev: Option<&mut u32>, acc: i32) -> i32 {
+    let fm = comparator.field_max;
+    let threshold = comparator.lut[(acc.clamp(-fm, fm) + fm) as usize];
+    let x = lane_rng.next();
+    let mut u = (x >> 32) as u32;
+    if let Some(prev) = prev {
+        if (x as u32) < noise.reuse_below {
+            u = *prev;
+        }
+        *prev = u;
+    }
+    let u = (u as i64 + noise.offset).clamp(0, u32::MAX as i64) as u32;
+    if u < threshold { 1 } else { -1 }
+}
+
+#[inline(always)]
+fn update<const D: usize>(
+    image: &TsuImage,
+    comparator: &Comparator,
+    noise: Noise,
+    drift_lsb: i32,
+    lane: &mut Lane,
+    lo: usize,
+    hi: usize,
+) {
+    let cols = image.col[lo * D..hi * D].chunks_exact(D);
+    let weights = image.weight_q[lo * D..hi * D].chunks_exact(D);
+    let correlated = noise.reuse_below > 0;
+    for ((i, c), w) in (lo..hi).zip(cols).zip(weights) {
+        let c: &[u32; D] = c.try_into().expect("chunk of D");
+        let w: &[i32; D] = w.try_into().expect("chunk of D");
+        let mut acc = image.bias_q[i] + drift_lsb;
+        for k in 0..D {
+            acc += w[k] * lane.spins[c[k] as usize];
+        }
+        let prev = if correlated { Some(&mut lane.noise[i]) } else { None };
+        lane.spins[i] = decide(comparator, noise, &mut lane.rng, prev, acc);
+    }
+}
+
+fn update_csr(
+    image: &TsuImage,
+    comparator: &Comparator,
+    noise: Noise,
+    drift_lsb: i32,
+    lane: &mut Lane,
+    lo: usize,
+    hi: usize,
+) {
+    let correlated = noise.reuse_below > 0;
+    for i in lo..hi {
+        let (a, b) = (image.row_ptr[i] as usize, image.row_ptr[i + 1] as usize);
+        let mut acc = image.bias_q[i] + drift_lsb;
+        for k in a..b {
+            acc += image.weight_q[k] * lane.spins[image.col[k] as usize];
+        }
+        let prev = if correlated { Some(&mut lane.noise[i]) } else { None };
+        lane.spins[i] = decide(comparator, noise, &mut lane.rng, prev, acc);
+    }
+}

@@ -1,0 +1,167 @@
+//! The simulator on its own: compile issues, the documented cycle formula,
+//! determinism across slicing and checkpoints, and fault signatures.
+
+use std::sync::Arc;
+
+use thermoroute_sim::{
+    ChipConfig, CompileIssue, Faults, Schedule, SimError, SpinProblem, TimeWindow, TsuRun, compile,
+};
+
+fn chain(n: usize, schedule: Schedule) -> SpinProblem {
+    SpinProblem {
+        biases: vec![0.2; n],
+        edges: (0..n - 1).map(|i| [i, i + 1]).collect(),
+        weights: vec![0.5; n - 1],
+        beta: 1.0,
+        clamp: vec![None; n],
+        schedule,
+    }
+}
+
+const SCHED: Schedule = Schedule {
+    warmup: 10,
+    samples: 20,
+    steps_per_sample: 2,
+    chains: 3,
+};
+
+#[test]
+fn hand_computed_cycles_and_energy() {
+    // devkit: 20 MHz, 2 cycles per phase, 50 MB/s link with 20 us latency,
+    // chains side by side, no double buffering.
+    let chip = ChipConfig::devkit();
+    let problem = chain(4, SCHED);
+    let image = compile(&problem, &chip, 0.05).unwrap();
+    assert_eq!(image.colours.len(), 2, "a chain is 2-colourable");
+    assert_eq!(image.copies, 3);
+    assert_eq!(image.batches, 1);
+    // writes = (Σ degree 6 + n 4) * 3 copies = 30.
+    assert_eq!(image.writes, 30);
+    let mut run = TsuRun::new(Arc::new(image), &chip, 1, Faults::default());
+    run.advance(u64::MAX).unwrap();
+    let c = *run.counters();
+    // load: ceil((20e-6 + 4 * 30 / 50e6) * 20e6) = ceil(400 + 48) = 448.
+    assert_eq!(c.load_cycles, 448);
+    // 50 sweeps x 2 colours x 2 cycles.
+    assert_eq!(c.sweep_cycles, 200);
+    // 20 samples x ceil((20e-6 + ceil(4*3/8)=2 / 50e6) * 20e6) = 20 x ceil(400.8) = 20 x 401.
+    assert_eq!(c.readout_cycles, 8020);
+    assert_eq!(c.cell_updates, 50 * 4 * 3);
+    let update_j = 600.0 * 20e-15;
+    let readout_j = 20.0 * 4.0 * 3.0 * 5e-12;
+    let load_j = 30.0 * 200e-12;
+    let seconds = (448 + 200 + 8020) as f64 / 20e6;
+    assert!((c.seconds - seconds).abs() < 1e-12);
+    let energy = update_j + readout_j + load_j + seconds * 0.01;
+    assert!((c.energy_j() - energy).abs() < 1e-15, "{} vs {energy}", c.energy_j());
+}
+
+#[test]
+fn slicing_and_checkpoints_never_change_the_draws() {
+    let chip = ChipConfig::devkit();
+    let image = Arc::new(compile(&chain(10, SCHED), &chip, 0.05).unwrap());
+    let mut whole = TsuRun::new(image.clone(), &chip, 9, Faults::default());
+    whole.advance(u64::MAX).unwrap();
+    let mut sliced = TsuRun::new(image, &chip, 9, Faults::default());
+    for k in [1, 4, 7, 3] {
+        sliced.advance(k).unwrap();
+        sliced.suspend();
+    }
+    sliced.advance(u64::MAX).unwrap();
+    assert_eq!(whole.draws(), sliced.draws());
+    assert!(sliced.counters().checkpoint_cycles > 0, "checkpoints are charged");
+    assert_eq!(whole.counters().checkpoint_cycles, 0);
+    assert!(sliced.counters().cycles() > whole.counters().cycles());
+}
+
+#[test]
+fn chains_beyond_the_copies_run_in_batches() {
+    let mut chip = ChipConfig::devkit();
+    chip.cells = 20; // two copies of a 10-spin chain
+    let image = Arc::new(compile(&chain(10, SCHED), &chip, 0.05).unwrap());
+    assert_eq!((image.copies, image.batches), (2, 2));
+    let mut run = TsuRun::new(image, &chip, 2, Faults::default());
+    run.advance(u64::MAX).unwrap();
+    assert_eq!(run.counters().sweep_cycles, 2 * 50 * 2 * 2);
+    let d = run.draws();
+    assert_eq!((d.chains, d.samples), (3, 20));
+}
+
+#[test]
+fn a_stuck_cell_freezes_its_marginal() {
+    let chip = ChipConfig::devkit();
+    let image = Arc::new(compile(&chain(8, SCHED), &chip, 0.05).unwrap());
+    let faults = Faults {
+        stuck: vec![(3, -1)],
+        ..Default::default()
+    };
+    let mut run = TsuRun::new(image, &chip, 4, faults);
+    run.advance(u64::MAX).unwrap();
+    let d = run.draws();
+    for row in d.values.chunks(d.n) {
+        assert_eq!(row[3], -1);
+    }
+    let random = Faults::random_stuck(7, 3, 8);
+    assert_eq!(random, Faults::random_stuck(7, 3, 8), "reproducible from a seed");
+    assert_eq!(random.stuck.len(), 3);
+}
+
+#[test]
+fn offline_windows_and_throttling() {
+    let chip = ChipConfig::devkit();
+    let image = Arc::new(compile(&chain(8, SCHED), &chip, 0.05).unwrap());
+    let offline = Faults {
+        offline: vec![TimeWindow { from_s: 0.0, to_s: 1.0 }],
+        ..Default::default()
+    };
+    let mut run = TsuRun::new(image.clone(), &chip, 4, offline);
+    assert!(matches!(run.advance(10), Err(SimError::Offline { .. })));
+    let throttled = Faults {
+        throttle: vec![thermoroute_sim::Throttle { from_s: 0.0, to_s: 1.0, divisor: 4.0 }],
+        ..Default::default()
+    };
+    let mut slow = TsuRun::new(image.clone(), &chip, 4, throttled);
+    slow.advance(u64::MAX).unwrap();
+    let mut fast = TsuRun::new(image, &chip, 4, Faults::default());
+    fast.advance(u64::MAX).unwrap();
+    assert_eq!(slow.counters().cycles(), fast.counters().cycles());
+    assert!(slow.counters().seconds > 3.0 * fast.counters().seconds);
+    assert_eq!(slow.draws(), fast.draws(), "throttling changes time, not samples");
+}
+
+#[test]
+fn every_compile_rule_names_its_reason() {
+    let mut chip = ChipConfig::devkit();
+    chip.cells = 6;
+    chip.limits.max_sweeps = 30;
+    let mut p = chain(8, SCHED);
+    p.weights[2] = 5.0; // saturates +-2
+    // A 9-clique-ish hub: degree 9 > 8 slots, and a triangle needs 3 colours.
+    let mut p2 = chain(12, SCHED);
+    for j in 2..12 {
+        p2.edges.push([0, j]);
+        p2.weights.push(0.1);
+    }
+    let issues = compile(&p, &chip, 0.05).unwrap_err();
+    let has = |issues: &[CompileIssue], f: &dyn Fn(&CompileIssue) -> bool| issues.iter().any(f);
+    assert!(has(&issues, &|i| matches!(i, CompileIssue::TooManyCells { needed: 8, available: 6 })));
+    assert!(has(&issues, &|i| matches!(i, CompileIssue::ScheduleTooLong { .. })));
+    assert!(has(&issues, &|i| matches!(i, CompileIssue::Saturates { index: 2, .. })));
+    let issues = compile(&p2, &ChipConfig::devkit(), 0.05).unwrap_err();
+    assert!(has(&issues, &|i| matches!(i, CompileIssue::DegreeExceeded { var: 0, degree: 11, max: 8 })));
+    let mut few = ChipConfig::devkit();
+    few.max_colours = 2;
+    let mut triangle = chain(3, SCHED);
+    triangle.edges.push([0, 2]);
+    triangle.weights.push(0.3);
+    let issues = compile(&triangle, &few, 0.05).unwrap_err();
+    assert!(has(&issues, &|i| matches!(i, CompileIssue::TooManyColours { needed: 3, max: 2 })));
+    let mut coarse = ChipConfig::devkit();
+    coarse.weight_bits = 4;
+    let issues = compile(&chain(4, SCHED), &coarse, 0.05).unwrap_err();
+    assert!(has(&issues, &|i| matches!(i, CompileIssue::PrecisionLoss { .. })));
+    assert!(compile(&chain(4, SCHED), &coarse, 0.2).is_ok(), "a looser tolerance accepts it");
+    let z1 = ChipConfig::z1_like();
+    let issues = compile(&chain(600, SCHED), &z1, 0.05).unwrap_err();
+    assert!(has(&issues, &|i| matches!(i, CompileIssue::NotAGridNeighbour { a: 575, b: 576, .. })), "{issues:?}");
+}

@@ -168,6 +168,17 @@ pub struct TsuSpec {
     /// Windows (milliseconds of virtual time) when the TSU is available;
     /// empty means always.
     pub availability: Vec<Window>,
+    /// The chip the TSU driver simulates: a preset (`devkit`, `z1-like`).
+    pub chip: String,
+    /// Or a chip description file (TOML, the shape of `thermoroute_sim::ChipConfig`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chip_file: Option<PathBuf>,
+    /// Largest quantisation error of any weight or bias the driver accepts
+    /// (field units, beta included).
+    pub precision_tolerance: f64,
+    /// Faults injected into the simulated chip (stuck cells, RNG bias...).
+    #[serde(default)]
+    pub chip_faults: thermoroute_sim::Faults,
 }
 
 impl Default for TsuSpec {
@@ -184,6 +195,10 @@ impl Default for TsuSpec {
             runtime_bias: true,
             sampling_bias: 0.004,
             availability: Vec::new(),
+            chip: "devkit".into(),
+            chip_file: None,
+            precision_tolerance: 0.05,
+            chip_faults: thermoroute_sim::Faults::default(),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! `thermoroute` binary on top.
 
 pub mod backends;
+pub mod calibration;
 pub mod diagnostics;
 pub mod engine;
 pub mod exec;

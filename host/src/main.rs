@@ -59,7 +59,20 @@ enum Command {
         /// Also write every draw to FILE as {"chains","samples","draws"}.
         #[arg(long, value_name = "FILE")]
         draws: Option<PathBuf>,
+        /// Hardware description (TOML) naming the TSU chip (`[tsu] chip`,
+        /// `chip_file`, `precision_tolerance`, `chip_faults`); default devkit.
+        #[arg(long, value_name = "HW.toml")]
+        hardware: Option<PathBuf>,
     },
+    /// Inspect the TSU: compile a program for the chip and show the image.
+    Tsu {
+        #[command(subcommand)]
+        command: cli::tsu::TsuCommand,
+    },
+    /// Measure each backend's error against exact enumeration on a suite of
+    /// small programs, and write the per-backend error table `run
+    /// --calibration` uses for the accuracy term.
+    Calibrate(cli::tsu::CalibrateArgs),
     /// Check an EProgram or a workload graph and list every problem with its JSON path.
     ///
     /// Exit codes: 0 valid, 1 invalid, 3 valid but infeasible.
@@ -188,7 +201,18 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             threads,
             json,
             draws,
-        } => sample(&program, backend, seed, threads, json, draws.as_deref()),
+            hardware,
+        } => sample(
+            &program,
+            backend,
+            seed,
+            threads,
+            json,
+            draws.as_deref(),
+            hardware.as_deref(),
+        ),
+        Command::Tsu { command } => cli::tsu::tsu(command),
+        Command::Calibrate(args) => cli::tsu::calibrate(args),
         Command::Validate { file, json } => validate(&file, json),
         Command::Schema { which } => {
             let doc = match which {
@@ -261,15 +285,28 @@ fn sample(
     threads: Option<usize>,
     json: bool,
     draws_path: Option<&Path>,
+    hardware: Option<&Path>,
 ) -> Result<ExitCode> {
-    if backend != Backend::Cpu {
-        anyhow::bail!("backend {backend:?} is not part of this build yet; use --backend cpu");
+    if backend == Backend::Gpu {
+        anyhow::bail!("the GPU backend is not part of this build yet; use --backend cpu or tsu");
     }
     let program = match EProgram::load(path) {
         Ok(p) => p,
         Err(e) => return Ok(report_model_error(&e)),
     };
-    let draws = match sample_with_progress(&program, seed, threads, !json) {
+    let mut tsu_extra = None;
+    let result = if backend == Backend::Tsu {
+        match cli::tsu::sample_on_tsu(&program, seed, hardware)? {
+            Ok((draws, extra)) => {
+                tsu_extra = Some(extra);
+                Ok(draws)
+            }
+            Err(e) => Err(e),
+        }
+    } else {
+        sample_with_progress(&program, seed, threads, !json)
+    };
+    let draws = match result {
         Ok(d) => d,
         Err(SampleError::Infeasible(inf)) => {
             eprintln!(
@@ -296,7 +333,23 @@ fn sample(
         std::fs::write(file, text)
             .with_context(|| format!("writing draws to {}", file.display()))?;
     }
-    let report = SampleReport::new(&program, &draws, seed, "cpu");
+    let mut report = SampleReport::new(
+        &program,
+        &draws,
+        seed,
+        if backend == Backend::Tsu {
+            "tsu"
+        } else {
+            "cpu"
+        },
+    );
+    if let Some(extra) = tsu_extra {
+        report.stats.cycles = Some(extra.cycles);
+        report.stats.energy_j = Some(extra.energy_j);
+        report.stats.device_seconds = Some(extra.device_seconds);
+        report.provenance.image_hash = Some(extra.image_hash);
+        report.provenance.chip_hash = Some(extra.chip_hash);
+    }
     if json {
         print_json(&report)?;
     } else {
@@ -411,6 +464,16 @@ fn print_sample_table(path: &Path, r: &SampleReport) {
         r.provenance.program_hash,
         r.provenance.draws_hash
     );
+    if let (Some(cycles), Some(energy), Some(device)) =
+        (r.stats.cycles, r.stats.energy_j, r.stats.device_seconds)
+    {
+        println!(
+            "TSU: {cycles} cycles, {:.3} ms device time, {:.3e} J   image {}",
+            device * 1e3,
+            energy,
+            r.provenance.image_hash.as_deref().unwrap_or("-")
+        );
+    }
 }
 
 fn validate(path: &Path, json: bool) -> Result<ExitCode> {

@@ -208,6 +208,14 @@ pub enum Ineligible {
     Failed {
         detail: String,
     },
+    /// The program does not fit the device (cells, couplings, colours, placement).
+    Capacity {
+        detail: String,
+    },
+    /// Quantised weights or biases would saturate or lose too much precision.
+    Precision {
+        detail: String,
+    },
 }
 
 impl std::fmt::Display for Ineligible {
@@ -225,7 +233,9 @@ impl std::fmt::Display for Ineligible {
             | Ineligible::ScheduleOutOfRange { detail }
             | Ineligible::ConditioningNotCompilable { detail }
             | Ineligible::PolicyForbids { detail }
-            | Ineligible::Failed { detail } => f.write_str(detail),
+            | Ineligible::Failed { detail }
+            | Ineligible::Capacity { detail }
+            | Ineligible::Precision { detail } => f.write_str(detail),
             Ineligible::ExceedsLimits {
                 what,
                 limit,

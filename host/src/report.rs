@@ -15,6 +15,11 @@ pub struct Provenance {
     pub schedule: Schedule,
     pub draws_hash: String,
     pub thermoroute_version: &'static str,
+    /// TSU runs: the compiled image and the chip configuration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_hash: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chip_hash: Option<String>,
 }
 
 /// Work done.
@@ -26,6 +31,14 @@ pub struct Stats {
     pub seconds: f64,
     /// Updates per second.
     pub updates_per_second: f64,
+    /// TSU runs: simulated device cycles and energy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cycles: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub energy_j: Option<f64>,
+    /// TSU runs: simulated device seconds (`seconds` is the host's wall time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_seconds: Option<f64>,
 }
 
 /// `thermoroute sample --json` output.
@@ -73,11 +86,16 @@ impl SampleReport {
                 schedule: program.schedule,
                 draws_hash: draws.hash(),
                 thermoroute_version: env!("CARGO_PKG_VERSION"),
+                image_hash: None,
+                chip_hash: None,
             },
             stats: Stats {
                 spin_updates: draws.spin_updates,
                 seconds: draws.seconds,
                 updates_per_second: draws.spin_updates as f64 / draws.seconds.max(1e-12),
+                cycles: None,
+                energy_j: None,
+                device_seconds: None,
             },
         }
     }

@@ -247,7 +247,10 @@ impl ChipConfig {
             ("bias_range", self.bias_range),
             ("field_range", self.field_range),
             ("clock_hz", self.clock_hz),
-            ("link.bandwidth_bytes_per_s", self.link.bandwidth_bytes_per_s),
+            (
+                "link.bandwidth_bytes_per_s",
+                self.link.bandwidth_bytes_per_s,
+            ),
         ];
         for (field, x) in positive {
             if !(x.is_finite() && x > 0.0) {
@@ -267,10 +270,16 @@ impl ChipConfig {
             }
         }
         if !(2..=24).contains(&self.weight_bits) {
-            return bad("weight_bits", format!("must be 2..=24, got {}", self.weight_bits));
+            return bad(
+                "weight_bits",
+                format!("must be 2..=24, got {}", self.weight_bits),
+            );
         }
         if !(2..=24).contains(&self.bias_bits) {
-            return bad("bias_bits", format!("must be 2..=24, got {}", self.bias_bits));
+            return bad(
+                "bias_bits",
+                format!("must be 2..=24, got {}", self.bias_bits),
+            );
         }
         if self.cells == 0 || self.cycles_per_phase == 0 || self.max_colours == 0 {
             return bad(
@@ -290,6 +299,11 @@ impl ChipConfig {
             return bad("topology.width", "must be at least 1".into());
         }
         Ok(())
+    }
+
+    /// The configuration as a TOML document (the shape [`ChipConfig::load`] reads).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("chip configs serialise")
     }
 
     /// `sha256:` of the canonical JSON of this configuration (provenance).
@@ -319,10 +333,18 @@ mod tests {
             assert_eq!(back, chip);
         }
         let z1 = ChipConfig::z1_like();
-        if let Topology::Grid { width, neighbourhood } = &z1.topology {
+        if let Topology::Grid {
+            width,
+            neighbourhood,
+        } = &z1.topology
+        {
             assert_eq!(z1.cells % width, 0);
             assert_eq!(neighbourhood.len(), 16);
-            assert!(neighbourhood.iter().all(|[dx, dy]| (dx + dy).rem_euclid(2) == 1));
+            assert!(
+                neighbourhood
+                    .iter()
+                    .all(|[dx, dy]| (dx + dy).rem_euclid(2) == 1)
+            );
         }
         assert_ne!(ChipConfig::z1_like().hash(), ChipConfig::devkit().hash());
     }

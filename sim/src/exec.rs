@@ -217,13 +217,21 @@ impl TsuRun {
                     .collect();
                 Lane {
                     spins,
-                    noise: vec![0; if noise.reuse_below > 0 { image.n_free } else { 0 }],
+                    noise: vec![
+                        0;
+                        if noise.reuse_below > 0 {
+                            image.n_free
+                        } else {
+                            0
+                        }
+                    ],
                     rng,
                     sweeps_done: 0,
                 }
             })
             .collect();
-        let load_s = chip.link.latency_s + image.writes as f64 * 4.0 / chip.link.bandwidth_bytes_per_s;
+        let load_s =
+            chip.link.latency_s + image.writes as f64 * 4.0 / chip.link.bandwidth_bytes_per_s;
         let load_cycles = to_cycles(load_s, chip.clock_hz);
         let counters = Counters {
             load_cycles,
@@ -264,7 +272,10 @@ impl TsuRun {
     /// Device sweeps done so far.
     pub fn sweeps_done(&self) -> u64 {
         let per = self.image.schedule.sweeps_per_chain();
-        let current = self.batch_lanes().next().map_or(0, |l| self.lanes[l].sweeps_done);
+        let current = self
+            .batch_lanes()
+            .next()
+            .map_or(0, |l| self.lanes[l].sweeps_done);
         (self.batch as u64 * per + current).min(self.total_sweeps())
     }
 
@@ -314,7 +325,12 @@ impl TsuRun {
     /// ones while budget is left). Returns the cycles this call took.
     pub fn advance(&mut self, sweeps: u64) -> Result<u64, SimError> {
         let t = self.counters.seconds;
-        if self.faults.offline.iter().any(|w| w.from_s <= t && t < w.to_s) {
+        if self
+            .faults
+            .offline
+            .iter()
+            .any(|w| w.from_s <= t && t < w.to_s)
+        {
             return Err(SimError::Offline { at_s: t });
         }
         if self.suspended {
@@ -330,21 +346,28 @@ impl TsuRun {
             let k = budget.min(per_chain - done);
             let kept_before = kept(done, &s);
             let kept_after = kept(done + k, &s);
-            let drift_lsb = (self.faults.bias_drift_per_s * self.counters.seconds / self.image.lsb).round() as i32;
+            let drift_lsb = (self.faults.bias_drift_per_s * self.counters.seconds / self.image.lsb)
+                .round() as i32;
             let image_arc = Arc::clone(&self.image);
             let image = &*image_arc;
             let (comparator, noise, stuck) = (&self.comparator, self.noise, &self.stuck);
             let row = s.samples as usize * image.n;
             let values = &mut self.values;
-            let lane_values = values.par_chunks_mut(row.max(1)).skip(lanes.start).take(lanes.len());
+            let lane_values = values
+                .par_chunks_mut(row.max(1))
+                .skip(lanes.start)
+                .take(lanes.len());
             self.lanes[lanes.clone()]
                 .par_iter_mut()
                 .zip(lane_values)
-                .for_each(|(lane, out)| run_lane(image, comparator, noise, stuck, drift_lsb, lane, k, out));
+                .for_each(|(lane, out)| {
+                    run_lane(image, comparator, noise, stuck, drift_lsb, lane, k, out)
+                });
             budget -= k;
             let copies_running = lanes.len() as u64;
             self.counters.cell_updates += k * image.n_free as u64 * copies_running;
-            self.counters.update_j += (k * image.n_free as u64 * copies_running) as f64 * self.chip.energy.cell_update_j;
+            self.counters.update_j +=
+                (k * image.n_free as u64 * copies_running) as f64 * self.chip.energy.cell_update_j;
             let phase = image.colours.len() as u64 * self.chip.cycles_per_phase;
             self.account(k * phase, |c| &mut c.sweep_cycles);
             let new_samples = kept_after - kept_before;
@@ -355,9 +378,16 @@ impl TsuRun {
                     self.chip.link.latency_s + bytes as f64 / self.chip.link.bandwidth_bytes_per_s,
                     self.chip.clock_hz,
                 );
-                let hidden = if self.chip.double_buffered_readout { s.steps_per_sample * phase } else { 0 };
-                self.account(new_samples * per_sample.saturating_sub(hidden), |c| &mut c.readout_cycles);
-                self.counters.readout_j += (new_samples * image.n as u64 * copies_running) as f64 * self.chip.energy.readout_per_node_j;
+                let hidden = if self.chip.double_buffered_readout {
+                    s.steps_per_sample * phase
+                } else {
+                    0
+                };
+                self.account(new_samples * per_sample.saturating_sub(hidden), |c| {
+                    &mut c.readout_cycles
+                });
+                self.counters.readout_j += (new_samples * image.n as u64 * copies_running) as f64
+                    * self.chip.energy.readout_per_node_j;
             }
             if done + k == per_chain {
                 self.batch += 1;
@@ -396,7 +426,11 @@ impl TsuRun {
     pub fn draws(&self) -> Draws {
         let chains = self.lanes.len();
         let full = self.image.schedule.samples as usize;
-        let samples = if self.is_done() { full } else { self.samples_done() };
+        let samples = if self.is_done() {
+            full
+        } else {
+            self.samples_done()
+        };
         let n = self.image.n;
         let mut values = Vec::with_capacity(chains * samples * n);
         for c in 0..chains {
@@ -409,6 +443,45 @@ impl TsuRun {
             values,
         }
     }
+}
+
+/// What a whole uninterrupted run of `image` costs, by the formulas in the
+/// crate docs, without running it (no throttling, no checkpoints).
+pub fn estimate(image: &TsuImage, chip: &ChipConfig) -> Counters {
+    let s = image.schedule;
+    let load_cycles = to_cycles(
+        chip.link.latency_s + image.writes as f64 * 4.0 / chip.link.bandwidth_bytes_per_s,
+        chip.clock_hz,
+    );
+    let phase = image.colours.len() as u64 * chip.cycles_per_phase;
+    let per_chain = s.sweeps_per_chain();
+    let chains = s.chains as usize;
+    let mut c = Counters {
+        load_cycles,
+        load_j: image.writes as f64 * chip.energy.coupling_write_j,
+        ..Default::default()
+    };
+    for batch in 0..image.batches {
+        let lanes = (((batch + 1) * image.copies).min(chains) - batch * image.copies) as u64;
+        c.sweep_cycles += per_chain * phase;
+        c.cell_updates += per_chain * image.n_free as u64 * lanes;
+        let bytes = (image.n as u64 * lanes).div_ceil(8);
+        let per_sample = to_cycles(
+            chip.link.latency_s + bytes as f64 / chip.link.bandwidth_bytes_per_s,
+            chip.clock_hz,
+        );
+        let hidden = if chip.double_buffered_readout {
+            s.steps_per_sample * phase
+        } else {
+            0
+        };
+        c.readout_cycles += s.samples * per_sample.saturating_sub(hidden);
+        c.readout_j += (s.samples * image.n as u64 * lanes) as f64 * chip.energy.readout_per_node_j;
+    }
+    c.update_j = c.cell_updates as f64 * chip.energy.cell_update_j;
+    c.seconds = c.cycles() as f64 / chip.clock_hz;
+    c.static_j = c.seconds * chip.energy.static_w;
+    c
 }
 
 /// Whole cycles covering `seconds` (rounding noise below a millionth of a
@@ -461,7 +534,13 @@ fn run_lane(
 
 /// The p-bit: saturate the field, look up P(+1), compare with the noise.
 #[inline(always)]
-fn decide(comparator: &Comparator, noise: Noise, lane_rng: &mut SplitMix, prev: Option<&mut u32>, acc: i32) -> i32 {
+fn decide(
+    comparator: &Comparator,
+    noise: Noise,
+    lane_rng: &mut SplitMix,
+    prev: Option<&mut u32>,
+    acc: i32,
+) -> i32 {
     let fm = comparator.field_max;
     let threshold = comparator.lut[(acc.clamp(-fm, fm) + fm) as usize];
     let x = lane_rng.next();
@@ -496,7 +575,11 @@ fn update<const D: usize>(
         for k in 0..D {
             acc += w[k] * lane.spins[c[k] as usize];
         }
-        let prev = if correlated { Some(&mut lane.noise[i]) } else { None };
+        let prev = if correlated {
+            Some(&mut lane.noise[i])
+        } else {
+            None
+        };
         lane.spins[i] = decide(comparator, noise, &mut lane.rng, prev, acc);
     }
 }
@@ -517,7 +600,11 @@ fn update_csr(
         for k in a..b {
             acc += image.weight_q[k] * lane.spins[image.col[k] as usize];
         }
-        let prev = if correlated { Some(&mut lane.noise[i]) } else { None };
+        let prev = if correlated {
+            Some(&mut lane.noise[i])
+        } else {
+            None
+        };
         lane.spins[i] = decide(comparator, noise, &mut lane.rng, prev, acc);
     }
 }

@@ -48,14 +48,24 @@ pub enum CompileIssue {
     #[error("needs {needed} cells, the chip has {available}")]
     TooManyCells { needed: usize, available: usize },
     #[error("variable {var} has {degree} couplings, cells have {max} slots")]
-    DegreeExceeded { var: usize, degree: usize, max: usize },
+    DegreeExceeded {
+        var: usize,
+        degree: usize,
+        max: usize,
+    },
     #[error("edge ({a}, {b}) is not a grid neighbour when placed row-major on a {width}-wide grid")]
     NotAGridNeighbour { a: usize, b: usize, width: usize },
     #[error("needs {needed} colour phases, the chip runs at most {max}")]
     TooManyColours { needed: usize, max: usize },
     #[error("{what}: {requested} exceeds the chip limit {limit}")]
-    ScheduleTooLong { what: String, requested: u64, limit: u64 },
-    #[error("{what} {index} = {value:.4} (beta included) saturates the +-{range} fixed-point range")]
+    ScheduleTooLong {
+        what: String,
+        requested: u64,
+        limit: u64,
+    },
+    #[error(
+        "{what} {index} = {value:.4} (beta included) saturates the +-{range} fixed-point range"
+    )]
     Saturates {
         what: String,
         index: usize,

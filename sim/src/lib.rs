@@ -56,5 +56,5 @@ pub mod exec;
 pub mod image;
 
 pub use config::{ChipConfig, ConfigError, Topology};
-pub use exec::{Counters, Draws, Faults, SimError, Throttle, TimeWindow, TsuRun};
+pub use exec::{Counters, Draws, Faults, SimError, Throttle, TimeWindow, TsuRun, estimate};
 pub use image::{CompileIssue, Schedule, SpinProblem, TsuImage, compile};

@@ -53,7 +53,11 @@ fn hand_computed_cycles_and_energy() {
     let seconds = (448 + 200 + 8020) as f64 / 20e6;
     assert!((c.seconds - seconds).abs() < 1e-12);
     let energy = update_j + readout_j + load_j + seconds * 0.01;
-    assert!((c.energy_j() - energy).abs() < 1e-15, "{} vs {energy}", c.energy_j());
+    assert!(
+        (c.energy_j() - energy).abs() < 1e-15,
+        "{} vs {energy}",
+        c.energy_j()
+    );
 }
 
 #[test]
@@ -69,7 +73,10 @@ fn slicing_and_checkpoints_never_change_the_draws() {
     }
     sliced.advance(u64::MAX).unwrap();
     assert_eq!(whole.draws(), sliced.draws());
-    assert!(sliced.counters().checkpoint_cycles > 0, "checkpoints are charged");
+    assert!(
+        sliced.counters().checkpoint_cycles > 0,
+        "checkpoints are charged"
+    );
     assert_eq!(whole.counters().checkpoint_cycles, 0);
     assert!(sliced.counters().cycles() > whole.counters().cycles());
 }
@@ -80,9 +87,16 @@ fn chains_beyond_the_copies_run_in_batches() {
     chip.cells = 20; // two copies of a 10-spin chain
     let image = Arc::new(compile(&chain(10, SCHED), &chip, 0.05).unwrap());
     assert_eq!((image.copies, image.batches), (2, 2));
+    let predicted = thermoroute_sim::estimate(&image, &chip);
     let mut run = TsuRun::new(image, &chip, 2, Faults::default());
     run.advance(u64::MAX).unwrap();
     assert_eq!(run.counters().sweep_cycles, 2 * 50 * 2 * 2);
+    assert_eq!(
+        run.counters().cycles(),
+        predicted.cycles(),
+        "estimate = run"
+    );
+    assert!((run.counters().energy_j() - predicted.energy_j()).abs() < 1e-15);
     let d = run.draws();
     assert_eq!((d.chains, d.samples), (3, 20));
 }
@@ -102,7 +116,11 @@ fn a_stuck_cell_freezes_its_marginal() {
         assert_eq!(row[3], -1);
     }
     let random = Faults::random_stuck(7, 3, 8);
-    assert_eq!(random, Faults::random_stuck(7, 3, 8), "reproducible from a seed");
+    assert_eq!(
+        random,
+        Faults::random_stuck(7, 3, 8),
+        "reproducible from a seed"
+    );
     assert_eq!(random.stuck.len(), 3);
 }
 
@@ -111,13 +129,20 @@ fn offline_windows_and_throttling() {
     let chip = ChipConfig::devkit();
     let image = Arc::new(compile(&chain(8, SCHED), &chip, 0.05).unwrap());
     let offline = Faults {
-        offline: vec![TimeWindow { from_s: 0.0, to_s: 1.0 }],
+        offline: vec![TimeWindow {
+            from_s: 0.0,
+            to_s: 1.0,
+        }],
         ..Default::default()
     };
     let mut run = TsuRun::new(image.clone(), &chip, 4, offline);
     assert!(matches!(run.advance(10), Err(SimError::Offline { .. })));
     let throttled = Faults {
-        throttle: vec![thermoroute_sim::Throttle { from_s: 0.0, to_s: 1.0, divisor: 4.0 }],
+        throttle: vec![thermoroute_sim::Throttle {
+            from_s: 0.0,
+            to_s: 1.0,
+            divisor: 4.0,
+        }],
         ..Default::default()
     };
     let mut slow = TsuRun::new(image.clone(), &chip, 4, throttled);
@@ -126,7 +151,11 @@ fn offline_windows_and_throttling() {
     fast.advance(u64::MAX).unwrap();
     assert_eq!(slow.counters().cycles(), fast.counters().cycles());
     assert!(slow.counters().seconds > 3.0 * fast.counters().seconds);
-    assert_eq!(slow.draws(), fast.draws(), "throttling changes time, not samples");
+    assert_eq!(
+        slow.draws(),
+        fast.draws(),
+        "throttling changes time, not samples"
+    );
 }
 
 #[test]
@@ -144,24 +173,58 @@ fn every_compile_rule_names_its_reason() {
     }
     let issues = compile(&p, &chip, 0.05).unwrap_err();
     let has = |issues: &[CompileIssue], f: &dyn Fn(&CompileIssue) -> bool| issues.iter().any(f);
-    assert!(has(&issues, &|i| matches!(i, CompileIssue::TooManyCells { needed: 8, available: 6 })));
-    assert!(has(&issues, &|i| matches!(i, CompileIssue::ScheduleTooLong { .. })));
-    assert!(has(&issues, &|i| matches!(i, CompileIssue::Saturates { index: 2, .. })));
+    assert!(has(&issues, &|i| matches!(
+        i,
+        CompileIssue::TooManyCells {
+            needed: 8,
+            available: 6
+        }
+    )));
+    assert!(has(&issues, &|i| matches!(
+        i,
+        CompileIssue::ScheduleTooLong { .. }
+    )));
+    assert!(has(&issues, &|i| matches!(
+        i,
+        CompileIssue::Saturates { index: 2, .. }
+    )));
     let issues = compile(&p2, &ChipConfig::devkit(), 0.05).unwrap_err();
-    assert!(has(&issues, &|i| matches!(i, CompileIssue::DegreeExceeded { var: 0, degree: 11, max: 8 })));
+    assert!(has(&issues, &|i| matches!(
+        i,
+        CompileIssue::DegreeExceeded {
+            var: 0,
+            degree: 11,
+            max: 8
+        }
+    )));
     let mut few = ChipConfig::devkit();
     few.max_colours = 2;
     let mut triangle = chain(3, SCHED);
     triangle.edges.push([0, 2]);
     triangle.weights.push(0.3);
     let issues = compile(&triangle, &few, 0.05).unwrap_err();
-    assert!(has(&issues, &|i| matches!(i, CompileIssue::TooManyColours { needed: 3, max: 2 })));
+    assert!(has(&issues, &|i| matches!(
+        i,
+        CompileIssue::TooManyColours { needed: 3, max: 2 }
+    )));
     let mut coarse = ChipConfig::devkit();
     coarse.weight_bits = 4;
     let issues = compile(&chain(4, SCHED), &coarse, 0.05).unwrap_err();
-    assert!(has(&issues, &|i| matches!(i, CompileIssue::PrecisionLoss { .. })));
-    assert!(compile(&chain(4, SCHED), &coarse, 0.2).is_ok(), "a looser tolerance accepts it");
+    assert!(has(&issues, &|i| matches!(
+        i,
+        CompileIssue::PrecisionLoss { .. }
+    )));
+    assert!(
+        compile(&chain(4, SCHED), &coarse, 0.2).is_ok(),
+        "a looser tolerance accepts it"
+    );
     let z1 = ChipConfig::z1_like();
     let issues = compile(&chain(600, SCHED), &z1, 0.05).unwrap_err();
-    assert!(has(&issues, &|i| matches!(i, CompileIssue::NotAGridNeighbour { a: 575, b: 576, .. })), "{issues:?}");
+    assert!(
+        has(&issues, &|i| matches!(
+            i,
+            CompileIssue::NotAGridNeighbour { a: 575, b: 576, .. }
+        )),
+        "{issues:?}"
+    );
 }

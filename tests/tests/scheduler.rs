@@ -409,7 +409,7 @@ fn execute_mode_matches_the_reference_execution() {
     );
     let routed = run(
         vec![g],
-        Hardware::default(),
+        hardware("[tsu]\ncount = 0\n"),
         EngineConfig {
             threads: Some(1),
             ..Default::default()
@@ -417,15 +417,12 @@ fn execute_mode_matches_the_reference_execution() {
     );
     let out = routed.jobs[0].nodes[1].output.as_ref().unwrap();
     assert_eq!(out["draws_hash"], reference.nodes[1].output["draws_hash"]);
-    assert_eq!(
-        chosen(&routed, "s"),
-        Some(Target::CpuRef),
-        "only the CPU is built for execute mode"
-    );
-    let tsu = &routed.jobs[0].nodes[1].candidates[0];
+    assert_eq!(chosen(&routed, "s"), Some(Target::CpuRef));
+    let gpu = &routed.jobs[0].nodes[1].candidates[1];
+    assert_eq!(gpu.target, Target::GpuSim);
     assert!(
-        tsu.reasons[0].contains("not available in this build"),
-        "{tsu:?}"
+        gpu.reasons[0].contains("not available in this build"),
+        "no GPU driver yet: {gpu:?}"
     );
 }
 

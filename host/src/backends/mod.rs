@@ -3,6 +3,7 @@
 //! (wgpu) and TSU (simulator driver) backends plug in through [`Backend`].
 
 pub mod cpu;
+pub mod tsu;
 
 use std::collections::HashMap;
 
@@ -28,6 +29,9 @@ pub enum BackendError {
 pub struct SliceCost {
     /// Wall-clock seconds measured on the host.
     pub seconds: f64,
+    /// Seconds on the simulated device, when its time is not the host's
+    /// (the TSU's cycles / clock); virtual time advances by this instead.
+    pub device_seconds: Option<f64>,
     /// Device cycles, for simulated hardware.
     pub cycles: Option<u64>,
     /// Energy, where the backend accounts for it itself.
@@ -48,6 +52,12 @@ pub trait SamplingTask: Send {
     }
     /// Draws so far (every requested sample once done).
     fn draws(&self) -> Draws;
+    /// Saves the device state before a preemption (charged where it costs).
+    fn suspend(&mut self) {}
+    /// Extra provenance entries (e.g. image and chip hashes).
+    fn provenance(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
 }
 
 /// A device driver the engine can run nodes on.
@@ -129,6 +139,7 @@ impl SamplingTask for CpuSampling {
             .map_err(|e| BackendError::Failed(e.to_string()))?;
         Ok(SliceCost {
             seconds: start.elapsed().as_secs_f64(),
+            device_seconds: None,
             cycles: None,
             energy_j: None,
         })

@@ -1,5 +1,7 @@
 //! The `run`, `explain` and `review` subcommands.
 
+pub mod tsu;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -54,6 +56,10 @@ pub struct RunArgs {
     /// Write a JSON Lines trace (replay it with `explain`).
     #[arg(long, value_name = "OUT.jsonl")]
     trace: Option<PathBuf>,
+    /// Per-backend error table written by `thermoroute calibrate`: the
+    /// accuracy term uses its measured biases.
+    #[arg(long, value_name = "FILE")]
+    calibration: Option<PathBuf>,
     /// Routing tables learned so far: read at start, written at the end.
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
@@ -84,10 +90,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         });
         classes.push(JobClass { name, graph });
     }
-    let hw = match &args.hardware {
+    let mut hw = match &args.hardware {
         Some(p) => Hardware::load(p)?,
         None => Hardware::default(),
     };
+    if let Some(file) = &args.calibration {
+        thermoroute::calibration::Calibration::load(file)?.apply(&mut hw);
+    }
     let tables = match &args.state {
         Some(p) => PerfTables::load(p)?,
         None => PerfTables::default(),

@@ -28,6 +28,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::backends::tsu::TsuDriver;
 use crate::backends::{Backend, BackendError, CpuBackend, SamplingTask};
 use crate::diagnostics::{Diagnostics, diagnose, diagnose_vars};
 use crate::exec::{self, Value};
@@ -173,6 +174,8 @@ pub enum EngineError {
     Trace(#[from] TraceError),
     #[error(transparent)]
     Review(#[from] crate::review::ReviewError),
+    #[error(transparent)]
+    Tsu(#[from] crate::backends::tsu::TsuError),
 }
 
 /// What one call to [`Engine::step`] did.
@@ -425,9 +428,23 @@ impl Engine {
             .collect();
         let mut tables = tables;
         let truth_tables = tables.clone();
+        let tsu_driver = if hw.tsu.count > 0 {
+            Some(TsuDriver::from_hardware(&hw)?)
+        } else {
+            None
+        };
         let plans: Vec<ClassPlan> = classes
             .into_iter()
-            .map(|c| ClassPlan::compile(c, &hw, &policy, &mut tables, &truth_tables))
+            .map(|c| {
+                ClassPlan::compile(
+                    c,
+                    &hw,
+                    &policy,
+                    &mut tables,
+                    &truth_tables,
+                    tsu_driver.as_ref(),
+                )
+            })
             .collect();
         let (arrivals_left, rate, recorded) = match &config.arrivals {
             Arrivals::AtOnce { jobs } => (*jobs, f64::INFINITY, VecDeque::new()),
@@ -481,6 +498,9 @@ impl Engine {
             backends.push(Box::new(CpuBackend {
                 threads: config.threads,
             }));
+            if let Some(driver) = &tsu_driver {
+                backends.push(Box::new(driver.clone()));
+            }
             for (i, b) in backends.iter().enumerate() {
                 for t in b.targets() {
                     backend_of[t.index()] = Some(i);
@@ -1777,7 +1797,7 @@ impl Engine {
             .advance(sweeps);
         match cost {
             Ok(cost) => {
-                let ms = cost.seconds * 1e3 * slowdown;
+                let ms = cost.device_seconds.unwrap_or(cost.seconds) * 1e3 * slowdown;
                 t.run_ms = ms;
                 if let Some(e) = cost.energy_j {
                     t.energy_j += e;
@@ -1795,7 +1815,11 @@ impl Engine {
             Err(e) => {
                 let (slot, node, target) = (t.job, t.node, t.target);
                 self.release(task_id);
-                self.fall_back(slot, node, target, FailureKind::BackendError, e.to_string())
+                let kind = match e {
+                    BackendError::Unavailable(_) => FailureKind::BackendUnavailable,
+                    _ => FailureKind::BackendError,
+                };
+                self.fall_back(slot, node, target, kind, e.to_string())
             }
         }
     }
@@ -1989,6 +2013,7 @@ impl Engine {
         let progress = run.sweeps_done() as f64 / run.total_sweeps().max(1) as f64;
         if !done && t.preempt_requested {
             let (device, by) = (t.target.device(), t.preempted_by);
+            t.sampling.as_mut().expect("sampling").suspend();
             self.suspend(task_id, by, progress)?;
             return self.dispatch(device);
         }
@@ -2066,7 +2091,9 @@ impl Engine {
         }
         self.observe(slot, node, target, task.busy_ms, energy)?;
         self.dispatch(device)?;
-        let draws = task.sampling.take().expect("sampling").draws();
+        let sampling = task.sampling.take().expect("sampling");
+        let draws = sampling.draws();
+        let provenance = sampling.provenance();
         let program = task.program.take().expect("program kept");
         self.finish_sampling(
             slot,
@@ -2078,6 +2105,7 @@ impl Engine {
             task.busy_ms,
             energy,
             note,
+            provenance,
         )
     }
 
@@ -2093,6 +2121,7 @@ impl Engine {
         service: f64,
         energy: f64,
         note: Option<String>,
+        provenance: Vec<(&'static str, String)>,
     ) -> Result<(), EngineError> {
         let occupancy = self.occupancy();
         let b = &self.hw.budgets;
@@ -2148,6 +2177,9 @@ impl Engine {
         }
         if let Some(n) = &note {
             summary["degraded"] = json!(n);
+        }
+        for (key, value) in provenance {
+            summary[key] = json!(value);
         }
         let output_hash = summary["draws_hash"].as_str().map(String::from);
         let input_hashes = self.input_hashes(slot, node);

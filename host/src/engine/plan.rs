@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use super::JobClass;
+use crate::backends::tsu::TsuDriver;
 use crate::hardware::Hardware;
 use crate::model::Graph;
 use crate::model::graph::NodeKind;
@@ -38,6 +39,8 @@ pub(super) struct NodePlan {
     pub evidence_nodes: Vec<u32>,
     /// Some effect is judged on this node's evidence.
     pub is_evidence: bool,
+    /// Why the TSU driver cannot compile this node's program for its chip.
+    pub tsu_reasons: Vec<Ineligible>,
 }
 
 impl NodePlan {
@@ -71,6 +74,7 @@ impl ClassPlan {
         policy: &Policy,
         tables: &mut PerfTables,
         truth_tables: &PerfTables,
+        tsu: Option<&TsuDriver>,
     ) -> Self {
         let graph = class.graph;
         let summaries = summarise(&graph);
@@ -138,6 +142,13 @@ impl ClassPlan {
                 program_hash: node.sample.as_ref().map(|s| s.program.canonical_hash()),
                 evidence_nodes: Vec::new(),
                 is_evidence: false,
+                tsu_reasons: match (tsu, &node.sample) {
+                    // Spin problems only: the policy already names other kinds.
+                    (Some(driver), Some(spec)) if TsuDriver::problem(&spec.program).is_ok() => {
+                        driver.compile(&spec.program).err().unwrap_or_default()
+                    }
+                    _ => Vec::new(),
+                },
             });
         }
         // Effects are judged on everything upstream of them.
@@ -199,11 +210,15 @@ impl ClassPlan {
                 .iter()
                 .map(|&t| {
                     let limits = BackendLimits::of(t, hw);
-                    policy
+                    let mut reasons = policy
                         .eligibility
                         .verdict(&np.summary, &qos, t, &limits)
                         .or_else(|_| native.eligibility.verdict(&np.summary, &qos, t, &limits))
-                        .unwrap_or_default()
+                        .unwrap_or_default();
+                    if t == Target::Tsu {
+                        reasons.extend(np.tsu_reasons.iter().cloned());
+                    }
+                    reasons
                 })
                 .collect();
         }

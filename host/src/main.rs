@@ -119,8 +119,9 @@ enum Command {
     },
     /// Measure sampler throughput (spin updates per second) on periodic ±J lattices.
     Bench {
-        /// What to measure: the Gibbs sampler on lattices, or the scheduler
-        /// in simulate mode on the M/M/3 example (jobs/s, decisions/s).
+        /// What to measure: the Gibbs sampler on lattices, the scheduler in
+        /// simulate mode on the M/M/3 example (jobs/s, decisions/s), or the
+        /// TSU simulator (simulated cell updates/s, energy per sample).
         #[arg(long, value_enum, default_value_t = Suite::Sampler)]
         suite: Suite,
         /// Scheduler suite: jobs to simulate.
@@ -147,6 +148,7 @@ enum Command {
 enum Suite {
     Sampler,
     Scheduler,
+    Tsu,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -242,6 +244,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             json,
             ..
         } => cli::bench_scheduler(jobs, json),
+        Command::Bench {
+            suite: Suite::Tsu,
+            json,
+            ..
+        } => cli::tsu::bench_tsu(json),
         Command::Bench {
             sizes,
             threads,

@@ -288,17 +288,35 @@ pub fn compile(
         *edge_code.entry((a, b)).or_default() += weight_code[k];
         *edge_code.entry((b, a)).or_default() += weight_code[k];
     }
+    let rows: Vec<Vec<usize>> = order[..n_free]
+        .iter()
+        .map(|&v| {
+            let mut nbrs: Vec<usize> = adjacency[v as usize].iter().map(|&(j, _)| j).collect();
+            nbrs.sort_unstable();
+            nbrs.dedup();
+            nbrs
+        })
+        .collect();
+    // Grids are uniform except at their edges: pad short rows with zero
+    // couplings (to the cell itself) so every row takes the unrolled path.
+    let entries: usize = rows.iter().map(Vec::len).sum();
+    let widest = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let pad_to = [4, 8, 16]
+        .into_iter()
+        .find(|&d| d >= widest && d * rows.len() <= entries + entries / 4);
     let mut row_ptr = vec![0u32];
     let mut col = Vec::new();
     let mut weight_q = Vec::new();
-    for &v in &order[..n_free] {
-        let v = v as usize;
-        let mut nbrs: Vec<usize> = adjacency[v].iter().map(|&(j, _)| j).collect();
-        nbrs.sort_unstable();
-        nbrs.dedup();
-        for j in nbrs {
+    for (slot, (&v, nbrs)) in order[..n_free].iter().zip(&rows).enumerate() {
+        for &j in nbrs {
             col.push(slot_of[j]);
-            weight_q.push(edge_code[&(v, j)]);
+            weight_q.push(edge_code[&(v as usize, j)]);
+        }
+        if let Some(d) = pad_to {
+            for _ in nbrs.len()..d {
+                col.push(slot as u32);
+                weight_q.push(0);
+            }
         }
         row_ptr.push(col.len() as u32);
     }

@@ -104,33 +104,59 @@ pub struct Draws {
     pub values: Vec<i8>,
 }
 
-/// SplitMix64: one stream per chain, seeded from `(seed, chain)`.
+/// SplitMix64's output function: a strong 64-bit mixer.
+#[inline(always)]
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A small sequential generator (SplitMix64), for drawing fault sets.
 #[derive(Debug, Clone)]
 struct SplitMix(u64);
 
 impl SplitMix {
     fn new(seed: u64, stream: u64) -> Self {
-        let mut s = SplitMix(seed ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03));
-        s.next();
-        s
+        SplitMix(seed ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03))
     }
 
-    #[inline(always)]
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        mix(self.0)
     }
 }
 
-/// One chain's cells.
+/// Each cell's noise is a function of (chain, sweep, cell): counter-based,
+/// so results do not depend on how cells are split across threads, and a
+/// checkpoint needs no RNG state beyond the sweep count.
+#[derive(Debug, Clone, Copy)]
+struct NoiseKey(u64);
+
+impl NoiseKey {
+    fn chain(seed: u64, chain: u64) -> Self {
+        NoiseKey(mix(
+            seed ^ mix(chain.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        ))
+    }
+
+    #[inline(always)]
+    fn draw(self, sweep: u64, slot: usize) -> u64 {
+        mix(self.0
+            ^ sweep.wrapping_mul(0xD6E8_FEB8_6659_FD93)
+            ^ (slot as u64).wrapping_mul(0xA076_1D64_78BD_642F))
+    }
+}
+
+/// The chains of the running batch, interleaved cell by cell
+/// (`spins[slot * lanes + lane]`) so one pass over the couplings serves all.
 #[derive(Debug, Clone)]
-struct Lane {
+struct Batch {
+    lanes: usize,
+    keys: Vec<NoiseKey>,
     spins: Vec<i32>,
     noise: Vec<u32>,
-    rng: SplitMix,
+    scratch: Vec<i32>,
     sweeps_done: u64,
 }
 
@@ -173,7 +199,9 @@ pub struct TsuRun {
     noise: Noise,
     /// Stuck cells as `(slot, state)`.
     stuck: Vec<(u32, i32)>,
-    lanes: Vec<Lane>,
+    seed: u64,
+    chains: usize,
+    current: Batch,
     batch: usize,
     values: Vec<i8>,
     counters: Counters,
@@ -203,33 +231,6 @@ impl TsuRun {
             offset: (bias * 4_294_967_296.0) as i64,
             reuse_below: (corr * 4_294_967_296.0).min(u32::MAX as f64) as u32,
         };
-        let lanes = (0..chains)
-            .map(|c| {
-                let mut rng = SplitMix::new(seed, c as u64);
-                let spins = (0..image.order.len())
-                    .map(|slot| {
-                        if slot < image.n_free {
-                            if rng.next() >> 63 == 1 { 1 } else { -1 }
-                        } else {
-                            i32::from(image.clamp[slot])
-                        }
-                    })
-                    .collect();
-                Lane {
-                    spins,
-                    noise: vec![
-                        0;
-                        if noise.reuse_below > 0 {
-                            image.n_free
-                        } else {
-                            0
-                        }
-                    ],
-                    rng,
-                    sweeps_done: 0,
-                }
-            })
-            .collect();
         let load_s =
             chip.link.latency_s + image.writes as f64 * 4.0 / chip.link.bandwidth_bytes_per_s;
         let load_cycles = to_cycles(load_s, chip.clock_hz);
@@ -241,13 +242,16 @@ impl TsuRun {
             ..Default::default()
         };
         let values = vec![0i8; chains * image.schedule.samples as usize * image.n];
+        let current = start_batch(&image, seed, 0, chains);
         TsuRun {
             comparator: Comparator::new(&image),
             chip: chip.clone(),
             faults,
             noise,
             stuck,
-            lanes,
+            seed,
+            chains,
+            current,
             batch: 0,
             values,
             counters,
@@ -271,12 +275,10 @@ impl TsuRun {
 
     /// Device sweeps done so far.
     pub fn sweeps_done(&self) -> u64 {
-        let per = self.image.schedule.sweeps_per_chain();
-        let current = self
-            .batch_lanes()
-            .next()
-            .map_or(0, |l| self.lanes[l].sweeps_done);
-        (self.batch as u64 * per + current).min(self.total_sweeps())
+        if self.is_done() {
+            return self.total_sweeps();
+        }
+        self.batch as u64 * self.image.schedule.sweeps_per_chain() + self.current.sweeps_done
     }
 
     pub fn is_done(&self) -> bool {
@@ -286,19 +288,13 @@ impl TsuRun {
     /// Samples every chain has (0 until the last batch starts recording).
     pub fn samples_done(&self) -> usize {
         let s = self.image.schedule;
-        self.lanes
-            .iter()
-            .map(|l| (l.sweeps_done.saturating_sub(s.warmup) / s.steps_per_sample.max(1)) as usize)
-            .min()
-            .unwrap_or(0)
-            .min(s.samples as usize)
-    }
-
-    fn batch_lanes(&self) -> std::ops::Range<usize> {
-        let copies = self.image.copies;
-        let chains = self.lanes.len();
-        let lo = (self.batch * copies).min(chains);
-        lo..((self.batch + 1) * copies).min(chains)
+        if self.is_done() {
+            s.samples as usize
+        } else if self.batch + 1 == self.image.batches {
+            kept(self.current.sweeps_done, &s) as usize
+        } else {
+            0
+        }
     }
 
     fn clock_now(&self) -> f64 {
@@ -341,33 +337,36 @@ impl TsuRun {
         let s = self.image.schedule;
         let per_chain = s.sweeps_per_chain();
         while budget > 0 && !self.is_done() {
-            let lanes = self.batch_lanes();
-            let done = self.lanes[lanes.start].sweeps_done;
+            let done = self.current.sweeps_done;
             let k = budget.min(per_chain - done);
             let kept_before = kept(done, &s);
             let kept_after = kept(done + k, &s);
-            let drift_lsb = (self.faults.bias_drift_per_s * self.counters.seconds / self.image.lsb)
-                .round() as i32;
+            // Bias drift in LSBs at the start of this slice, and per sweep.
+            let sweep_s = (self.image.colours.len() as u64 * self.chip.cycles_per_phase) as f64
+                / self.clock_now();
+            let drift = Drift {
+                start_lsb: self.faults.bias_drift_per_s * self.counters.seconds / self.image.lsb,
+                per_sweep_lsb: self.faults.bias_drift_per_s * sweep_s / self.image.lsb,
+            };
             let image_arc = Arc::clone(&self.image);
             let image = &*image_arc;
-            let (comparator, noise, stuck) = (&self.comparator, self.noise, &self.stuck);
-            let row = s.samples as usize * image.n;
-            let values = &mut self.values;
-            let lane_values = values
-                .par_chunks_mut(row.max(1))
-                .skip(lanes.start)
-                .take(lanes.len());
-            self.lanes[lanes.clone()]
-                .par_iter_mut()
-                .zip(lane_values)
-                .for_each(|(lane, out)| {
-                    run_lane(image, comparator, noise, stuck, drift_lsb, lane, k, out)
-                });
+            let first_chain = self.batch * image.copies;
+            run_batch(
+                image,
+                &self.comparator,
+                self.noise,
+                &self.stuck,
+                drift,
+                &mut self.current,
+                k,
+                &mut self.values,
+                first_chain,
+            );
             budget -= k;
-            let copies_running = lanes.len() as u64;
-            self.counters.cell_updates += k * image.n_free as u64 * copies_running;
-            self.counters.update_j +=
-                (k * image.n_free as u64 * copies_running) as f64 * self.chip.energy.cell_update_j;
+            let copies_running = self.current.lanes as u64;
+            let updates = k * image.n_free as u64 * copies_running;
+            self.counters.cell_updates += updates;
+            self.counters.update_j += updates as f64 * self.chip.energy.cell_update_j;
             let phase = image.colours.len() as u64 * self.chip.cycles_per_phase;
             self.account(k * phase, |c| &mut c.sweep_cycles);
             let new_samples = kept_after - kept_before;
@@ -391,13 +390,17 @@ impl TsuRun {
             }
             if done + k == per_chain {
                 self.batch += 1;
+                if !self.is_done() {
+                    self.current = start_batch(image, self.seed, self.batch, self.chains);
+                }
             }
         }
         Ok(self.counters.cycles() - before)
     }
 
     /// Saves the chip state to the host at a sweep boundary (preemption):
-    /// one bit per cell plus each chain's RNG state cross the link.
+    /// one bit per cell of every running copy crosses the link (the noise is
+    /// counter-based, so the sweep count is all the RNG state there is).
     pub fn suspend(&mut self) {
         if self.suspended || self.is_done() {
             return;
@@ -414,7 +417,7 @@ impl TsuRun {
     }
 
     fn checkpoint_cycles(&self) -> u64 {
-        let lanes = self.batch_lanes().len() as u64;
+        let lanes = self.current.lanes as u64;
         let bytes = (self.image.order.len() as u64 * lanes).div_ceil(8) + 8 * lanes;
         to_cycles(
             self.chip.link.latency_s + bytes as f64 / self.chip.link.bandwidth_bytes_per_s,
@@ -424,13 +427,9 @@ impl TsuRun {
 
     /// The draws read out so far (all of them once done).
     pub fn draws(&self) -> Draws {
-        let chains = self.lanes.len();
+        let chains = self.chains;
         let full = self.image.schedule.samples as usize;
-        let samples = if self.is_done() {
-            full
-        } else {
-            self.samples_done()
-        };
+        let samples = self.samples_done();
         let n = self.image.n;
         let mut values = Vec::with_capacity(chains * samples * n);
         for c in 0..chains {
@@ -495,38 +494,232 @@ fn kept(sweeps: u64, s: &crate::image::Schedule) -> u64 {
     (sweeps.saturating_sub(s.warmup) / s.steps_per_sample.max(1)).min(s.samples)
 }
 
+/// Bias drift over a slice, in field LSBs.
+#[derive(Debug, Clone, Copy)]
+struct Drift {
+    start_lsb: f64,
+    per_sweep_lsb: f64,
+}
+
+/// The chains of batch `batch`, at cycle 0 of their run.
+fn start_batch(image: &TsuImage, seed: u64, batch: usize, chains: usize) -> Batch {
+    let first = batch * image.copies;
+    let lanes = (first + image.copies)
+        .min(chains)
+        .saturating_sub(first)
+        .max(1);
+    let keys: Vec<NoiseKey> = (0..lanes)
+        .map(|l| NoiseKey::chain(seed, (first + l) as u64))
+        .collect();
+    let slots = image.order.len();
+    let mut spins = vec![0i32; slots * lanes];
+    for slot in 0..slots {
+        for (l, key) in keys.iter().enumerate() {
+            spins[slot * lanes + l] = if slot < image.n_free {
+                if key.draw(u64::MAX, slot) >> 63 == 1 {
+                    1
+                } else {
+                    -1
+                }
+            } else {
+                i32::from(image.clamp[slot])
+            };
+        }
+    }
+    Batch {
+        lanes,
+        keys,
+        spins,
+        noise: vec![0; slots * lanes],
+        scratch: Vec::new(),
+        sweeps_done: 0,
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
-fn run_lane(
+fn run_batch(
     image: &TsuImage,
     comparator: &Comparator,
     noise: Noise,
     stuck: &[(u32, i32)],
-    drift_lsb: i32,
-    lane: &mut Lane,
+    drift: Drift,
+    b: &mut Batch,
     sweeps: u64,
-    out: &mut [i8],
+    values: &mut [i8],
+    first_chain: usize,
 ) {
     let s = image.schedule;
+    let lanes = b.lanes;
     let degree = image.uniform_degree();
-    for _ in 0..sweeps {
+    for j in 0..sweeps {
+        let drift_lsb = (drift.start_lsb + j as f64 * drift.per_sweep_lsb).round() as i32;
         for &(lo, hi) in &image.colours {
             match degree {
-                Some(4) => update::<4>(image, comparator, noise, drift_lsb, lane, lo, hi),
-                Some(8) => update::<8>(image, comparator, noise, drift_lsb, lane, lo, hi),
-                Some(16) => update::<16>(image, comparator, noise, drift_lsb, lane, lo, hi),
-                _ => update_csr(image, comparator, noise, drift_lsb, lane, lo, hi),
+                Some(4) => phase::<4>(image, comparator, noise, drift_lsb, b, lo, hi),
+                Some(8) => phase::<8>(image, comparator, noise, drift_lsb, b, lo, hi),
+                Some(16) => phase::<16>(image, comparator, noise, drift_lsb, b, lo, hi),
+                _ => phase::<0>(image, comparator, noise, drift_lsb, b, lo, hi),
             }
             for &(slot, state) in stuck {
-                lane.spins[slot as usize] = state;
+                let base = slot as usize * lanes;
+                b.spins[base..base + lanes].fill(state);
             }
         }
-        lane.sweeps_done += 1;
-        let p = lane.sweeps_done;
+        b.sweeps_done += 1;
+        let p = b.sweeps_done;
         if p > s.warmup && (p - s.warmup).is_multiple_of(s.steps_per_sample) {
             let k = ((p - s.warmup) / s.steps_per_sample - 1) as usize;
-            let row = &mut out[k * image.n..(k + 1) * image.n];
-            for (slot, &v) in image.order.iter().enumerate() {
-                row[v as usize] = lane.spins[slot] as i8;
+            for l in 0..lanes {
+                let chain = first_chain + l;
+                let start = (chain * s.samples as usize + k) * image.n;
+                let row = &mut values[start..start + image.n];
+                for (slot, &v) in image.order.iter().enumerate() {
+                    row[v as usize] = b.spins[slot * lanes + l] as i8;
+                }
+            }
+        }
+    }
+}
+
+/// Cells per parallel work item within a colour phase.
+const CHUNK: usize = 1024;
+
+/// One colour phase: every cell of the colour, every chain of the batch.
+/// New states go to a scratch buffer (cells of one colour never read each
+/// other), then replace the old ones.
+fn phase<const D: usize>(
+    image: &TsuImage,
+    comparator: &Comparator,
+    noise: Noise,
+    drift_lsb: i32,
+    b: &mut Batch,
+    lo: usize,
+    hi: usize,
+) {
+    let lanes = b.lanes;
+    let len = (hi - lo) * lanes;
+    b.scratch.resize(len, 0);
+    let sweep = b.sweeps_done;
+    let (spins, keys) = (&b.spins, &b.keys);
+    let out = &mut b.scratch[..len];
+    let prev = &mut b.noise[lo * lanes..hi * lanes];
+    let ctx = Phase {
+        image,
+        comparator,
+        noise,
+        drift_lsb,
+        spins,
+        keys,
+        sweep,
+    };
+    let run = |start: usize, o: &mut [i32], p: &mut [u32]| match lanes {
+        1 => cells_fixed::<D, 1>(&ctx, start, o, p),
+        2 => cells_fixed::<D, 2>(&ctx, start, o, p),
+        4 => cells_fixed::<D, 4>(&ctx, start, o, p),
+        8 => cells_fixed::<D, 8>(&ctx, start, o, p),
+        _ => cells::<D>(&ctx, start, o, p),
+    };
+    if hi - lo >= 2 * CHUNK {
+        out.par_chunks_mut(CHUNK * lanes)
+            .zip(prev.par_chunks_mut(CHUNK * lanes))
+            .enumerate()
+            .for_each(|(c, (o, p))| run(lo + c * CHUNK, o, p));
+    } else {
+        run(lo, out, prev);
+    }
+    b.spins[lo * lanes..hi * lanes].copy_from_slice(&b.scratch[..len]);
+}
+
+/// What every cell of a phase reads.
+struct Phase<'a> {
+    image: &'a TsuImage,
+    comparator: &'a Comparator,
+    noise: Noise,
+    drift_lsb: i32,
+    spins: &'a [i32],
+    keys: &'a [NoiseKey],
+    sweep: u64,
+}
+
+/// [`cells`] for exactly `L` chains: the accumulators live in registers.
+#[inline(always)]
+fn cells_fixed<const D: usize, const L: usize>(
+    ctx: &Phase<'_>,
+    start: usize,
+    out: &mut [i32],
+    prev: &mut [u32],
+) {
+    let image = ctx.image;
+    let spins = ctx.spins;
+    for (j, (o, p)) in out
+        .chunks_exact_mut(L)
+        .zip(prev.chunks_exact_mut(L))
+        .enumerate()
+    {
+        let i = start + j;
+        let (a, z) = if D > 0 {
+            (i * D, i * D + D)
+        } else {
+            (image.row_ptr[i] as usize, image.row_ptr[i + 1] as usize)
+        };
+        let bias = image.bias_q[i] + ctx.drift_lsb;
+        let mut acc = [bias; L];
+        for (&c, &w) in image.col[a..z].iter().zip(&image.weight_q[a..z]) {
+            let s: &[i32; L] = spins[c as usize * L..c as usize * L + L]
+                .try_into()
+                .expect("L lanes");
+            for t in 0..L {
+                acc[t] += w * s[t];
+            }
+        }
+        for t in 0..L {
+            let x = ctx.keys[t].draw(ctx.sweep, i);
+            o[t] = decide(ctx.comparator, ctx.noise, x, &mut p[t], acc[t]);
+        }
+    }
+}
+
+/// Chains handled together per pass over a cell's couplings.
+const LANE_GROUP: usize = 8;
+
+#[inline(always)]
+fn cells<const D: usize>(ctx: &Phase<'_>, start: usize, out: &mut [i32], prev: &mut [u32]) {
+    let image = ctx.image;
+    let lanes = ctx.keys.len();
+    let spins = ctx.spins;
+    for (j, (o, p)) in out
+        .chunks_exact_mut(lanes)
+        .zip(prev.chunks_exact_mut(lanes))
+        .enumerate()
+    {
+        let i = start + j;
+        let (a, z) = if D > 0 {
+            (i * D, i * D + D)
+        } else {
+            (image.row_ptr[i] as usize, image.row_ptr[i + 1] as usize)
+        };
+        let (cols, weights) = (&image.col[a..z], &image.weight_q[a..z]);
+        let bias = image.bias_q[i] + ctx.drift_lsb;
+        for g in (0..lanes).step_by(LANE_GROUP) {
+            let m = (lanes - g).min(LANE_GROUP);
+            let mut acc = [bias; LANE_GROUP];
+            if m == 1 {
+                let mut a1 = bias;
+                for (&c, &w) in cols.iter().zip(weights) {
+                    a1 += w * spins[c as usize * lanes + g];
+                }
+                acc[0] = a1;
+            } else {
+                for (&c, &w) in cols.iter().zip(weights) {
+                    let base = c as usize * lanes + g;
+                    for (t, &s) in spins[base..base + m].iter().enumerate() {
+                        acc[t] += w * s;
+                    }
+                }
+            }
+            for t in 0..m {
+                let x = ctx.keys[g + t].draw(ctx.sweep, i);
+                o[g + t] = decide(ctx.comparator, ctx.noise, x, &mut p[g + t], acc[t]);
             }
         }
     }
@@ -534,18 +727,11 @@ fn run_lane(
 
 /// The p-bit: saturate the field, look up P(+1), compare with the noise.
 #[inline(always)]
-fn decide(
-    comparator: &Comparator,
-    noise: Noise,
-    lane_rng: &mut SplitMix,
-    prev: Option<&mut u32>,
-    acc: i32,
-) -> i32 {
+fn decide(comparator: &Comparator, noise: Noise, x: u64, prev: &mut u32, acc: i32) -> i32 {
     let fm = comparator.field_max;
     let threshold = comparator.lut[(acc.clamp(-fm, fm) + fm) as usize];
-    let x = lane_rng.next();
     let mut u = (x >> 32) as u32;
-    if let Some(prev) = prev {
+    if noise.reuse_below > 0 {
         if (x as u32) < noise.reuse_below {
             u = *prev;
         }
@@ -553,58 +739,4 @@ fn decide(
     }
     let u = (u as i64 + noise.offset).clamp(0, u32::MAX as i64) as u32;
     if u < threshold { 1 } else { -1 }
-}
-
-#[inline(always)]
-fn update<const D: usize>(
-    image: &TsuImage,
-    comparator: &Comparator,
-    noise: Noise,
-    drift_lsb: i32,
-    lane: &mut Lane,
-    lo: usize,
-    hi: usize,
-) {
-    let cols = image.col[lo * D..hi * D].chunks_exact(D);
-    let weights = image.weight_q[lo * D..hi * D].chunks_exact(D);
-    let correlated = noise.reuse_below > 0;
-    for ((i, c), w) in (lo..hi).zip(cols).zip(weights) {
-        let c: &[u32; D] = c.try_into().expect("chunk of D");
-        let w: &[i32; D] = w.try_into().expect("chunk of D");
-        let mut acc = image.bias_q[i] + drift_lsb;
-        for k in 0..D {
-            acc += w[k] * lane.spins[c[k] as usize];
-        }
-        let prev = if correlated {
-            Some(&mut lane.noise[i])
-        } else {
-            None
-        };
-        lane.spins[i] = decide(comparator, noise, &mut lane.rng, prev, acc);
-    }
-}
-
-fn update_csr(
-    image: &TsuImage,
-    comparator: &Comparator,
-    noise: Noise,
-    drift_lsb: i32,
-    lane: &mut Lane,
-    lo: usize,
-    hi: usize,
-) {
-    let correlated = noise.reuse_below > 0;
-    for i in lo..hi {
-        let (a, b) = (image.row_ptr[i] as usize, image.row_ptr[i + 1] as usize);
-        let mut acc = image.bias_q[i] + drift_lsb;
-        for k in a..b {
-            acc += image.weight_q[k] * lane.spins[image.col[k] as usize];
-        }
-        let prev = if correlated {
-            Some(&mut lane.noise[i])
-        } else {
-            None
-        };
-        lane.spins[i] = decide(comparator, noise, &mut lane.rng, prev, acc);
-    }
 }

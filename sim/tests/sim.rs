@@ -228,3 +228,86 @@ fn every_compile_rule_names_its_reason() {
         "{issues:?}"
     );
 }
+
+/// Four uncoupled spins with zero bias: ideal P(+1) is 1/2.
+fn free_spins(samples: u64) -> SpinProblem {
+    SpinProblem {
+        biases: vec![0.0; 4],
+        edges: vec![],
+        weights: vec![],
+        beta: 1.0,
+        clamp: vec![None; 4],
+        schedule: Schedule {
+            warmup: 0,
+            samples,
+            steps_per_sample: 1,
+            chains: 2,
+        },
+    }
+}
+
+fn up_fraction(d: &thermoroute_sim::Draws) -> f64 {
+    d.values.iter().filter(|&&v| v > 0).count() as f64 / d.values.len() as f64
+}
+
+#[test]
+fn rng_faults_show_their_signatures() {
+    let chip = ChipConfig::devkit();
+    let image = Arc::new(compile(&free_spins(20_000), &chip, 0.05).unwrap());
+    let run = |faults: Faults| {
+        let mut r = TsuRun::new(image.clone(), &chip, 3, faults);
+        r.advance(u64::MAX).unwrap();
+        r.draws()
+    };
+    // 160k draws: the standard error of a fraction near 1/2 is 0.00125.
+    let ideal = up_fraction(&run(Faults::default()));
+    assert!((ideal - 0.5).abs() < 0.005, "{ideal}");
+    // Noise biased up by 10% of its range: P(+1) = 0.4.
+    let biased = up_fraction(&run(Faults {
+        rng_bias: Some(0.1),
+        ..Default::default()
+    }));
+    assert!((biased - 0.4).abs() < 0.005, "{biased}");
+    // Correlated noise: consecutive draws of a cell agree far more often.
+    let agreement = |d: &thermoroute_sim::Draws| {
+        let mut same = 0;
+        let mut total = 0;
+        for c in 0..d.chains {
+            for s in 1..d.samples {
+                for v in 0..d.n {
+                    let a = d.values[(c * d.samples + s - 1) * d.n + v];
+                    let b = d.values[(c * d.samples + s) * d.n + v];
+                    same += usize::from(a == b);
+                    total += 1;
+                }
+            }
+        }
+        same as f64 / total as f64
+    };
+    let ideal_agreement = agreement(&run(Faults::default()));
+    let sticky = agreement(&run(Faults {
+        rng_correlation: Some(0.8),
+        ..Default::default()
+    }));
+    assert!((ideal_agreement - 0.5).abs() < 0.01, "{ideal_agreement}");
+    assert!(sticky > 0.85, "{sticky}");
+    // Bias drift: late draws lean further than early ones.
+    let drifting = run(Faults {
+        bias_drift_per_s: 2_000.0,
+        ..Default::default()
+    });
+    let half = drifting.samples / 2;
+    let frac = |range: std::ops::Range<usize>| {
+        let mut up = 0;
+        let mut total = 0;
+        for c in 0..drifting.chains {
+            for s in range.clone() {
+                let row = &drifting.values[(c * drifting.samples + s) * 4..][..4];
+                up += row.iter().filter(|&&v| v > 0).count();
+                total += 4;
+            }
+        }
+        up as f64 / total as f64
+    };
+    assert!(frac(half..drifting.samples) > frac(0..half) + 0.05);
+}

@@ -288,7 +288,14 @@ fn print_calibration(c: &Calibration, out: &Path) {
 
 /// A spin program with the chip's grid shape: every in-bounds neighbour
 /// offset of every cell coupled, weights and biases from a seed.
-fn grid_program(width: usize, height: usize, offsets: &[[i32; 2]], periodic: bool, sweeps: u64, chains: u64) -> EProgram {
+fn grid_program(
+    width: usize,
+    height: usize,
+    offsets: &[[i32; 2]],
+    periodic: bool,
+    sweeps: u64,
+    chains: u64,
+) -> EProgram {
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let n = width * height;
@@ -307,14 +314,22 @@ fn grid_program(width: usize, height: usize, offsets: &[[i32; 2]], periodic: boo
                 } else if nx < 0 || ny < 0 || nx >= width as i64 || ny >= height as i64 {
                     continue;
                 }
-                edges.push([(y * width as i64 + x) as usize, (ny * width as i64 + nx) as usize]);
+                edges.push([
+                    (y * width as i64 + x) as usize,
+                    (ny * width as i64 + nx) as usize,
+                ]);
             }
         }
     }
     let weights = edges.iter().map(|_| rng.random_range(-0.5..0.5)).collect();
     let biases = (0..n).map(|_| rng.random_range(-0.3..0.3)).collect();
     EProgram {
-        ising: Some(thermoroute::model::eprogram::Ising { n, biases, edges, weights }),
+        ising: Some(thermoroute::model::eprogram::Ising {
+            n,
+            biases,
+            edges,
+            weights,
+        }),
         categorical: Vec::new(),
         factors: Vec::new(),
         constraints: Vec::new(),
@@ -361,7 +376,9 @@ pub fn bench_tsu(json: bool) -> Result<ExitCode> {
             tolerance: 0.05,
             faults: Default::default(),
         };
-        let image = driver.compile(&program).map_err(|r| anyhow::anyhow!("{label}: {r:?}"))?;
+        let image = driver
+            .compile(&program)
+            .map_err(|r| anyhow::anyhow!("{label}: {r:?}"))?;
         let cells = image.n;
         let mut run = driver.start(image, 1);
         let start = std::time::Instant::now();
@@ -369,7 +386,9 @@ pub fn bench_tsu(json: bool) -> Result<ExitCode> {
         let wall = start.elapsed().as_secs_f64();
         let c = *run.run().counters();
         let samples = (program.schedule.chains * program.schedule.samples) as f64;
-        let cpu_energy_per_sample = (c.cell_updates as f64 / hw.cpu.spin_updates_per_s) * hw.cpu.active_w_per_core / samples;
+        let cpu_energy_per_sample = (c.cell_updates as f64 / hw.cpu.spin_updates_per_s)
+            * hw.cpu.active_w_per_core
+            / samples;
         let row = json!({
             "case": label,
             "chip": driver.chip.name,

@@ -354,3 +354,26 @@ fn an_offline_chip_is_backend_unavailable_and_falls_back() {
         [(FailureKind::BackendUnavailable, FailureAction::Fallback)]
     );
 }
+
+#[test]
+fn a_shared_tsu_serves_slower() {
+    let full = run(
+        vec![sampling_graph("s", "batch", long_program())],
+        hardware("[gpu]\ncount = 0\n"),
+        EngineConfig::default(),
+    );
+    let half = run(
+        vec![sampling_graph("s", "batch", long_program())],
+        hardware("[gpu]\ncount = 0\n[tsu]\nshared_fraction = 0.5\n"),
+        EngineConfig::default(),
+    );
+    assert_eq!(half.jobs[0].nodes[0].backend, Some(Target::Tsu));
+    let (a, b) = (full.jobs[0].latency_ms, half.jobs[0].latency_ms);
+    assert!((b / a - 2.0).abs() < 1e-6, "{a} ms vs {b} ms");
+    let hash = |r: &RunReport| r.jobs[0].nodes[0].output.as_ref().unwrap()["draws_hash"].clone();
+    assert_eq!(
+        hash(&full),
+        hash(&half),
+        "sharing changes time, not samples"
+    );
+}

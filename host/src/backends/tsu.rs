@@ -28,6 +28,8 @@ pub struct TsuDriver {
     pub chip: ChipConfig,
     pub tolerance: f64,
     pub faults: thermoroute_sim::Faults,
+    /// Fraction of the device this tenant gets: device time stretches by its inverse.
+    pub shared_fraction: f64,
 }
 
 impl TsuDriver {
@@ -40,6 +42,7 @@ impl TsuDriver {
             chip,
             tolerance: hw.tsu.precision_tolerance,
             faults: hw.tsu.chip_faults.clone(),
+            shared_fraction: hw.tsu.shared_fraction,
         })
     }
 
@@ -113,6 +116,7 @@ impl TsuDriver {
         let run = TsuRun::new(Arc::new(image), &self.chip, seed, self.faults.clone());
         TsuSampling {
             run,
+            shared_fraction: self.shared_fraction,
             chip_hash: self.chip.hash(),
             last_cycles: 0,
             last_energy: 0.0,
@@ -136,6 +140,7 @@ fn ineligible(issue: &CompileIssue) -> Ineligible {
 #[derive(Debug)]
 pub struct TsuSampling {
     run: TsuRun,
+    shared_fraction: f64,
     chip_hash: String,
     last_cycles: u64,
     last_energy: f64,
@@ -162,7 +167,8 @@ impl SamplingTask for TsuSampling {
         let c = *self.run.counters();
         let cost = SliceCost {
             seconds: start.elapsed().as_secs_f64(),
-            device_seconds: Some(c.seconds - self.last_seconds),
+            // A shared device serves this tenant a fraction of the time.
+            device_seconds: Some((c.seconds - self.last_seconds) / self.shared_fraction),
             cycles: Some(c.cycles() - self.last_cycles),
             energy_j: Some(c.energy_j() - self.last_energy),
         };

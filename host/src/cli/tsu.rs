@@ -375,6 +375,7 @@ pub fn bench_tsu(json: bool) -> Result<ExitCode> {
             chip,
             tolerance: 0.05,
             faults: Default::default(),
+            shared_fraction: 1.0,
         };
         let image = driver
             .compile(&program)

@@ -269,10 +269,10 @@ impl ChipConfig {
                 return bad(field, format!("must be a finite number >= 0, got {x}"));
             }
         }
-        if !(2..=24).contains(&self.weight_bits) {
+        if !(2..=16).contains(&self.weight_bits) {
             return bad(
                 "weight_bits",
-                format!("must be 2..=24, got {}", self.weight_bits),
+                format!("must be 2..=16, got {}", self.weight_bits),
             );
         }
         if !(2..=24).contains(&self.bias_bits) {

@@ -154,9 +154,9 @@ impl NoiseKey {
 struct Batch {
     lanes: usize,
     keys: Vec<NoiseKey>,
-    spins: Vec<i32>,
+    spins: Vec<i8>,
     noise: Vec<u32>,
-    scratch: Vec<i32>,
+    scratch: Vec<i8>,
     sweeps_done: u64,
 }
 
@@ -198,7 +198,7 @@ pub struct TsuRun {
     comparator: Comparator,
     noise: Noise,
     /// Stuck cells as `(slot, state)`.
-    stuck: Vec<(u32, i32)>,
+    stuck: Vec<(u32, i8)>,
     seed: u64,
     chains: usize,
     current: Batch,
@@ -223,7 +223,7 @@ impl TsuRun {
             .stuck
             .iter()
             .filter(|&&(v, _)| v < image.n)
-            .map(|&(v, s)| (slot_of[v], i32::from(s.signum())))
+            .map(|&(v, s)| (slot_of[v], s.signum()))
             .collect();
         let bias = faults.rng_bias.unwrap_or(chip.rng.bias);
         let corr = faults.rng_correlation.unwrap_or(chip.rng.correlation);
@@ -512,7 +512,7 @@ fn start_batch(image: &TsuImage, seed: u64, batch: usize, chains: usize) -> Batc
         .map(|l| NoiseKey::chain(seed, (first + l) as u64))
         .collect();
     let slots = image.order.len();
-    let mut spins = vec![0i32; slots * lanes];
+    let mut spins = vec![0i8; slots * lanes];
     for slot in 0..slots {
         for (l, key) in keys.iter().enumerate() {
             spins[slot * lanes + l] = if slot < image.n_free {
@@ -522,7 +522,7 @@ fn start_batch(image: &TsuImage, seed: u64, batch: usize, chains: usize) -> Batc
                     -1
                 }
             } else {
-                i32::from(image.clamp[slot])
+                image.clamp[slot]
             };
         }
     }
@@ -541,7 +541,7 @@ fn run_batch(
     image: &TsuImage,
     comparator: &Comparator,
     noise: Noise,
-    stuck: &[(u32, i32)],
+    stuck: &[(u32, i8)],
     drift: Drift,
     b: &mut Batch,
     sweeps: u64,
@@ -574,7 +574,7 @@ fn run_batch(
                 let start = (chain * s.samples as usize + k) * image.n;
                 let row = &mut values[start..start + image.n];
                 for (slot, &v) in image.order.iter().enumerate() {
-                    row[v as usize] = b.spins[slot * lanes + l] as i8;
+                    row[v as usize] = b.spins[slot * lanes + l];
                 }
             }
         }
@@ -612,7 +612,7 @@ fn phase<const D: usize>(
         keys,
         sweep,
     };
-    let run = |start: usize, o: &mut [i32], p: &mut [u32]| match lanes {
+    let run = |start: usize, o: &mut [i8], p: &mut [u32]| match lanes {
         1 => cells_fixed::<D, 1>(&ctx, start, o, p),
         2 => cells_fixed::<D, 2>(&ctx, start, o, p),
         4 => cells_fixed::<D, 4>(&ctx, start, o, p),
@@ -636,7 +636,7 @@ struct Phase<'a> {
     comparator: &'a Comparator,
     noise: Noise,
     drift_lsb: i32,
-    spins: &'a [i32],
+    spins: &'a [i8],
     keys: &'a [NoiseKey],
     sweep: u64,
 }
@@ -646,7 +646,7 @@ struct Phase<'a> {
 fn cells_fixed<const D: usize, const L: usize>(
     ctx: &Phase<'_>,
     start: usize,
-    out: &mut [i32],
+    out: &mut [i8],
     prev: &mut [u32],
 ) {
     let image = ctx.image;
@@ -665,11 +665,11 @@ fn cells_fixed<const D: usize, const L: usize>(
         let bias = image.bias_q[i] + ctx.drift_lsb;
         let mut acc = [bias; L];
         for (&c, &w) in image.col[a..z].iter().zip(&image.weight_q[a..z]) {
-            let s: &[i32; L] = spins[c as usize * L..c as usize * L + L]
+            let s: &[i8; L] = spins[c as usize * L..c as usize * L + L]
                 .try_into()
                 .expect("L lanes");
             for t in 0..L {
-                acc[t] += w * s[t];
+                acc[t] += i32::from(w) * i32::from(s[t]);
             }
         }
         for t in 0..L {
@@ -683,7 +683,7 @@ fn cells_fixed<const D: usize, const L: usize>(
 const LANE_GROUP: usize = 8;
 
 #[inline(always)]
-fn cells<const D: usize>(ctx: &Phase<'_>, start: usize, out: &mut [i32], prev: &mut [u32]) {
+fn cells<const D: usize>(ctx: &Phase<'_>, start: usize, out: &mut [i8], prev: &mut [u32]) {
     let image = ctx.image;
     let lanes = ctx.keys.len();
     let spins = ctx.spins;
@@ -706,14 +706,14 @@ fn cells<const D: usize>(ctx: &Phase<'_>, start: usize, out: &mut [i32], prev: &
             if m == 1 {
                 let mut a1 = bias;
                 for (&c, &w) in cols.iter().zip(weights) {
-                    a1 += w * spins[c as usize * lanes + g];
+                    a1 += i32::from(w) * i32::from(spins[c as usize * lanes + g]);
                 }
                 acc[0] = a1;
             } else {
                 for (&c, &w) in cols.iter().zip(weights) {
                     let base = c as usize * lanes + g;
                     for (t, &s) in spins[base..base + m].iter().enumerate() {
-                        acc[t] += w * s;
+                        acc[t] += i32::from(w) * i32::from(s);
                     }
                 }
             }
@@ -727,7 +727,7 @@ fn cells<const D: usize>(ctx: &Phase<'_>, start: usize, out: &mut [i32], prev: &
 
 /// The p-bit: saturate the field, look up P(+1), compare with the noise.
 #[inline(always)]
-fn decide(comparator: &Comparator, noise: Noise, x: u64, prev: &mut u32, acc: i32) -> i32 {
+fn decide(comparator: &Comparator, noise: Noise, x: u64, prev: &mut u32, acc: i32) -> i8 {
     let fm = comparator.field_max;
     let threshold = comparator.lut[(acc.clamp(-fm, fm) + fm) as usize];
     let mut u = (x >> 32) as u32;

@@ -99,7 +99,8 @@ pub struct TsuImage {
     /// CSR over free slots: neighbour slots and quantised weights.
     pub row_ptr: Vec<u32>,
     pub col: Vec<u32>,
-    pub weight_q: Vec<i32>,
+    /// Weight codes (the chip's weight SRAM holds at most 16 bits).
+    pub weight_q: Vec<i16>,
     /// Quantised bias of each free slot, in field LSBs.
     pub bias_q: Vec<i32>,
     /// State of each slot at start: clamped slots keep it for ever.
@@ -310,7 +311,8 @@ pub fn compile(
     for (slot, (&v, nbrs)) in order[..n_free].iter().zip(&rows).enumerate() {
         for &j in nbrs {
             col.push(slot_of[j]);
-            weight_q.push(edge_code[&(v as usize, j)]);
+            let code = edge_code[&(v as usize, j)];
+            weight_q.push(code.clamp(i16::MIN as i32, i16::MAX as i32) as i16);
         }
         if let Some(d) = pad_to {
             for _ in nbrs.len()..d {
@@ -422,7 +424,10 @@ impl TsuImage {
                 h.update(x.to_le_bytes());
             }
         }
-        for x in self.weight_q.iter().chain(&self.bias_q) {
+        for x in &self.weight_q {
+            h.update(x.to_le_bytes());
+        }
+        for x in &self.bias_q {
             h.update(x.to_le_bytes());
         }
         for &(a, b) in &self.colours {

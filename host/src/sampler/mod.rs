@@ -412,6 +412,18 @@ mod tests {
     use super::*;
     use crate::workloads::pm_j_lattice;
 
+    const SCHEDULE: Schedule = Schedule {
+        warmup: 13,
+        samples: 40,
+        steps_per_sample: 3,
+        chains: 3,
+    };
+
+    fn example(file: &str) -> EProgram {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/programs");
+        EProgram::load(&std::path::Path::new(dir).join(file)).unwrap()
+    }
+
     fn sliced(program: &EProgram, seed: u64, slices: &[u64]) -> Draws {
         let mut run = SamplerRun::new(program, seed).unwrap();
         for &s in slices {
@@ -424,24 +436,46 @@ mod tests {
 
     #[test]
     fn slicing_never_changes_the_draws() {
-        let schedule = Schedule {
-            warmup: 13,
-            samples: 40,
-            steps_per_sample: 3,
-            chains: 3,
-        };
-        let lattice = pm_j_lattice(6, 1.0, 0.2, 4, schedule);
-        let general = EProgram::load(std::path::Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../examples/programs/one-hot-causes.json"
-        )))
-        .unwrap();
+        let lattice = pm_j_lattice(6, 1.0, 0.2, 4, SCHEDULE);
+        let general = example("one-hot-causes.json");
         for program in [&lattice, &general] {
             let whole = sample(program, SampleOptions::seeded(7)).unwrap();
             let pieces = sliced(program, 7, &[1, 7, 3, 50, 2]);
             assert_eq!(pieces.values, whole.values);
             assert_eq!(pieces.hash(), whole.hash());
             assert_eq!(pieces.spin_updates, whole.spin_updates);
+        }
+    }
+
+    /// Hashes made by the sampler before it became resumable (one
+    /// `run_chain` per chain): any change to RNG order or recording breaks them.
+    #[test]
+    fn draws_match_the_pre_resumable_sampler() {
+        let golden = [
+            (
+                pm_j_lattice(6, 1.0, 0.2, 4, SCHEDULE),
+                "1ade58010af357fe0c2fadba6c67d3856911ce870b59d40e7fe58ba6d6c83d12",
+            ),
+            (
+                pm_j_lattice(5, 1.0, 0.2, 9, SCHEDULE),
+                "333955457f8ce8398ff419637b8391fc2a4a3ec14a04a518455ffed6e793cd67",
+            ),
+            (
+                example("chain.json"),
+                "18740f0a51b3e796ceb1d488548a94943a51ad17a9716c5dd5862e651baa4108",
+            ),
+            (
+                example("lattice-8x8.json"),
+                "63854f11cfa441497749174f313fd4c31bdf0dc465ced91d4b34268264911504",
+            ),
+            (
+                example("one-hot-causes.json"),
+                "f6337ea3ffcabc1415fa5318a0c0ad9dd8ce25a3552e5ebed6c30071b232ba97",
+            ),
+        ];
+        for (program, hash) in &golden {
+            let draws = sample(program, SampleOptions::seeded(7)).unwrap();
+            assert_eq!(draws.hash(), format!("sha256:{hash}"));
         }
     }
 
@@ -453,23 +487,43 @@ mod tests {
             steps_per_sample: 2,
             chains: 2,
         };
-        let program = pm_j_lattice(4, 1.0, 0.0, 1, schedule);
-        let whole = sample(&program, SampleOptions::seeded(3)).unwrap();
-        let mut run = SamplerRun::new(&program, 3).unwrap();
-        run.advance(9, None, None).unwrap();
-        assert_eq!(run.samples_done(), 0);
-        run.advance(1 + 2 * 2 + 1, None, None).unwrap();
-        assert_eq!(run.sweeps_done(), 15);
-        assert_eq!(run.samples_done(), 2);
-        let partial = run.draws();
-        assert_eq!(partial.samples, 2);
-        for c in 0..2 {
-            for s in 0..2 {
-                for v in 0..16 {
-                    assert_eq!(partial.get(c, s, v), whole.get(c, s, v));
+        let lattice = pm_j_lattice(4, 1.0, 0.0, 1, schedule);
+        let mut general = example("one-hot-causes.json");
+        general.schedule = schedule;
+        for program in [&lattice, &general] {
+            let whole = sample(program, SampleOptions::seeded(3)).unwrap();
+            let mut run = SamplerRun::new(program, 3).unwrap();
+            assert_eq!(run.total_sweeps_per_chain(), 26);
+            // (slice, sweeps done after it, samples done after it)
+            for (slice, sweeps, samples) in [
+                (0, 0, 0),
+                (9, 9, 0),
+                (1, 10, 0),
+                (1, 11, 0),
+                (3, 14, 2),
+                (1, 15, 2),
+                (7, 22, 6),
+                (100, 26, 8),
+                (5, 26, 8),
+            ] {
+                run.advance(slice, None, None).unwrap();
+                assert_eq!(run.sweeps_done(), sweeps);
+                assert_eq!(run.samples_done(), samples);
+                assert_eq!(run.is_done(), sweeps == 26);
+                let partial = run.draws();
+                assert_eq!(partial.samples, samples);
+                assert_eq!(partial.values.len(), 2 * samples * program.n_vars());
+                for c in 0..2 {
+                    for s in 0..samples {
+                        for v in 0..program.n_vars() {
+                            assert_eq!(partial.get(c, s, v), whole.get(c, s, v));
+                        }
+                    }
                 }
             }
+            let done = run.draws();
+            assert_eq!(done.values, whole.values);
+            assert_eq!(done.spin_updates, whole.spin_updates);
         }
-        assert_eq!(run.total_sweeps_per_chain(), 26);
     }
 }

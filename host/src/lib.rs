@@ -11,6 +11,7 @@ pub mod calibration;
 pub mod diagnostics;
 pub mod engine;
 pub mod exec;
+pub mod export;
 pub mod hardware;
 pub mod model;
 pub mod perf;

@@ -64,6 +64,16 @@ enum Command {
         #[arg(long, value_name = "HW.toml")]
         hardware: Option<PathBuf>,
     },
+    /// Export a trace for other tools: `--perfetto TRACE.jsonl OUT.json`
+    /// writes Chrome trace-event JSON for ui.perfetto.dev (a track per device
+    /// lane, queue-depth and energy counters, routing decisions as instants).
+    Export {
+        /// The trace to convert.
+        #[arg(long, value_name = "TRACE.jsonl")]
+        perfetto: PathBuf,
+        /// Where to write the JSON.
+        out: PathBuf,
+    },
     /// Inspect the TSU: compile a program for the chip and show the image.
     Tsu {
         #[command(subcommand)]
@@ -214,6 +224,24 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             hardware.as_deref(),
         ),
         Command::Tsu { command } => cli::tsu::tsu(command),
+        Command::Export { perfetto, out } => {
+            let trace = thermoroute::trace::read_trace(&perfetto)?;
+            if trace.torn_tail {
+                eprintln!(
+                    "{}: the last line is incomplete; exported the readable prefix",
+                    perfetto.display()
+                );
+            }
+            let doc = thermoroute::export::perfetto(&trace.events);
+            std::fs::write(&out, serde_json::to_vec(&doc)?)
+                .with_context(|| format!("writing {}", out.display()))?;
+            let n = doc["traceEvents"].as_array().map_or(0, Vec::len);
+            eprintln!(
+                "{}: {n} events (open it in https://ui.perfetto.dev)",
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Calibrate(args) => cli::tsu::calibrate(args),
         Command::Validate { file, json } => validate(&file, json),
         Command::Schema { which } => {

@@ -20,4 +20,5 @@ pub mod report;
 pub mod review;
 pub mod sampler;
 pub mod trace;
+pub mod whatif;
 pub mod workloads;

@@ -64,6 +64,10 @@ enum Command {
         #[arg(long, value_name = "HW.toml")]
         hardware: Option<PathBuf>,
     },
+    /// What-if experiments: run the cross product of loads, hardware,
+    /// policy and QoS variants (simulate mode, in parallel) and compare them
+    /// with 95% confidence intervals; `whatif merge` combines shards.
+    Whatif(cli::whatif::WhatifArgs),
     /// Export a trace for other tools: `--perfetto TRACE.jsonl OUT.json`
     /// writes Chrome trace-event JSON for ui.perfetto.dev (a track per device
     /// lane, queue-depth and energy counters, routing decisions as instants).
@@ -224,6 +228,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             hardware.as_deref(),
         ),
         Command::Tsu { command } => cli::tsu::tsu(command),
+        Command::Whatif(args) => cli::whatif::whatif(args),
         Command::Export { perfetto, out } => {
             let trace = thermoroute::trace::read_trace(&perfetto)?;
             if trace.torn_tail {

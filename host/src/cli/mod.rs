@@ -1,6 +1,7 @@
 //! The `run`, `explain` and `review` subcommands.
 
 pub mod tsu;
+pub mod whatif;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

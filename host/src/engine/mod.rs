@@ -307,6 +307,12 @@ pub struct Counters {
     pub gate_review: u64,
     pub gate_deny: u64,
     pub degraded_diagnostics: u64,
+    /// Busy milliseconds per device (cpu, gpu, tsu), for utilisation.
+    pub busy_ms: [f64; 3],
+    /// Sum and count of the expected error of the targets chosen for
+    /// sampling nodes (the accuracy the routing bought).
+    pub sampling_error_sum: f64,
+    pub sampling_decisions: u64,
 }
 
 /// A scratch row of one routing decision.
@@ -1150,6 +1156,10 @@ impl Engine {
         match outcome {
             Routed::Chosen(i) => {
                 let c = self.scratch[i];
+                if np_is_sampling(c.target) {
+                    self.counters.sampling_error_sum += c.estimate.error;
+                    self.counters.sampling_decisions += 1;
+                }
                 self.admit(slot, node, c.target, c.estimate, budget.timeout_ms)
             }
             Routed::Busy {
@@ -2441,6 +2451,7 @@ impl Engine {
         energy_j: f64,
     ) -> Result<(), EngineError> {
         let class = self.jobs[slot as usize].class as usize;
+        self.counters.busy_ms[target.device().index()] += service_ms;
         let np = &self.classes[class].nodes[node as usize];
         let k = np.target_slot(target);
         let table_slot = np.slots[k];
@@ -2619,6 +2630,10 @@ enum Routed {
     Chosen(usize),
     Busy { retry_after_ms: f64, why: String },
     Infeasible(String),
+}
+
+fn np_is_sampling(target: Target) -> bool {
+    matches!(target, Target::Tsu | Target::GpuSim | Target::CpuRef)
 }
 
 fn violation_names(bits: u8) -> String {

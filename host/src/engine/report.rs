@@ -136,6 +136,16 @@ pub struct RunReport {
     pub in_flight: u64,
     pub virtual_ms: f64,
     pub wall_s: f64,
+    /// Over every completed job of every class.
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p95_ms: Option<f64>,
+    pub mean_energy_j: Option<f64>,
+    /// Completed within target over submitted, all classes.
+    pub slo_attainment: Option<f64>,
+    /// Busy time over (slots x virtual time), per device (cpu, gpu, tsu).
+    pub utilisation: [Option<f64>; 3],
+    /// Mean expected error of the targets chosen for sampling nodes.
+    pub mean_sampling_error: Option<f64>,
     pub counters: Counters,
     pub classes: Vec<ClassSummary>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -202,6 +212,19 @@ pub(super) fn build(engine: &Engine) -> RunReport {
         sum(|c| c.rejected),
         sum(|c| c.failed),
     );
+    let all: Vec<f64> = engine
+        .summaries
+        .iter()
+        .flat_map(|s| s.latencies.iter().copied())
+        .collect();
+    let energy: f64 = engine.summaries.iter().map(|s| s.energy_sum).sum();
+    let slo: u64 = engine.summaries.iter().map(|s| s.slo_met).sum();
+    let utilisation = [0, 1, 2].map(|d| {
+        let device = crate::hardware::Device::ALL[d];
+        let slots = engine.hw.slots(device) as f64;
+        (slots > 0.0 && engine.now_ms > 0.0)
+            .then(|| engine.counters.busy_ms[d] / (slots * engine.now_ms))
+    });
     let mut jobs = engine.records.clone();
     jobs.sort_by_key(|j| j.job);
     RunReport {
@@ -215,6 +238,14 @@ pub(super) fn build(engine: &Engine) -> RunReport {
         in_flight: submitted - completed - infeasible - rejected - failed,
         virtual_ms: engine.now_ms,
         wall_s: engine.wall_start.elapsed().as_secs_f64(),
+        latency_p50_ms: percentile(&all, 0.5),
+        latency_p95_ms: percentile(&all, 0.95),
+        mean_energy_j: (!all.is_empty()).then(|| energy / all.len() as f64),
+        slo_attainment: (submitted > 0).then(|| slo as f64 / submitted as f64),
+        utilisation,
+        mean_sampling_error: (engine.counters.sampling_decisions > 0).then(|| {
+            engine.counters.sampling_error_sum / engine.counters.sampling_decisions as f64
+        }),
         counters: engine.counters.clone(),
         classes,
         jobs,

@@ -1,0 +1,153 @@
+//! `thermoroute whatif` and `whatif merge`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+
+use thermoroute::whatif::{
+    METRICS, Prepared, VariantResult, aggregate, parse_shard, read_runs, write_outputs,
+};
+
+use crate::print_json;
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct WhatifArgs {
+    #[command(subcommand)]
+    command: Option<WhatifCommand>,
+    /// Experiment file (TOML): graphs, [[load]], [[hardware_variant]],
+    /// [[policy_variant]], [[qos_variant]], replications, seed, baseline.
+    experiment: Option<PathBuf>,
+    /// Directory for runs.json, results.json and results.csv.
+    #[arg(long, default_value = "whatif-out")]
+    out: PathBuf,
+    /// Run one slice of the cross product (`i/n`, e.g. a Slurm array index);
+    /// combine the slices with `thermoroute whatif merge`.
+    #[arg(long)]
+    shard: Option<String>,
+    /// Show every variant as a ratio to the variant whose name contains this.
+    #[arg(long)]
+    baseline: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum WhatifCommand {
+    /// Combine the output directories of shards into one result.
+    Merge {
+        dirs: Vec<PathBuf>,
+        #[arg(long, default_value = "whatif-out")]
+        out: PathBuf,
+        #[arg(long)]
+        baseline: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn whatif(args: WhatifArgs) -> Result<ExitCode> {
+    if let Some(WhatifCommand::Merge {
+        dirs,
+        out,
+        baseline,
+        json,
+    }) = args.command
+    {
+        let runs = read_runs(&dirs)?;
+        let rows = aggregate(runs.clone(), baseline.as_deref());
+        write_outputs(&out, &runs, &rows)?;
+        report(&rows, &out, json)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(file) = args.experiment else {
+        bail!("give an experiment file (see `thermoroute whatif --help`) or `whatif merge DIR...`");
+    };
+    let prepared = Prepared::load(&file)?;
+    let shard = match &args.shard {
+        Some(s) => parse_shard(s)?,
+        None => (0, 1),
+    };
+    let total = prepared
+        .runs()
+        .iter()
+        .filter(|r| r.index % shard.1 == shard.0)
+        .count() as u64;
+    let bar = indicatif::ProgressBar::new(total).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} {bar:30} {pos}/{len} runs  elapsed {elapsed}  eta {eta}",
+        )
+        .expect("valid template"),
+    );
+    bar.set_message(prepared.experiment.name.clone());
+    if args.json {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let done = AtomicU64::new(0);
+    let runs = prepared.run_shard(shard, &|| {
+        done.fetch_add(1, Ordering::Relaxed);
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
+    let baseline = args
+        .baseline
+        .as_deref()
+        .or(prepared.experiment.baseline.as_deref());
+    let rows = aggregate(runs.clone(), baseline);
+    write_outputs(&args.out, &runs, &rows)?;
+    report(&rows, &args.out, args.json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(rows: &[VariantResult], out: &Path, json: bool) -> Result<()> {
+    if json {
+        return print_json(&rows);
+    }
+    let shown = [
+        "latency_p50_ms",
+        "latency_p95_ms",
+        "energy_per_job_j",
+        "expected_error",
+        "slo_attainment",
+        "rejected",
+        "util_tsu",
+    ];
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    let mut header = vec!["variant (load | hardware | policy | qos)".to_string()];
+    header.extend(shown.iter().map(|s| s.to_string()));
+    t.set_header(header);
+    for r in rows {
+        let mut cells = vec![r.variant.clone()];
+        for m in shown {
+            cells.push(match r.metrics.get(m) {
+                Some(s) => {
+                    let best = if r.best.iter().any(|b| b == m) {
+                        " *"
+                    } else {
+                        ""
+                    };
+                    let ratio = r
+                        .vs_baseline
+                        .get(m)
+                        .map(|x| format!(" ({x:.2}x)"))
+                        .unwrap_or_default();
+                    format!("{:.4} ± {:.4}{best}{ratio}", s.mean, s.ci95)
+                }
+                None => "-".into(),
+            });
+        }
+        t.add_row(cells);
+    }
+    println!("{t}");
+    println!(
+        "* best per metric; ± is the 95% confidence half-width over replications. {} metrics per run in {}",
+        METRICS.len(),
+        out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! What-if experiments: answers known analytically, shards, determinism.
+
+use std::path::{Path, PathBuf};
+
+use thermoroute::whatif::{Prepared, aggregate, read_runs, write_outputs};
+
+fn examples() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples"))
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn mean(rows: &[thermoroute::whatif::VariantResult], variant: &str, metric: &str) -> f64 {
+    rows.iter()
+        .find(|r| r.variant.contains(variant))
+        .unwrap_or_else(|| panic!("no variant {variant}"))
+        .metrics[metric]
+        .mean
+}
+
+/// M/M/c: more servers at the same load must lower the p95 latency.
+fn servers_experiment(dir: &Path) -> PathBuf {
+    let ex = examples();
+    write(
+        dir,
+        "servers.toml",
+        &format!(
+            r#"
+name = "servers"
+graphs = ["{g}"]
+hardware = "{h}"
+replications = 3
+seed = 4
+[[load]]
+rate = 2500.0
+jobs = 6000
+[[hardware_variant]]
+name = "c3"
+set = {{ "cpu.cores" = 3 }}
+[[hardware_variant]]
+name = "c4"
+set = {{ "cpu.cores" = 4 }}
+[[hardware_variant]]
+name = "c6"
+set = {{ "cpu.cores" = 6 }}
+"#,
+            g = ex.join("graphs/mm3-batch.json").display(),
+            h = ex.join("hardware/mm3.toml").display()
+        ),
+    )
+}
+
+#[test]
+fn more_servers_lower_the_p95() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Prepared::load(&servers_experiment(dir.path())).unwrap();
+    let runs = p.run_shard((0, 1), &|| {}).unwrap();
+    assert_eq!(runs.len(), 9);
+    let rows = aggregate(runs, None);
+    let (c3, c4, c6) = (
+        mean(&rows, "c3", "latency_p95_ms"),
+        mean(&rows, "c4", "latency_p95_ms"),
+        mean(&rows, "c6", "latency_p95_ms"),
+    );
+    assert!(c3 > c4 && c4 > c6, "{c3} {c4} {c6}");
+    assert!(
+        rows.iter()
+            .find(|r| r.variant.contains("c6"))
+            .unwrap()
+            .best
+            .contains(&"latency_p95_ms".to_string())
+    );
+    let u3 = mean(&rows, "c3", "util_cpu");
+    assert!(
+        (u3 - 2.5 / 3.0).abs() < 0.05,
+        "utilisation of 3 servers at rho 0.83: {u3}"
+    );
+}
+
+#[test]
+fn energy_weight_orders_energy_per_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let graph = write(
+        dir.path(),
+        "nn.json",
+        r#"{ "nodes": [
+            { "id": "x", "kind": "tensor", "tensor": { "op": "const", "value": { "shape": [256], "generator": { "seed": 1, "dist": "normal" } } } },
+            { "id": "mlp", "kind": "nn", "inputs": ["x"], "nn": { "layers": [
+                { "weights": { "shape": [256, 256], "generator": { "seed": 2, "dist": "normal" } }, "activation": "relu" } ] } }
+          ], "qos": { "batch_size": 256 } }"#,
+    );
+    let exp = write(
+        dir.path(),
+        "energy.toml",
+        &format!(
+            r#"
+name = "energy"
+graphs = ["{}"]
+replications = 2
+[[load]]
+rate = 100.0
+jobs = 300
+[[hardware_variant]]
+name = "hungry gpu"
+set = {{ "gpu.active_w" = 2000.0 }}
+[[policy_variant]]
+name = "wE=0"
+set = {{ "weights.energy" = 0.0, "weights.latency" = 1.0 }}
+[[policy_variant]]
+name = "wE>>wL"
+set = {{ "weights.energy" = 1000.0, "weights.latency" = 0.001 }}
+"#,
+            graph.display()
+        ),
+    );
+    let p = Prepared::load(&exp).unwrap();
+    let rows = aggregate(p.run_shard((0, 1), &|| {}).unwrap(), Some("wE=0"));
+    let blind = mean(&rows, "wE=0", "energy_per_job_j");
+    let frugal = mean(&rows, "wE>>wL", "energy_per_job_j");
+    assert!(
+        frugal < blind / 2.0,
+        "energy per job: wE>>wL {frugal} vs wE=0 {blind}"
+    );
+    let (fast, slow) = (
+        mean(&rows, "wE=0", "latency_p50_ms"),
+        mean(&rows, "wE>>wL", "latency_p50_ms"),
+    );
+    assert!(fast < slow, "and latency the other way: {fast} vs {slow}");
+    let ratio = rows
+        .iter()
+        .find(|r| r.variant.contains("wE>>wL"))
+        .unwrap()
+        .vs_baseline["energy_per_job_j"];
+    assert!((ratio - frugal / blind).abs() < 1e-12);
+}
+
+#[test]
+fn shards_merge_to_the_unsharded_result_and_seeds_repeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Prepared::load(&servers_experiment(dir.path())).unwrap();
+    let whole = p.run_shard((0, 1), &|| {}).unwrap();
+    let again = p.run_shard((0, 1), &|| {}).unwrap();
+    assert_eq!(whole, again, "same seeds, same results");
+    for i in 0..3 {
+        let part = p.run_shard((i, 3), &|| {}).unwrap();
+        let rows = aggregate(part.clone(), None);
+        write_outputs(&dir.path().join(format!("s{i}")), &part, &rows).unwrap();
+    }
+    let merged = read_runs(&[
+        dir.path().join("s0"),
+        dir.path().join("s1"),
+        dir.path().join("s2"),
+    ])
+    .unwrap();
+    let mut whole_sorted = whole.clone();
+    whole_sorted.sort_by_key(|r| r.spec.index);
+    assert_eq!(merged, whole_sorted);
+    assert_eq!(aggregate(merged, None), aggregate(whole, None));
+}
+
+#[test]
+fn bad_experiments_name_their_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = write(
+        dir.path(),
+        "a.toml",
+        "name = \"x\"\ngraphs = [\"nope.json\"]\n[[load]]\njobs = 1\n",
+    );
+    assert!(
+        Prepared::load(&missing)
+            .unwrap_err()
+            .to_string()
+            .contains("nope.json")
+    );
+    let g = examples().join("graphs/mm3-batch.json");
+    let bad_field = write(
+        dir.path(),
+        "b.toml",
+        &format!(
+            "name = \"x\"\ngraphs = [\"{}\"]\n[[load]]\njobs = 1\n[[hardware_variant]]\nname = \"v\"\nset = {{ \"cpu.corez\" = 2 }}\n",
+            g.display()
+        ),
+    );
+    let err = Prepared::load(&bad_field).unwrap_err().to_string();
+    assert!(
+        err.contains("corez") && err.contains("variant \"v"),
+        "{err}"
+    );
+    assert!(thermoroute::whatif::parse_shard("3/3").is_err());
+    assert_eq!(thermoroute::whatif::parse_shard("1/3").unwrap(), (1, 3));
+}

@@ -193,3 +193,52 @@ fn bad_experiments_name_their_problem() {
     assert!(thermoroute::whatif::parse_shard("3/3").is_err());
     assert_eq!(thermoroute::whatif::parse_shard("1/3").unwrap(), (1, 3));
 }
+
+#[test]
+fn the_cli_writes_tables_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = servers_experiment(dir.path());
+    let out = dir.path().join("out");
+    let bin = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("thermoroute");
+    let o = std::process::Command::new(bin)
+        .args([
+            "whatif",
+            exp.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--baseline",
+            "c3",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("c6") && table.contains("(1.00x)"), "{table}");
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 4, "header and three variants");
+    for plot in [
+        "latency_vs_load.svg",
+        "energy_vs_p95.svg",
+        "utilisation.svg",
+    ] {
+        let svg = std::fs::read_to_string(out.join(plot)).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{plot}"
+        );
+    }
+    let lines = std::fs::read_to_string(out.join("latency_vs_load.svg")).unwrap();
+    assert!(lines.contains("c4 | native | qos"), "series are labelled");
+}
+
+#[test]
+fn pareto_front_keeps_only_undominated_points() {
+    let pts = [(1.0, 5.0), (2.0, 2.0), (3.0, 1.0), (3.0, 3.0), (1.5, 6.0)];
+    assert_eq!(thermoroute::whatif::pareto_front(&pts), vec![0, 1, 2]);
+}

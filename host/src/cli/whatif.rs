@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
 use thermoroute::whatif::{
-    METRICS, Prepared, VariantResult, aggregate, parse_shard, read_runs, write_outputs,
+    METRICS, Prepared, VariantResult, aggregate, parse_shard, plot, read_runs, write_outputs,
 };
 
 use crate::print_json;
@@ -61,6 +61,7 @@ pub fn whatif(args: WhatifArgs) -> Result<ExitCode> {
         let runs = read_runs(&dirs)?;
         let rows = aggregate(runs.clone(), baseline.as_deref());
         write_outputs(&out, &runs, &rows)?;
+        plot(&out, &rows)?;
         report(&rows, &out, json)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -99,6 +100,7 @@ pub fn whatif(args: WhatifArgs) -> Result<ExitCode> {
         .or(prepared.experiment.baseline.as_deref());
     let rows = aggregate(runs.clone(), baseline);
     write_outputs(&args.out, &runs, &rows)?;
+    plot(&args.out, &rows)?;
     report(&rows, &args.out, args.json)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -145,7 +147,7 @@ fn report(rows: &[VariantResult], out: &Path, json: bool) -> Result<()> {
     }
     println!("{t}");
     println!(
-        "* best per metric; ± is the 95% confidence half-width over replications. {} metrics per run in {}",
+        "* best per metric; ± is the 95% confidence half-width over replications. {} metrics per run, CSV, JSON and SVG plots (latency_vs_load, energy_vs_p95, utilisation) in {}",
         METRICS.len(),
         out.display()
     );

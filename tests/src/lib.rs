@@ -1,1 +1,48 @@
-//! Workspace-level integration tests live in `tests/tests/`.
+//! Workspace-level integration tests live in `tests/tests/`; this library
+//! holds what several of them share: finding the binary and the examples,
+//! running the binary, reading its JSON.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `thermoroute` binary next to the running test (target/<profile>/).
+pub fn bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary has a path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("tests run from target/<profile>/deps");
+    let path = dir.join(format!("thermoroute{}", std::env::consts::EXE_SUFFIX));
+    assert!(path.exists(), "build the binary first: {}", path.display());
+    path
+}
+
+/// The repository's `examples/` directory.
+pub fn examples() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples"))
+}
+
+/// A file under `examples/`, as a string argument.
+pub fn example(rel: &str) -> String {
+    examples().join(rel).to_string_lossy().into_owned()
+}
+
+/// Runs the binary in `dir` with `args`.
+pub fn run_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+/// The JSON document a successful run printed.
+pub fn json_of(o: &Output) -> serde_json::Value {
+    assert!(
+        o.status.success(),
+        "exit {:?}: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("stdout is one JSON document")
+}

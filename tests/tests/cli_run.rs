@@ -1,45 +1,12 @@
 //! `run`, `explain`, `review` and `bench --suite scheduler` end to end.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use thermoroute_tests::{bin, example, examples, json_of as stdout_json, run_in};
 
 use serde_json::{Value, json};
 use thermoroute::trace::{TraceEvent, read_trace};
-
-fn bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let path = dir.join(format!("thermoroute{}", std::env::consts::EXE_SUFFIX));
-    assert!(path.exists(), "build the binary first: {}", path.display());
-    path
-}
-
-fn examples() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples"))
-}
-
-fn example(rel: &str) -> String {
-    examples().join(rel).to_str().unwrap().to_string()
-}
-
-fn run_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(bin())
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stdout_json(o: &Output) -> Value {
-    assert!(
-        o.status.success(),
-        "exit {:?}: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).unwrap()
-}
 
 fn write(dir: &Path, name: &str, value: &Value) -> String {
     let path = dir.join(name);

@@ -1,32 +1,6 @@
 //! `sample --backend tsu`, `tsu inspect`, `calibrate` end to end.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-use serde_json::Value;
-
-fn bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    dir.join(format!("thermoroute{}", std::env::consts::EXE_SUFFIX))
-}
-
-fn example(rel: &str) -> String {
-    format!("{}/../examples/{rel}", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn run_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(bin())
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn json_of(o: &Output) -> Value {
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).unwrap()
-}
+use thermoroute_tests::{example, json_of, run_in};
 
 #[test]
 fn sampling_on_the_tsu_reports_cycles_energy_and_provenance() {

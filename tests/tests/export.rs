@@ -1,23 +1,10 @@
 //! Perfetto export: well-formed events, no overlapping slices on a track.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::process::Command;
+use thermoroute_tests::{bin, example};
 
 use serde_json::Value;
-
-fn bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join(format!("thermoroute{}", std::env::consts::EXE_SUFFIX))
-}
-
-fn example(rel: &str) -> String {
-    format!("{}/../examples/{rel}", env!("CARGO_MANIFEST_DIR"))
-}
 
 fn check(doc: &Value) -> usize {
     let events = doc["traceEvents"].as_array().unwrap();

@@ -1658,16 +1658,25 @@ impl Engine {
         t.timed_out = run_ms > cut;
         t.drawn_ms = run_ms;
         t.run_ms = run_ms.min(cut);
-        let generation = t.generation;
-        let end = now + t.run_ms;
+        let at = now + t.run_ms;
+        self.schedule_done(task_id, at);
+        Ok(())
+    }
+
+    /// The end of a task's current run (or slice) at `at`; a preemption
+    /// bumps the task's generation, which makes this event stale.
+    fn schedule_done(&mut self, task_id: u32, at: f64) {
+        let generation = self.tasks[task_id as usize]
+            .as_ref()
+            .expect("scheduled tasks exist")
+            .generation;
         self.push(
-            end,
+            at,
             EventKind::TaskDone {
                 task: task_id,
                 generation,
             },
         );
-        Ok(())
     }
 
     /// A unit-mean multiplicative draw from the configured service distribution.
@@ -1707,24 +1716,14 @@ impl Engine {
             return match result {
                 Err(e) => {
                     self.release(task_id);
-                    let kind = match e {
-                        BackendError::Unavailable(_) => FailureKind::BackendUnavailable,
-                        _ => FailureKind::BackendError,
-                    };
-                    self.fall_back(slot, node, target, kind, e.to_string())
+                    self.fall_back(slot, node, target, failure_kind(&e), e.to_string())
                 }
                 Ok(result) => {
                     let t = self.tasks[task_id as usize].as_mut().expect("exists");
                     t.result = Some(Box::new(result));
                     t.run_ms = ms;
-                    let generation = t.generation;
-                    self.push(
-                        now + ms,
-                        EventKind::TaskDone {
-                            task: task_id,
-                            generation,
-                        },
-                    );
+                    let at = now + ms;
+                    self.schedule_done(task_id, at);
                     Ok(())
                 }
             };
@@ -1812,24 +1811,14 @@ impl Engine {
                 if let Some(e) = cost.energy_j {
                     t.energy_j += e;
                 }
-                let generation = t.generation;
-                self.push(
-                    now + ms,
-                    EventKind::TaskDone {
-                        task: task_id,
-                        generation,
-                    },
-                );
+                let at = now + ms;
+                self.schedule_done(task_id, at);
                 Ok(())
             }
             Err(e) => {
                 let (slot, node, target) = (t.job, t.node, t.target);
                 self.release(task_id);
-                let kind = match e {
-                    BackendError::Unavailable(_) => FailureKind::BackendUnavailable,
-                    _ => FailureKind::BackendError,
-                };
-                self.fall_back(slot, node, target, kind, e.to_string())
+                self.fall_back(slot, node, target, failure_kind(&e), e.to_string())
             }
         }
     }
@@ -2630,6 +2619,15 @@ enum Routed {
     Chosen(usize),
     Busy { retry_after_ms: f64, why: String },
     Infeasible(String),
+}
+
+/// The failure a backend error is: `Unavailable` falls back as
+/// BackendUnavailable, anything else as BackendError.
+fn failure_kind(e: &BackendError) -> FailureKind {
+    match e {
+        BackendError::Unavailable(_) => FailureKind::BackendUnavailable,
+        _ => FailureKind::BackendError,
+    }
 }
 
 fn np_is_sampling(target: Target) -> bool {

@@ -148,10 +148,17 @@ impl NoiseKey {
     }
 }
 
-/// The chains of the running batch, interleaved cell by cell
+/// The chains being computed, interleaved cell by cell
 /// (`spins[slot * lanes + lane]`) so one pass over the couplings serves all.
+/// A group may hold the chains of several consecutive device batches: the
+/// chip runs them one after another (and is charged so), but their draws do
+/// not depend on when they are computed, so the simulator computes them
+/// together while the first of them runs.
 #[derive(Debug, Clone)]
 struct Batch {
+    /// The first device batch in this group, and how many it holds.
+    first_batch: usize,
+    batches: usize,
     lanes: usize,
     keys: Vec<NoiseKey>,
     spins: Vec<i8>,
@@ -202,7 +209,11 @@ pub struct TsuRun {
     seed: u64,
     chains: usize,
     current: Batch,
+    /// The device batch running, and its sweeps so far.
     batch: usize,
+    device_sweeps: u64,
+    /// Device batches computed together (1 when results depend on time).
+    group: usize,
     values: Vec<i8>,
     counters: Counters,
     suspended: bool,
@@ -242,7 +253,13 @@ impl TsuRun {
             ..Default::default()
         };
         let values = vec![0i8; chains * image.schedule.samples as usize * image.n];
-        let current = start_batch(&image, seed, 0, chains);
+        // Bias drift depends on device time, so such runs compute batch by batch.
+        let group = if faults.bias_drift_per_s == 0.0 {
+            (LANE_GROUP / image.copies.max(1)).max(1)
+        } else {
+            1
+        };
+        let current = start_batch(&image, seed, 0, group, chains);
         TsuRun {
             comparator: Comparator::new(&image),
             chip: chip.clone(),
@@ -253,6 +270,8 @@ impl TsuRun {
             chains,
             current,
             batch: 0,
+            device_sweeps: 0,
+            group,
             values,
             counters,
             suspended: false,
@@ -278,7 +297,7 @@ impl TsuRun {
         if self.is_done() {
             return self.total_sweeps();
         }
-        self.batch as u64 * self.image.schedule.sweeps_per_chain() + self.current.sweeps_done
+        self.batch as u64 * self.image.schedule.sweeps_per_chain() + self.device_sweeps
     }
 
     pub fn is_done(&self) -> bool {
@@ -291,7 +310,7 @@ impl TsuRun {
         if self.is_done() {
             s.samples as usize
         } else if self.batch + 1 == self.image.batches {
-            kept(self.current.sweeps_done, &s) as usize
+            kept(self.device_sweeps, &s) as usize
         } else {
             0
         }
@@ -337,7 +356,7 @@ impl TsuRun {
         let s = self.image.schedule;
         let per_chain = s.sweeps_per_chain();
         while budget > 0 && !self.is_done() {
-            let done = self.current.sweeps_done;
+            let done = self.device_sweeps;
             let k = budget.min(per_chain - done);
             let kept_before = kept(done, &s);
             let kept_after = kept(done + k, &s);
@@ -350,20 +369,24 @@ impl TsuRun {
             };
             let image_arc = Arc::clone(&self.image);
             let image = &*image_arc;
-            let first_chain = self.batch * image.copies;
-            run_batch(
-                image,
-                &self.comparator,
-                self.noise,
-                &self.stuck,
-                drift,
-                &mut self.current,
-                k,
-                &mut self.values,
-                first_chain,
-            );
+            // Later batches of a group were computed with the first one.
+            if self.batch == self.current.first_batch {
+                let first_chain = self.current.first_batch * image.copies;
+                run_batch(
+                    image,
+                    &self.comparator,
+                    self.noise,
+                    &self.stuck,
+                    drift,
+                    &mut self.current,
+                    k,
+                    &mut self.values,
+                    first_chain,
+                );
+            }
             budget -= k;
-            let copies_running = self.current.lanes as u64;
+            self.device_sweeps += k;
+            let copies_running = lanes_of(image, self.batch, self.chains) as u64;
             let updates = k * image.n_free as u64 * copies_running;
             self.counters.cell_updates += updates;
             self.counters.update_j += updates as f64 * self.chip.energy.cell_update_j;
@@ -390,8 +413,11 @@ impl TsuRun {
             }
             if done + k == per_chain {
                 self.batch += 1;
-                if !self.is_done() {
-                    self.current = start_batch(image, self.seed, self.batch, self.chains);
+                self.device_sweeps = 0;
+                let group_end = self.current.first_batch + self.current.batches;
+                if !self.is_done() && self.batch >= group_end {
+                    self.current =
+                        start_batch(image, self.seed, self.batch, self.group, self.chains);
                 }
             }
         }
@@ -417,7 +443,7 @@ impl TsuRun {
     }
 
     fn checkpoint_cycles(&self) -> u64 {
-        let lanes = self.current.lanes as u64;
+        let lanes = lanes_of(&self.image, self.batch, self.chains) as u64;
         let bytes = (self.image.order.len() as u64 * lanes).div_ceil(8) + 8 * lanes;
         to_cycles(
             self.chip.link.latency_s + bytes as f64 / self.chip.link.bandwidth_bytes_per_s,
@@ -501,10 +527,20 @@ struct Drift {
     per_sweep_lsb: f64,
 }
 
-/// The chains of batch `batch`, at cycle 0 of their run.
-fn start_batch(image: &TsuImage, seed: u64, batch: usize, chains: usize) -> Batch {
+/// Chains in device batch `batch`.
+fn lanes_of(image: &TsuImage, batch: usize, chains: usize) -> usize {
     let first = batch * image.copies;
-    let lanes = (first + image.copies)
+    (first + image.copies)
+        .min(chains)
+        .saturating_sub(first)
+        .max(1)
+}
+
+/// The chains of device batches `batch..batch + group`, at cycle 0.
+fn start_batch(image: &TsuImage, seed: u64, batch: usize, group: usize, chains: usize) -> Batch {
+    let batches = group.min(image.batches - batch).max(1);
+    let first = batch * image.copies;
+    let lanes = ((batch + batches) * image.copies)
         .min(chains)
         .saturating_sub(first)
         .max(1);
@@ -527,6 +563,8 @@ fn start_batch(image: &TsuImage, seed: u64, batch: usize, chains: usize) -> Batc
         }
     }
     Batch {
+        first_batch: batch,
+        batches,
         lanes,
         keys,
         spins,

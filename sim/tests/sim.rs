@@ -311,3 +311,26 @@ fn rng_faults_show_their_signatures() {
     };
     assert!(frac(half..drifting.samples) > frac(0..half) + 0.05);
 }
+
+#[test]
+fn a_chain_draws_the_same_whatever_else_runs_with_it() {
+    // Chains are keyed by their index: computing batches together (or not)
+    // and running more chains beside them never changes a chain's draws.
+    let mut chip = ChipConfig::devkit();
+    chip.on_chip_chains = false; // one copy: every chain is its own batch
+    let mut one = chain(10, SCHED);
+    one.schedule.chains = 1;
+    let three = chain(10, SCHED);
+    let run = |p: &SpinProblem| {
+        let image = Arc::new(compile(p, &chip, 0.05).unwrap());
+        let mut r = TsuRun::new(image, &chip, 5, Faults::default());
+        r.advance(7).unwrap();
+        r.suspend();
+        r.advance(u64::MAX).unwrap();
+        r.draws()
+    };
+    let (a, b) = (run(&one), run(&three));
+    assert_eq!(b.chains, 3);
+    let per_chain = a.samples * a.n;
+    assert_eq!(a.values[..per_chain], b.values[..per_chain]);
+}

@@ -131,7 +131,8 @@ enum Command {
         #[command(subcommand)]
         command: cli::ReviewCommand,
     },
-    /// Measure sampler throughput (spin updates per second) on periodic ±J lattices.
+    /// Benchmarks: the Gibbs sampler on ±J lattices (default), the scheduler
+    /// in simulate mode (`--suite scheduler`), the TSU simulator (`--suite tsu`).
     Bench {
         /// What to measure: the Gibbs sampler on lattices, the scheduler in
         /// simulate mode on the M/M/3 example (jobs/s, decisions/s), or the

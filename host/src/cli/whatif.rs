@@ -32,6 +32,7 @@ pub struct WhatifArgs {
     /// Show every variant as a ratio to the variant whose name contains this.
     #[arg(long)]
     baseline: Option<String>,
+    /// Print the results as one JSON document (no table, no progress bar).
     #[arg(long)]
     json: bool,
 }

@@ -39,10 +39,17 @@ pub fn perfetto(events: &[TraceEvent]) -> Value {
     let mut out: Vec<Value> = Vec::new();
     let mut depth: BTreeMap<Device, i64> = BTreeMap::new();
     let mut energy = 0.0;
-    let counter = |out: &mut Vec<Value>, t_ms: f64, device: Device, depth: i64| {
+    // Queue depth changes by `delta`; each change is a counter sample.
+    let bump = |out: &mut Vec<Value>,
+                depth: &mut BTreeMap<Device, i64>,
+                t_ms: f64,
+                device: Device,
+                delta: i64| {
+        let q = depth.entry(device).or_default();
+        *q += delta;
         out.push(json!({
             "ph": "C", "name": format!("{} queue", device.name()), "pid": pid(device), "tid": 0,
-            "ts": us(t_ms), "args": { "depth": depth }
+            "ts": us(t_ms), "args": { "depth": *q }
         }));
     };
     for e in events {
@@ -56,10 +63,7 @@ pub fn perfetto(events: &[TraceEvent]) -> Value {
             } => {
                 let d = target.device();
                 queued.insert((*job, node.clone()), d);
-                let q = depth.entry(d).or_default();
-                *q += 1;
-                let q = *q;
-                counter(&mut out, *t_ms, d, q);
+                bump(&mut out, &mut depth, *t_ms, d, 1);
             }
             TraceEvent::Start {
                 t_ms,
@@ -75,10 +79,7 @@ pub fn perfetto(events: &[TraceEvent]) -> Value {
             } => {
                 let key = (*job, node.clone());
                 if let Some(d) = queued.remove(&key) {
-                    let q = depth.entry(d).or_default();
-                    *q -= 1;
-                    let q = *q;
-                    counter(&mut out, *t_ms, d, q);
+                    bump(&mut out, &mut depth, *t_ms, d, -1);
                 }
                 open.insert(key, (target.device(), *t_ms, *target));
             }
@@ -102,10 +103,7 @@ pub fn perfetto(events: &[TraceEvent]) -> Value {
                 }
                 let d = target.device();
                 queued.insert(key, d);
-                let q = depth.entry(d).or_default();
-                *q += 1;
-                let q = *q;
-                counter(&mut out, *t_ms, d, q);
+                bump(&mut out, &mut depth, *t_ms, d, 1);
             }
             TraceEvent::End {
                 t_ms,
@@ -145,10 +143,7 @@ pub fn perfetto(events: &[TraceEvent]) -> Value {
                 // Work evicted from a queue leaves it without starting.
                 let key = (*job, node.clone());
                 if let Some(d) = queued.remove(&key) {
-                    let q = depth.entry(d).or_default();
-                    *q -= 1;
-                    let q = *q;
-                    counter(&mut out, *t_ms, d, q);
+                    bump(&mut out, &mut depth, *t_ms, d, -1);
                 }
                 // A failed running slice ends here.
                 if let Some((d, start, t)) = open.remove(&key) {

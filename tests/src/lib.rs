@@ -46,3 +46,26 @@ pub fn json_of(o: &Output) -> serde_json::Value {
     );
     serde_json::from_slice(&o.stdout).expect("stdout is one JSON document")
 }
+
+/// Runs jobs of `graphs` (one class each, named after the graph) on `hw`
+/// with the native policy until every job is terminal.
+pub fn run_engine(
+    graphs: Vec<thermoroute::model::Graph>,
+    hw: thermoroute::hardware::Hardware,
+    config: thermoroute::engine::EngineConfig,
+) -> thermoroute::engine::RunReport {
+    use thermoroute::engine::{Engine, JobClass};
+    let classes = graphs
+        .into_iter()
+        .enumerate()
+        .map(|(i, graph)| JobClass {
+            name: graph.name.clone().unwrap_or_else(|| format!("class{i}")),
+            graph,
+        })
+        .collect();
+    let policy = thermoroute::policy::Policy::native(&hw);
+    let mut engine =
+        Engine::new(classes, hw, policy, Default::default(), config).expect("a valid run");
+    engine.run().expect("the run completes");
+    engine.report()
+}

@@ -46,20 +46,7 @@ fn sample_graph(program: Value, qos: Value) -> Graph {
     }))
 }
 
-fn run(classes: Vec<Graph>, hw: Hardware, config: EngineConfig) -> RunReport {
-    let classes = classes
-        .into_iter()
-        .enumerate()
-        .map(|(i, graph)| JobClass {
-            name: graph.name.clone().unwrap_or_else(|| format!("class{i}")),
-            graph,
-        })
-        .collect();
-    let policy = Policy::native(&hw);
-    let mut engine = Engine::new(classes, hw, policy, PerfTables::default(), config).unwrap();
-    engine.run().unwrap();
-    engine.report()
-}
+use thermoroute_tests::run_engine as run;
 
 fn simulate_one(g: Graph, hw: Hardware) -> RunReport {
     run(

@@ -8,13 +8,10 @@ use thermoroute::backends::SamplingTask;
 use thermoroute::backends::tsu::{TsuDriver, tsu_draws};
 use thermoroute::calibration::{calibrate, error_against_exact, suite_program};
 use thermoroute::diagnostics::diagnose;
-use thermoroute::engine::{
-    Arrivals, Engine, EngineConfig, JobClass, Mode, RecordedArrival, RunReport,
-};
+use thermoroute::engine::{Arrivals, EngineConfig, Mode, RecordedArrival, RunReport};
 use thermoroute::hardware::Hardware;
 use thermoroute::model::{EProgram, Graph};
-use thermoroute::perf::PerfTables;
-use thermoroute::policy::{Ineligible, Policy, Target};
+use thermoroute::policy::{Ineligible, Target};
 use thermoroute::sampler::exact::exact_marginals;
 use thermoroute::trace::{FailureAction, FailureKind, JobStatus, TraceEvent, read_trace};
 
@@ -218,20 +215,7 @@ fn every_eligibility_rule_rejects_with_its_reason() {
     );
 }
 
-fn run(classes: Vec<Graph>, hw: Hardware, config: EngineConfig) -> RunReport {
-    let classes = classes
-        .into_iter()
-        .enumerate()
-        .map(|(i, graph)| JobClass {
-            name: graph.name.clone().unwrap_or_else(|| format!("c{i}")),
-            graph,
-        })
-        .collect();
-    let policy = Policy::native(&hw);
-    let mut engine = Engine::new(classes, hw, policy, PerfTables::default(), config).unwrap();
-    engine.run().unwrap();
-    engine.report()
-}
+use thermoroute_tests::run_engine as run;
 
 fn sampling_graph(name: &str, priority: &str, program: EProgram) -> Graph {
     Graph::from_json(Path::new("g.json"), &json!({

@@ -1938,20 +1938,16 @@ impl Engine {
             };
             self.jobs[slot as usize].evidence[node as usize] = Some(evidence);
         }
-        if self.trace.is_some() {
-            let (job, node_id) = self.ids(slot, node);
-            self.emit(TraceEvent::End {
-                t_ms: self.now_ms,
-                job,
-                node: node_id,
-                target,
-                status: NodeStatus::Completed,
-                service_ms,
-                energy_j: energy,
-                measured: false,
-                output: degraded.then(|| json!({ "degraded": "fewer samples (timeout)" })),
-            })?;
-        }
+        self.trace_end(
+            slot,
+            node,
+            target,
+            NodeStatus::Completed,
+            service_ms,
+            energy,
+            false,
+            || degraded.then(|| json!({ "degraded": "fewer samples (timeout)" })),
+        )?;
         self.close_node(slot, node, NodeStatus::Completed, None, None)
     }
 
@@ -1983,20 +1979,7 @@ impl Engine {
                 self.complete_executed(slot, node, target, value, summary, service, energy, None)
             }
             Err((status, why)) => {
-                if self.trace.is_some() {
-                    let (job, node_id) = self.ids(slot, node);
-                    self.emit(TraceEvent::End {
-                        t_ms: self.now_ms,
-                        job,
-                        node: node_id,
-                        target,
-                        status,
-                        service_ms: service,
-                        energy_j: energy,
-                        measured: true,
-                        output: None,
-                    })?;
-                }
+                self.trace_end(slot, node, target, status, service, energy, true, || None)?;
                 self.close_node(slot, node, status, Some(why), None)
             }
         }
@@ -2258,20 +2241,16 @@ impl Engine {
             });
         }
         self.jobs[slot as usize].values.insert(node as usize, value);
-        if self.trace.is_some() {
-            let (job, node_id) = self.ids(slot, node);
-            self.emit(TraceEvent::End {
-                t_ms: self.now_ms,
-                job,
-                node: node_id,
-                target,
-                status: NodeStatus::Completed,
-                service_ms: service,
-                energy_j: energy,
-                measured: true,
-                output: Some(summary.clone()),
-            })?;
-        }
+        self.trace_end(
+            slot,
+            node,
+            target,
+            NodeStatus::Completed,
+            service,
+            energy,
+            true,
+            || Some(summary.clone()),
+        )?;
         self.close_node(slot, node, NodeStatus::Completed, note, Some(summary))
     }
 
@@ -2367,21 +2346,41 @@ impl Engine {
             decision,
             review_id,
         })?;
-        if self.trace.is_some() {
-            self.emit(TraceEvent::End {
-                t_ms: self.now_ms,
-                job: job_id,
-                node: node_id,
-                target,
-                status,
-                service_ms: 0.0,
-                energy_j: 0.0,
-                measured: self.config.mode == Mode::Execute,
-                output: Some(output.clone()),
-            })?;
-        }
+        let measured = self.config.mode == Mode::Execute;
+        self.trace_end(slot, node, target, status, 0.0, 0.0, measured, || {
+            Some(output.clone())
+        })?;
         self.dispatch(target.device())?;
         self.close_node(slot, node, status, None, Some(output))
+    }
+
+    /// Records a node's end in the trace; `output` is built only when tracing.
+    fn trace_end(
+        &mut self,
+        slot: u32,
+        node: u32,
+        target: Target,
+        status: NodeStatus,
+        service_ms: f64,
+        energy_j: f64,
+        measured: bool,
+        output: impl FnOnce() -> Option<serde_json::Value>,
+    ) -> Result<(), EngineError> {
+        if self.trace.is_none() {
+            return Ok(());
+        }
+        let (job, node) = self.ids(slot, node);
+        self.emit(TraceEvent::End {
+            t_ms: self.now_ms,
+            job,
+            node,
+            target,
+            status,
+            service_ms,
+            energy_j,
+            measured,
+            output: output(),
+        })
     }
 
     fn emit_failure(

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 # Toolchain components used below (idempotent; no-ops when present).
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# Guest plugins compile to WebAssembly components (the tests' build script).
+rustup target add wasm32-wasip2
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

@@ -15,6 +15,7 @@ pub mod export;
 pub mod hardware;
 pub mod model;
 pub mod perf;
+pub mod plugin;
 pub mod policy;
 pub mod report;
 pub mod review;

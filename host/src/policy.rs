@@ -277,11 +277,50 @@ impl BackendLimits {
 pub struct PolicyFault {
     pub policy: String,
     pub reason: String,
+    /// `out_of_fuel`, `memory_limit`, `stack_overflow`, `trap`,
+    /// `guest_error`, `invalid_output`, `instantiate`.
+    #[serde(default)]
+    pub kind: String,
+}
+
+/// A change in the version that serves a policy role (a plugin hot reload,
+/// or a broken new version refused), for the trace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyNotice {
+    pub role: String,
+    pub policy: String,
+    /// The version serving after the notice (`name@hash`).
+    pub version: String,
+    /// Whether the new version was taken.
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// Checks a cost model's answer: one finite, non-negative total per candidate.
+pub fn validate_costs(costs: &[CostTerms], expected: usize) -> Result<(), String> {
+    if costs.len() != expected {
+        return Err(format!(
+            "returned {} costs for {expected} candidates",
+            costs.len()
+        ));
+    }
+    for (i, c) in costs.iter().enumerate() {
+        if !(c.total.is_finite() && c.total >= 0.0) {
+            return Err(format!("cost {i} is {} (must be finite and >= 0)", c.total));
+        }
+    }
+    Ok(())
 }
 
 /// Scores every candidate of one decision in one call.
 pub trait CostModel: Send {
     fn name(&self) -> &str;
+    /// The serving version (`name@hash`) of a plugin; `None` for native code.
+    fn version(&self) -> Option<String> {
+        None
+    }
+    /// Moves pending hot-reload notices into `out`.
+    fn take_notices(&self, _out: &mut Vec<PolicyNotice>) {}
     /// Writes one [`CostTerms`] per candidate into `out` (cleared first).
     fn score(
         &self,
@@ -294,6 +333,12 @@ pub trait CostModel: Send {
 /// Decides whether a target may run a node.
 pub trait Eligibility: Send {
     fn name(&self) -> &str;
+    /// The serving version (`name@hash`) of a plugin; `None` for native code.
+    fn version(&self) -> Option<String> {
+        None
+    }
+    /// Moves pending hot-reload notices into `out`.
+    fn take_notices(&self, _out: &mut Vec<PolicyNotice>) {}
     /// Empty: eligible; otherwise every reason it is not.
     fn verdict(
         &self,
@@ -357,6 +402,12 @@ pub enum GateDecision {
 /// Decides whether an effect may be applied.
 pub trait Gate: Send {
     fn name(&self) -> &str;
+    /// The serving version (`name@hash`) of a plugin; `None` for native code.
+    fn version(&self) -> Option<String> {
+        None
+    }
+    /// Moves pending hot-reload notices into `out`.
+    fn take_notices(&self, _out: &mut Vec<PolicyNotice>) {}
     fn decide(&self, request: &EffectRequest) -> Result<GateDecision, PolicyFault>;
 }
 
@@ -389,12 +440,17 @@ impl Policy {
         }
     }
 
+    /// `cost=…, eligibility=…, gate=…`, with plugin versions (`name@hash`).
     pub fn describe(&self) -> String {
+        let part = |name: &str, version: Option<String>| match version {
+            Some(v) => format!("{name} ({v})"),
+            None => name.to_string(),
+        };
         format!(
             "cost={}, eligibility={}, gate={}",
-            self.cost.name(),
-            self.eligibility.name(),
-            self.gate.name()
+            part(self.cost.name(), self.cost.version()),
+            part(self.eligibility.name(), self.eligibility.version()),
+            part(self.gate.name(), self.gate.version())
         )
     }
 }

@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::hardware::{Device, Hardware};
 use crate::perf::Drift;
-use crate::policy::{CostTerms, Estimate, GateDecision, Ineligible, PolicyFault, Target};
+use crate::policy::{
+    CostTerms, Estimate, GateDecision, Ineligible, PolicyFault, PolicyNotice, Target,
+};
 
 pub const TRACE_FORMAT: &str = "thermoroute-trace";
 pub const TRACE_VERSION: u32 = 1;
@@ -235,6 +237,11 @@ pub enum TraceEvent {
         role: String,
         fault: PolicyFault,
         fallback: String,
+    },
+    /// A policy plugin was hot-reloaded, or a broken new version refused.
+    PolicyReload {
+        t_ms: f64,
+        notice: PolicyNotice,
     },
     Control {
         t_ms: f64,

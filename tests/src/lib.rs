@@ -69,3 +69,9 @@ pub fn run_engine(
     engine.run().expect("the run completes");
     engine.report()
 }
+
+/// A guest plugin built by this crate's build script (`cost_rust`,
+/// `fixture_loop`, ...).
+pub fn guest(name: &str) -> PathBuf {
+    PathBuf::from(env!("GUEST_DIR")).join(format!("{name}.wasm"))
+}

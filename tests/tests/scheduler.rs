@@ -803,6 +803,7 @@ impl Gate for Trapping {
         Err(PolicyFault {
             policy: "trapping".into(),
             reason: "wasm trap: unreachable".into(),
+            kind: "trap".into(),
         })
     }
 }

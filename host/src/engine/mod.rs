@@ -382,6 +382,7 @@ pub struct Engine {
     scratch: Vec<Candidate>,
     scratch_inputs: Vec<CandidateInput>,
     scratch_costs: Vec<CostTerms>,
+    scratch_notices: Vec<crate::policy::PolicyNotice>,
     ready: Vec<(u32, u32)>,
     wall_start: std::time::Instant,
 }
@@ -564,6 +565,7 @@ impl Engine {
             scratch: Vec::new(),
             scratch_inputs: Vec::new(),
             scratch_costs: Vec::new(),
+            scratch_notices: Vec::new(),
             ready: Vec::new(),
             wall_start: std::time::Instant::now(),
             config,
@@ -581,6 +583,7 @@ impl Engine {
             hardware: Box::new(engine.hw.clone()),
         };
         engine.emit(header)?;
+        engine.trace_eligibility_faults()?;
         for t in engine.hw.availability_edges() {
             engine.push(t, EventKind::Edge);
         }
@@ -654,7 +657,53 @@ impl Engine {
             t_ms: self.now_ms,
             command: described,
         })?;
+        self.trace_eligibility_faults()?;
         self.evict_offline()?;
+        Ok(())
+    }
+
+    /// Traces the eligibility faults the last verdict refresh met.
+    fn trace_eligibility_faults(&mut self) -> Result<(), EngineError> {
+        for c in 0..self.classes.len() {
+            for fault in std::mem::take(&mut self.classes[c].policy_faults) {
+                self.counters.policy_faults += 1;
+                self.emit(TraceEvent::PolicyFault {
+                    t_ms: self.now_ms,
+                    role: "eligibility".into(),
+                    fault,
+                    fallback: "native eligibility rules".into(),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Traces plugin hot reloads; a new eligibility version re-judges every
+    /// class.
+    fn poll_policy_notices(&mut self) -> Result<(), EngineError> {
+        let mut notices = std::mem::take(&mut self.scratch_notices);
+        self.policy.cost.take_notices(&mut notices);
+        self.policy.eligibility.take_notices(&mut notices);
+        self.policy.gate.take_notices(&mut notices);
+        if notices.is_empty() {
+            self.scratch_notices = notices;
+            return Ok(());
+        }
+        let mut rejudge = false;
+        for notice in notices.drain(..) {
+            rejudge |= notice.ok && notice.role == "eligibility";
+            self.emit(TraceEvent::PolicyReload {
+                t_ms: self.now_ms,
+                notice,
+            })?;
+        }
+        self.scratch_notices = notices;
+        if rejudge {
+            for c in &mut self.classes {
+                c.refresh_verdicts(&self.hw, &self.policy, &self.native);
+            }
+            self.trace_eligibility_faults()?;
+        }
         Ok(())
     }
 
@@ -663,6 +712,7 @@ impl Engine {
         if self.paused {
             return Ok(Step::Paused);
         }
+        self.poll_policy_notices()?;
         let Some(std::cmp::Reverse(event)) = self.events.pop() else {
             self.finish()?;
             return Ok(Step::Finished);
@@ -2648,25 +2698,11 @@ fn check_costs(
     expected: usize,
     policy: &str,
 ) -> Result<(), crate::policy::PolicyFault> {
-    let fault = |reason: String| crate::policy::PolicyFault {
+    crate::policy::validate_costs(costs, expected).map_err(|reason| crate::policy::PolicyFault {
         policy: policy.into(),
         reason,
-    };
-    if costs.len() != expected {
-        return Err(fault(format!(
-            "returned {} costs for {expected} candidates",
-            costs.len()
-        )));
-    }
-    for (i, c) in costs.iter().enumerate() {
-        if !(c.total.is_finite() && c.total >= 0.0) {
-            return Err(fault(format!(
-                "cost {i} is {} (must be finite and >= 0)",
-                c.total
-            )));
-        }
-    }
-    Ok(())
+        kind: "invalid_output".into(),
+    })
 }
 
 fn run_diagnostics(draws: &Draws, level: DiagnosticsLevel) -> Option<Diagnostics> {

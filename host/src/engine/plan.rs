@@ -65,6 +65,8 @@ pub(super) struct ClassPlan {
     pub cpu_energy_j: f64,
     /// Some effect is judged on upstream evidence.
     pub has_evidence: bool,
+    /// Eligibility-policy faults not yet traced.
+    pub policy_faults: Vec<crate::policy::PolicyFault>,
 }
 
 impl ClassPlan {
@@ -194,6 +196,7 @@ impl ClassPlan {
             static_infeasible,
             cpu_energy_j,
             has_evidence,
+            policy_faults: Vec::new(),
         };
         let native = Policy::native(hw);
         plan.refresh_verdicts(hw, policy, &native);
@@ -201,9 +204,12 @@ impl ClassPlan {
     }
 
     /// Re-asks the eligibility policy (after a policy swap) and recomputes
-    /// what depends on eligibility: budget shares and minimum energies.
+    /// what depends on eligibility: budget shares and minimum energies. A
+    /// policy that fails is answered by the native rules, and its faults are
+    /// left in `policy_faults` for the engine to trace.
     pub fn refresh_verdicts(&mut self, hw: &Hardware, policy: &Policy, native: &Policy) {
         let qos = self.graph.qos;
+        let faults = &mut self.policy_faults;
         for np in &mut self.nodes {
             np.verdicts = np
                 .targets
@@ -213,7 +219,10 @@ impl ClassPlan {
                     let mut reasons = policy
                         .eligibility
                         .verdict(&np.summary, &qos, t, &limits)
-                        .or_else(|_| native.eligibility.verdict(&np.summary, &qos, t, &limits))
+                        .or_else(|fault| {
+                            faults.push(fault);
+                            native.eligibility.verdict(&np.summary, &qos, t, &limits)
+                        })
                         .unwrap_or_default();
                     if t == Target::Tsu {
                         reasons.extend(np.tsu_reasons.iter().cloned());

@@ -1,0 +1,350 @@
+//! `thermoroute plugin new` and `plugin build`: templates per language and
+//! role, and the toolchains that turn them into components (cargo for Rust,
+//! componentize-py for Python, jco/componentize-js for JavaScript), installed
+//! on first use when missing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+
+use super::Role;
+
+/// The WIT package, embedded so templates are self-contained.
+pub const POLICY_WIT: &str = include_str!("../../../wit/policy.wit");
+
+/// Pinned guest toolchain versions (measured in `../shared/TOOLCHAIN.md`).
+pub const COMPONENTIZE_PY: &str = "componentize-py==0.25.*";
+pub const JCO: &str = "@bytecodealliance/jco@1.35.0";
+pub const COMPONENTIZE_JS: &str = "@bytecodealliance/componentize-js@0.23.0";
+pub const WIT_BINDGEN: &str = "0.61";
+
+/// A plugin source language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    Rust,
+    Python,
+    Js,
+}
+
+impl Lang {
+    pub fn name(self) -> &'static str {
+        match self {
+            Lang::Rust => "rust",
+            Lang::Python => "python",
+            Lang::Js => "js",
+        }
+    }
+}
+
+/// `[plugin]` in a plugin directory's `plugin.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildSpec {
+    pub lang: Lang,
+    /// The WIT world it implements (`cost-plugin`, `gate-plugin`, ...).
+    pub world: String,
+    /// The WIT directory, relative to the plugin directory.
+    #[serde(default = "default_wit")]
+    pub wit: String,
+    /// Python: the module that defines the export classes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    /// JavaScript: the entry file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<String>,
+}
+
+fn default_wit() -> String {
+    "wit".into()
+}
+
+/// A plugin that could not be created or built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    #[error("{path}: {detail}")]
+    Manifest { path: PathBuf, detail: String },
+    #[error("{0} already exists and is not empty; pick a new directory")]
+    Exists(PathBuf),
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{tool} is needed to build {lang} plugins and could not be installed: {detail}")]
+    Toolchain {
+        tool: &'static str,
+        lang: &'static str,
+        detail: String,
+    },
+    #[error("`{command}` failed ({status}):\n{output}")]
+    Failed {
+        command: String,
+        status: String,
+        output: String,
+    },
+    #[error("the build produced no component (looked for {0})")]
+    NoArtifact(PathBuf),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
+    move |source| BuildError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Where installed guest toolchains live: `toolchains/` beside the compile
+/// cache.
+pub fn toolchains_dir() -> PathBuf {
+    super::default_cache_dir()
+        .and_then(|c| c.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from(".thermoroute"))
+        .join("toolchains")
+}
+
+/// Runs a command, keeping its output for the error.
+fn run(cmd: &mut Command) -> Result<(), BuildError> {
+    let described = format!("{cmd:?}").replace('"', "");
+    let out = cmd.output().map_err(|e| BuildError::Failed {
+        command: described.clone(),
+        status: "did not start".into(),
+        output: e.to_string(),
+    })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stdout));
+    let tail: Vec<&str> = text.lines().rev().take(30).collect();
+    Err(BuildError::Failed {
+        command: described,
+        status: out.status.to_string(),
+        output: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+    })
+}
+
+fn on_path(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}
+
+/// The `componentize-py` to use, installing it into a private virtual
+/// environment when there is none.
+pub fn componentize_py(progress: &dyn Fn(&str)) -> Result<PathBuf, BuildError> {
+    if let Some(p) = std::env::var_os("THERMOROUTE_COMPONENTIZE_PY") {
+        return Ok(PathBuf::from(p));
+    }
+    if let Some(p) = on_path("componentize-py") {
+        return Ok(p);
+    }
+    let venv = toolchains_dir().join("python");
+    let tool = venv.join("bin/componentize-py");
+    if tool.is_file() {
+        return Ok(tool);
+    }
+    let fail = |detail: String| BuildError::Toolchain {
+        tool: "componentize-py",
+        lang: "Python",
+        detail,
+    };
+    progress(&format!(
+        "installing {COMPONENTIZE_PY} into {} (once)",
+        venv.display()
+    ));
+    let python = on_path("python3")
+        .or_else(|| on_path("python"))
+        .ok_or_else(|| fail("no python3 on PATH".into()))?;
+    run(Command::new(python).args(["-m", "venv"]).arg(&venv)).map_err(|e| fail(e.to_string()))?;
+    run(Command::new(venv.join("bin/pip")).args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        COMPONENTIZE_PY,
+    ]))
+    .map_err(|e| fail(e.to_string()))?;
+    Ok(tool)
+}
+
+/// The `jco` entry script, installing jco and componentize-js with npm into
+/// a private directory when missing.
+pub fn jco(progress: &dyn Fn(&str)) -> Result<PathBuf, BuildError> {
+    let dir = toolchains_dir().join("js");
+    let script = dir.join("node_modules/@bytecodealliance/jco/src/jco.js");
+    if script.is_file() {
+        return Ok(script);
+    }
+    let fail = |detail: String| BuildError::Toolchain {
+        tool: "jco",
+        lang: "JavaScript",
+        detail,
+    };
+    if on_path("node").is_none() {
+        return Err(fail("no node on PATH (install Node.js 18 or newer)".into()));
+    }
+    let npm = on_path("npm").ok_or_else(|| fail("no npm on PATH".into()))?;
+    progress(&format!(
+        "installing {JCO} and {COMPONENTIZE_JS} into {} (once)",
+        dir.display()
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| fail(e.to_string()))?;
+    if !dir.join("package.json").is_file() {
+        std::fs::write(
+            dir.join("package.json"),
+            "{\"name\":\"thermoroute-js-toolchain\",\"private\":true}\n",
+        )
+        .map_err(|e| fail(e.to_string()))?;
+    }
+    run(Command::new(npm).current_dir(&dir).args([
+        "install",
+        "--no-audit",
+        "--no-fund",
+        "--loglevel=error",
+        JCO,
+        COMPONENTIZE_JS,
+    ]))
+    .map_err(|e| fail(e.to_string()))?;
+    if script.is_file() {
+        Ok(script)
+    } else {
+        Err(fail(format!(
+            "npm finished but {} is missing",
+            script.display()
+        )))
+    }
+}
+
+/// Reads `DIR/plugin.toml`.
+pub fn read_spec(dir: &Path) -> Result<BuildSpec, BuildError> {
+    let path = dir.join("plugin.toml");
+    let text = std::fs::read_to_string(&path).map_err(|e| BuildError::Manifest {
+        path: path.clone(),
+        detail: format!(
+            "{e} (a plugin directory has a plugin.toml; `thermoroute plugin new` writes one)"
+        ),
+    })?;
+    let manifest: super::Manifest = toml::from_str(&text).map_err(|e| BuildError::Manifest {
+        path: path.clone(),
+        detail: e.to_string(),
+    })?;
+    manifest.plugin.ok_or_else(|| BuildError::Manifest {
+        path,
+        detail: "no [plugin] table (lang, world)".into(),
+    })
+}
+
+/// Builds the plugin in `dir` into `DIR/target/NAME.wasm` (with its limits
+/// in `NAME.toml` beside it) and returns the component's path.
+pub fn build(dir: &Path, progress: &dyn Fn(&str)) -> Result<PathBuf, BuildError> {
+    let spec = read_spec(dir)?;
+    let dir = dir.canonicalize().map_err(io(dir))?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "plugin".into());
+    let out_dir = dir.join("target");
+    std::fs::create_dir_all(&out_dir).map_err(io(&out_dir))?;
+    let out = out_dir.join(format!("{name}.wasm"));
+    let wit = dir.join(&spec.wit);
+    match spec.lang {
+        Lang::Rust => {
+            // Idempotent; absent rustup means a toolchain managed otherwise.
+            if on_path("rustup").is_some() {
+                progress("rustup target add wasm32-wasip2");
+                run(Command::new("rustup").args(["target", "add", "wasm32-wasip2"]))?;
+            }
+            progress("cargo build --release --target wasm32-wasip2");
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            run(Command::new(cargo)
+                .current_dir(&dir)
+                .args([
+                    "build",
+                    "--release",
+                    "--target",
+                    "wasm32-wasip2",
+                    "--target-dir",
+                ])
+                .arg(&out_dir)
+                .env_remove("RUSTFLAGS")
+                .env_remove("CARGO_ENCODED_RUSTFLAGS"))?;
+            let crate_name = crate_name(&dir)?.replace('-', "_");
+            let artifact = out_dir.join(format!("wasm32-wasip2/release/{crate_name}.wasm"));
+            if !artifact.is_file() {
+                return Err(BuildError::NoArtifact(artifact));
+            }
+            std::fs::copy(&artifact, &out).map_err(io(&out))?;
+        }
+        Lang::Python => {
+            let tool = componentize_py(progress)?;
+            let module = spec.module.clone().unwrap_or_else(|| "app".into());
+            progress("componentize-py componentize");
+            run(Command::new(tool)
+                .current_dir(&dir)
+                .arg("-d")
+                .arg(&wit)
+                .args(["-w", &spec.world, "componentize", "-p"])
+                .arg(&dir)
+                .arg(&module)
+                .arg("-o")
+                .arg(&out))?;
+        }
+        Lang::Js => {
+            let script = jco(progress)?;
+            let entry = spec.entry.clone().unwrap_or_else(|| "plugin.js".into());
+            progress("jco componentize (QuickJS engine)");
+            // QuickJS: small and flat in memory (StarlingMonkey leaks per call).
+            run(Command::new("node")
+                .current_dir(&dir)
+                .arg(script)
+                .arg("componentize")
+                .arg(dir.join(&entry))
+                .arg("--wit")
+                .arg(&wit)
+                .args([
+                    "-n",
+                    &spec.world,
+                    "--backend",
+                    "qjs",
+                    "--backend-qjs-disable-async",
+                    "-o",
+                ])
+                .arg(&out))?;
+        }
+    }
+    if !out.is_file() {
+        return Err(BuildError::NoArtifact(out));
+    }
+    let manifest = out.with_extension("toml");
+    std::fs::copy(dir.join("plugin.toml"), &manifest).map_err(io(&manifest))?;
+    Ok(out)
+}
+
+fn crate_name(dir: &Path) -> Result<String, BuildError> {
+    let path = dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let doc: toml::Table = toml::from_str(&text).map_err(|e| BuildError::Manifest {
+        path: path.clone(),
+        detail: e.to_string(),
+    })?;
+    doc.get("package")
+        .and_then(|p| p.get("name"))
+        .and_then(|n| n.as_str())
+        .map(str::to_string)
+        .ok_or(BuildError::Manifest {
+            path,
+            detail: "no [package] name".into(),
+        })
+}
+
+/// The world a role's template implements.
+pub fn world_of(role: Role) -> &'static str {
+    match role {
+        Role::Cost => "cost-plugin",
+        Role::Eligibility => "eligibility-plugin",
+        Role::Gate => "gate-plugin",
+    }
+}

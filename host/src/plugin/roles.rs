@@ -1,0 +1,548 @@
+//! Plugins serving the engine's policy traits, with hot reload.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime};
+
+use super::runtime::MAX_TEXT;
+use super::{Instance, LoadedPlugin, PluginError, PluginFault, Role, Runtime, convert};
+use crate::hardware::{GateSpec, Hardware, PolicySpec};
+use crate::model::graph::{Qos, Risk};
+use crate::policy::{
+    BackendLimits, CandidateInput, CostModel, CostTerms, DecisionContext, EffectRequest,
+    Eligibility, Gate, GateDecision, Ineligible, NodeSummary, Policy, PolicyFault, PolicyNotice,
+    Target, validate_costs,
+};
+
+/// Longest list of reasons a plugin may return.
+const MAX_REASONS: usize = 64;
+
+/// A change of the version a plugin role serves, for the trace.
+pub type ReloadNotice = PolicyNotice;
+
+/// The file behind one role and the version currently serving it.
+struct Slot {
+    role: Role,
+    path: PathBuf,
+    runtime: &'static Runtime,
+    current: Mutex<Arc<LoadedPlugin>>,
+    generation: AtomicU64,
+    notices: Mutex<Vec<PolicyNotice>>,
+    has_notice: AtomicBool,
+}
+
+fn require_role(plugin: &LoadedPlugin, role: Role) -> Result<(), PluginError> {
+    if plugin.roles.has(role) {
+        return Ok(());
+    }
+    Err(PluginError::MissingRole {
+        path: plugin.path.clone(),
+        wanted: role.interface(),
+        world: match role {
+            Role::Cost => "cost-plugin",
+            Role::Eligibility => "eligibility-plugin",
+            Role::Gate => "gate-plugin",
+        },
+        found: if plugin.exports.is_empty() {
+            "nothing".into()
+        } else {
+            plugin.exports.join(", ")
+        },
+    })
+}
+
+fn modified(path: &Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+impl Slot {
+    fn open(runtime: &'static Runtime, role: Role, path: &Path) -> Result<Arc<Slot>, PluginError> {
+        let plugin = runtime.load(path)?;
+        require_role(&plugin, role)?;
+        Ok(Slot::serving(runtime, role, plugin))
+    }
+
+    fn serving(runtime: &'static Runtime, role: Role, plugin: Arc<LoadedPlugin>) -> Arc<Slot> {
+        Arc::new(Slot {
+            role,
+            path: plugin.path.clone(),
+            runtime,
+            current: Mutex::new(plugin),
+            generation: AtomicU64::new(0),
+            notices: Mutex::new(Vec::new()),
+            has_notice: AtomicBool::new(false),
+        })
+    }
+
+    fn current(&self) -> Arc<LoadedPlugin> {
+        Arc::clone(&self.current.lock().expect("plugin slot"))
+    }
+
+    fn notify(&self, notice: PolicyNotice) {
+        self.notices.lock().expect("plugin notices").push(notice);
+        self.has_notice.store(true, Ordering::Release);
+    }
+
+    /// Loads the file again; swaps it in if it changed and passes the smoke
+    /// test, otherwise keeps the serving version and says why.
+    fn reload(&self) {
+        let old = self.current();
+        let attempt = self.runtime.load(&self.path).and_then(|p| {
+            require_role(&p, self.role)?;
+            super::check::smoke(self.runtime, &p, self.role).map_err(|detail| {
+                PluginError::Instantiate {
+                    path: self.path.clone(),
+                    detail,
+                }
+            })?;
+            Ok(p)
+        });
+        match attempt {
+            Ok(p) if p.hash == old.hash => {}
+            Ok(p) => {
+                let version = p.label();
+                *self.current.lock().expect("plugin slot") = p;
+                self.generation.fetch_add(1, Ordering::AcqRel);
+                self.notify(PolicyNotice {
+                    role: self.role.name().into(),
+                    policy: format!("plugin:{}", old.name),
+                    version,
+                    ok: true,
+                    detail: format!("reloaded {} (was {})", self.path.display(), old.label()),
+                });
+            }
+            Err(e) => self.notify(PolicyNotice {
+                role: self.role.name().into(),
+                policy: format!("plugin:{}", old.name),
+                version: old.label(),
+                ok: false,
+                detail: format!("kept {}: the new version is broken: {e}", old.label()),
+            }),
+        }
+    }
+
+    /// Polls the file every `interval` from a background thread that ends
+    /// when the slot is dropped.
+    fn watch(self: &Arc<Self>, interval: Duration) {
+        let weak: Weak<Slot> = Arc::downgrade(self);
+        let mut seen = modified(&self.path);
+        let spawned = std::thread::Builder::new()
+            .name(format!("watch-{}", self.role.name()))
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(interval);
+                    let Some(slot) = weak.upgrade() else { break };
+                    let now = modified(&slot.path);
+                    if now != seen && now.is_some() {
+                        seen = now;
+                        slot.reload();
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            self.notify(PolicyNotice {
+                role: self.role.name().into(),
+                policy: format!("plugin:{}", self.current().name),
+                version: self.current().label(),
+                ok: false,
+                detail: format!("cannot watch for changes: {e}"),
+            });
+        }
+    }
+
+    fn take_notices(&self, out: &mut Vec<PolicyNotice>) {
+        if self.has_notice.swap(false, Ordering::AcqRel) {
+            out.append(&mut self.notices.lock().expect("plugin notices"));
+        }
+    }
+}
+
+/// The instance serving a role, rebuilt when the slot's version changes.
+struct Serving {
+    generation: u64,
+    instance: Instance,
+}
+
+/// What the three role wrappers share.
+struct RolePlugin {
+    slot: Arc<Slot>,
+    name: String,
+    serving: Mutex<Serving>,
+}
+
+impl RolePlugin {
+    fn open(
+        runtime: &'static Runtime,
+        role: Role,
+        path: &Path,
+        watch: Option<Duration>,
+    ) -> Result<RolePlugin, PluginError> {
+        let slot = Slot::open(runtime, role, path)?;
+        if let Some(interval) = watch {
+            slot.watch(interval);
+        }
+        Ok(RolePlugin::on(slot))
+    }
+
+    /// Serves an already loaded plugin (no file watching).
+    fn from_plugin(runtime: &'static Runtime, role: Role, plugin: Arc<LoadedPlugin>) -> RolePlugin {
+        RolePlugin::on(Slot::serving(runtime, role, plugin))
+    }
+
+    fn on(slot: Arc<Slot>) -> RolePlugin {
+        let plugin = slot.current();
+        RolePlugin {
+            name: format!("plugin:{}", plugin.name),
+            serving: Mutex::new(Serving {
+                generation: 0,
+                instance: plugin.instance(),
+            }),
+            slot,
+        }
+    }
+
+    fn call<R>(
+        &self,
+        f: impl FnOnce(&mut Instance) -> Result<R, PluginFault>,
+    ) -> Result<R, PolicyFault> {
+        let mut serving = self.serving.lock().expect("plugin instance");
+        let generation = self.slot.generation.load(Ordering::Acquire);
+        if serving.generation != generation {
+            serving.instance = self.slot.current().instance();
+            serving.generation = generation;
+        }
+        f(&mut serving.instance).map_err(|fault| PolicyFault {
+            policy: format!("{} ({})", self.name, serving.instance.plugin().label()),
+            reason: fault.to_string(),
+            kind: fault.kind().into(),
+        })
+    }
+
+    fn version(&self) -> Option<String> {
+        Some(self.slot.current().label())
+    }
+}
+
+fn invalid(detail: String) -> PluginFault {
+    PluginFault::InvalidOutput { detail }
+}
+
+fn check_reasons<'a>(reasons: impl ExactSizeIterator<Item = &'a str>) -> Result<(), PluginFault> {
+    if reasons.len() > MAX_REASONS {
+        return Err(invalid(format!(
+            "{} reasons (at most {MAX_REASONS})",
+            reasons.len()
+        )));
+    }
+    for (i, r) in reasons.enumerate() {
+        if r.len() > MAX_TEXT {
+            return Err(invalid(format!(
+                "reason {i} is {} bytes long (at most {MAX_TEXT})",
+                r.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A cost-model plugin.
+pub struct PluginCost {
+    inner: RolePlugin,
+    spec: PolicySpec,
+}
+
+impl std::fmt::Debug for PluginCost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginCost")
+            .field("name", &self.inner.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PluginCost {
+    pub fn open(
+        runtime: &'static Runtime,
+        path: &Path,
+        spec: PolicySpec,
+        watch: Option<Duration>,
+    ) -> Result<Self, PluginError> {
+        Ok(PluginCost {
+            inner: RolePlugin::open(runtime, Role::Cost, path, watch)?,
+            spec,
+        })
+    }
+
+    /// Serves an already loaded plugin (conformance runs, benchmarks).
+    pub fn from_plugin(
+        runtime: &'static Runtime,
+        plugin: Arc<LoadedPlugin>,
+        spec: PolicySpec,
+    ) -> Self {
+        PluginCost {
+            inner: RolePlugin::from_plugin(runtime, Role::Cost, plugin),
+            spec,
+        }
+    }
+}
+
+impl CostModel for PluginCost {
+    fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    fn version(&self) -> Option<String> {
+        self.inner.version()
+    }
+
+    fn take_notices(&self, out: &mut Vec<PolicyNotice>) {
+        self.inner.slot.take_notices(out);
+    }
+
+    fn score(
+        &self,
+        ctx: &DecisionContext<'_>,
+        candidates: &[CandidateInput],
+        out: &mut Vec<CostTerms>,
+    ) -> Result<(), PolicyFault> {
+        out.clear();
+        let decision = super::bindings::cost_model::Decision {
+            node: convert::node(ctx.node),
+            qos: convert::qos(ctx.qos),
+            weights: convert::weights(ctx.weights),
+            penalties: convert::penalties(&self.spec),
+        };
+        let wit: Vec<_> = candidates.iter().map(convert::candidate).collect();
+        let costs = self.inner.call(|i| {
+            let costs = i.score(&decision, &wit)?;
+            let costs: Vec<CostTerms> = costs.iter().map(convert::cost_terms_back).collect();
+            validate_costs(&costs, candidates.len()).map_err(invalid)?;
+            Ok(costs)
+        })?;
+        out.extend(costs);
+        Ok(())
+    }
+}
+
+/// An eligibility plugin.
+pub struct PluginEligibility {
+    inner: RolePlugin,
+    spec: PolicySpec,
+}
+
+impl std::fmt::Debug for PluginEligibility {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginEligibility")
+            .field("name", &self.inner.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PluginEligibility {
+    pub fn open(
+        runtime: &'static Runtime,
+        path: &Path,
+        spec: PolicySpec,
+        watch: Option<Duration>,
+    ) -> Result<Self, PluginError> {
+        Ok(PluginEligibility {
+            inner: RolePlugin::open(runtime, Role::Eligibility, path, watch)?,
+            spec,
+        })
+    }
+
+    /// Serves an already loaded plugin (conformance runs, benchmarks).
+    pub fn from_plugin(
+        runtime: &'static Runtime,
+        plugin: Arc<LoadedPlugin>,
+        spec: PolicySpec,
+    ) -> Self {
+        PluginEligibility {
+            inner: RolePlugin::from_plugin(runtime, Role::Eligibility, plugin),
+            spec,
+        }
+    }
+}
+
+impl Eligibility for PluginEligibility {
+    fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    fn version(&self) -> Option<String> {
+        self.inner.version()
+    }
+
+    fn take_notices(&self, out: &mut Vec<PolicyNotice>) {
+        self.inner.slot.take_notices(out);
+    }
+
+    fn verdict(
+        &self,
+        node: &NodeSummary,
+        qos: &Qos,
+        target: Target,
+        limits: &BackendLimits,
+    ) -> Result<Vec<Ineligible>, PolicyFault> {
+        let wit_node = convert::node(node);
+        self.inner.call(|i| {
+            let reasons = i.verdict(
+                &wit_node,
+                convert::qos(qos),
+                convert::target(target),
+                convert::limits(limits),
+                convert::policy_context(&self.spec),
+            )?;
+            let reasons: Vec<Ineligible> =
+                reasons.into_iter().map(convert::ineligible_back).collect();
+            let texts: Vec<String> = reasons.iter().map(|r| r.to_string()).collect();
+            check_reasons(texts.iter().map(String::as_str))?;
+            Ok(reasons)
+        })
+    }
+}
+
+/// A policy-gate plugin.
+pub struct PluginGate {
+    inner: RolePlugin,
+    spec: GateSpec,
+}
+
+impl std::fmt::Debug for PluginGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginGate")
+            .field("name", &self.inner.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PluginGate {
+    pub fn open(
+        runtime: &'static Runtime,
+        path: &Path,
+        spec: GateSpec,
+        watch: Option<Duration>,
+    ) -> Result<Self, PluginError> {
+        Ok(PluginGate {
+            inner: RolePlugin::open(runtime, Role::Gate, path, watch)?,
+            spec,
+        })
+    }
+
+    /// Serves an already loaded plugin (conformance runs, benchmarks).
+    pub fn from_plugin(
+        runtime: &'static Runtime,
+        plugin: Arc<LoadedPlugin>,
+        spec: GateSpec,
+    ) -> Self {
+        PluginGate {
+            inner: RolePlugin::from_plugin(runtime, Role::Gate, plugin),
+            spec,
+        }
+    }
+}
+
+impl Gate for PluginGate {
+    fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    fn version(&self) -> Option<String> {
+        self.inner.version()
+    }
+
+    fn take_notices(&self, out: &mut Vec<PolicyNotice>) {
+        self.inner.slot.take_notices(out);
+    }
+
+    fn decide(&self, request: &EffectRequest) -> Result<GateDecision, PolicyFault> {
+        let thresholds = match request.risk {
+            Risk::Reversible => &self.spec.reversible,
+            Risk::Irreversible => &self.spec.irreversible,
+        };
+        let wit_request = convert::request(request);
+        self.inner.call(|i| {
+            let decision =
+                convert::decision_back(i.decide(&wit_request, convert::thresholds(thresholds))?);
+            if let GateDecision::RequireReview(r) | GateDecision::Deny(r) = &decision {
+                check_reasons(r.iter().map(String::as_str))?;
+            }
+            Ok(decision)
+        })
+    }
+}
+
+/// Which plugin file serves which role; roles left empty use the native
+/// defaults.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PluginSet {
+    pub cost: Option<PathBuf>,
+    pub eligibility: Option<PathBuf>,
+    pub gate: Option<PathBuf>,
+}
+
+impl PluginSet {
+    /// A policy directory: `cost.wasm`, `eligibility.wasm`, `gate.wasm`, and
+    /// `policy.wasm` for the roles the others leave open (a component
+    /// exporting several roles).
+    pub fn from_dir(dir: &Path) -> Result<PluginSet, PluginError> {
+        let file = |name: &str| Some(dir.join(name)).filter(|p| p.is_file());
+        let mut set = PluginSet {
+            cost: file("cost.wasm"),
+            eligibility: file("eligibility.wasm"),
+            gate: file("gate.wasm"),
+        };
+        if let Some(all) = file("policy.wasm") {
+            let plugin = Runtime::shared()?.load(&all)?;
+            if plugin.roles.cost && set.cost.is_none() {
+                set.cost = Some(all.clone());
+            }
+            if plugin.roles.eligibility && set.eligibility.is_none() {
+                set.eligibility = Some(all.clone());
+            }
+            if plugin.roles.gate && set.gate.is_none() {
+                set.gate = Some(all);
+            }
+        }
+        if set.is_empty() {
+            return Err(PluginError::Io {
+                path: dir.to_path_buf(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no cost.wasm, eligibility.wasm, gate.wasm or policy.wasm in the directory",
+                ),
+            });
+        }
+        Ok(set)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cost.is_none() && self.eligibility.is_none() && self.gate.is_none()
+    }
+
+    /// The policy these plugins make with this hardware's knobs; `watch`
+    /// polls the files for hot reload.
+    pub fn policy(&self, hw: &Hardware, watch: Option<Duration>) -> Result<Policy, PluginError> {
+        let mut policy = Policy::native(hw);
+        if self.is_empty() {
+            return Ok(policy);
+        }
+        let runtime = Runtime::shared()?;
+        if let Some(p) = &self.cost {
+            policy.cost = Box::new(PluginCost::open(runtime, p, hw.policy.clone(), watch)?);
+        }
+        if let Some(p) = &self.eligibility {
+            policy.eligibility = Box::new(PluginEligibility::open(
+                runtime,
+                p,
+                hw.policy.clone(),
+                watch,
+            )?);
+        }
+        if let Some(p) = &self.gate {
+            policy.gate = Box::new(PluginGate::open(runtime, p, hw.gate.clone(), watch)?);
+        }
+        Ok(policy)
+    }
+}

@@ -1,0 +1,556 @@
+//! The wasmtime side: one engine and linker per process, the on-disk compile
+//! cache, the sandbox every call runs in, and fault classification.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use rand_wasi::SeedableRng;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::{
+    HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
+};
+
+use super::bindings::{
+    COST_EXPORT, ELIGIBILITY_EXPORT, GATE_EXPORT, cost_model, eligibility, gate,
+};
+use super::{Manifest, PluginError, PluginFault, PluginLimits, Roles};
+
+/// Seed of the guests' (deterministic) randomness.
+const GUEST_RANDOM_SEED: u64 = 0x7468_6572_6d6f;
+
+/// Per-store state: a WASI context that grants nothing, and the limits.
+pub struct Sandbox {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+}
+
+impl WasiView for Sandbox {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Clocks that never move: a plugin cannot time anything, so its answers
+/// cannot depend on when it runs.
+struct FrozenClock;
+
+impl HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// How a component's machine code was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheUse {
+    /// Loaded from the on-disk compile cache.
+    Hit,
+    /// Compiled now and written to the cache.
+    Miss,
+    /// Compiled now; no cache directory.
+    Disabled,
+    /// Already loaded in this process.
+    Memory,
+}
+
+/// The process's plugin runtime.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<Sandbox>,
+    cache_dir: Option<PathBuf>,
+    config_key: u64,
+    loaded: Mutex<HashMap<(PathBuf, String), Arc<LoadedPlugin>>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("cache_dir", &self.cache_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    pub fn new(cache_dir: Option<PathBuf>) -> Result<Runtime, PluginError> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        // Fuel, not epochs: a budget in instructions is deterministic, so a
+        // slow plugin fails the same way on every run and machine.
+        config.consume_fuel(true);
+        let engine = Engine::new(&config).map_err(|e| PluginError::Runtime(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| PluginError::Runtime(format!("{e:#}")))?;
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        Ok(Runtime {
+            engine,
+            linker,
+            cache_dir,
+            config_key: hasher.finish(),
+            loaded: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The runtime shared by the whole process, caching compiled code in
+    /// [`super::default_cache_dir`].
+    pub fn shared() -> Result<&'static Runtime, PluginError> {
+        static SHARED: OnceLock<Result<Runtime, String>> = OnceLock::new();
+        SHARED
+            .get_or_init(|| Runtime::new(super::default_cache_dir()).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| PluginError::Runtime(e.clone()))
+    }
+
+    pub fn cache_dir(&self) -> Option<&Path> {
+        self.cache_dir.as_deref()
+    }
+
+    /// Loads, compiles (or fetches from the cache) and links a component.
+    pub fn load(&self, path: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
+        let started = Instant::now();
+        let bytes = std::fs::read(path).map_err(|source| PluginError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let hash = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        let key = (path.to_path_buf(), hash.clone());
+        if let Some(p) = self.loaded.lock().expect("plugin memo").get(&key) {
+            return Ok(Arc::clone(p));
+        }
+        let limits = read_manifest(path)?;
+        let (component, cache) = self.compile(path, &bytes, &hash)?;
+        let ty = component.component_type();
+        let exports: Vec<String> = ty
+            .exports(&self.engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        let imports: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        let roles = Roles {
+            cost: exports.iter().any(|e| e == COST_EXPORT),
+            eligibility: exports.iter().any(|e| e == ELIGIBILITY_EXPORT),
+            gate: exports.iter().any(|e| e == GATE_EXPORT),
+        };
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| PluginError::Link {
+                path: path.to_path_buf(),
+                detail: format!("{e:#}"),
+            })?;
+        let indices_err = |e: wasmtime::Error| PluginError::NotAComponent {
+            path: path.to_path_buf(),
+            detail: format!("{e:#}"),
+        };
+        let cost = if roles.cost {
+            Some(cost_model::GuestIndices::new(&pre).map_err(indices_err)?)
+        } else {
+            None
+        };
+        let eligibility = if roles.eligibility {
+            Some(eligibility::GuestIndices::new(&pre).map_err(indices_err)?)
+        } else {
+            None
+        };
+        let gate = if roles.gate {
+            Some(gate::GuestIndices::new(&pre).map_err(indices_err)?)
+        } else {
+            None
+        };
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "plugin".into());
+        let plugin = Arc::new(LoadedPlugin {
+            path: path.to_path_buf(),
+            name,
+            hash,
+            bytes: bytes.len(),
+            roles,
+            imports,
+            exports,
+            limits,
+            cache,
+            load_time: started.elapsed(),
+            engine: self.engine.clone(),
+            pre,
+            cost,
+            eligibility,
+            gate,
+        });
+        // Instantiate once now, so a broken component fails at load time.
+        plugin
+            .instance()
+            .instantiate()
+            .map_err(|e| PluginError::Instantiate {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            })?;
+        self.loaded
+            .lock()
+            .expect("plugin memo")
+            .insert(key, Arc::clone(&plugin));
+        Ok(plugin)
+    }
+
+    fn compile(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        hash: &str,
+    ) -> Result<(Component, CacheUse), PluginError> {
+        let not_component = |e: wasmtime::Error| PluginError::NotAComponent {
+            path: path.to_path_buf(),
+            detail: format!("{e:#}"),
+        };
+        let Some(dir) = &self.cache_dir else {
+            return Component::new(&self.engine, bytes)
+                .map(|c| (c, CacheUse::Disabled))
+                .map_err(not_component);
+        };
+        let digest = hash.trim_start_matches("sha256:");
+        let file = dir.join(format!(
+            "{}-{:016x}.cwasm",
+            &digest[..32.min(digest.len())],
+            self.config_key
+        ));
+        if file.is_file()
+            && let Ok(c) = deserialize_cached(&self.engine, &file)
+        {
+            return Ok((c, CacheUse::Hit));
+        }
+        let compiled = self
+            .engine
+            .precompile_component(bytes)
+            .map_err(not_component)?;
+        // A cache that cannot be written only costs the next run a compile.
+        let _ = std::fs::create_dir_all(dir)
+            .and_then(|()| crate::perf::write_atomically(&file, &compiled));
+        match deserialize_cached(&self.engine, &file) {
+            Ok(c) => Ok((c, CacheUse::Miss)),
+            Err(_) => Component::new(&self.engine, bytes)
+                .map(|c| (c, CacheUse::Disabled))
+                .map_err(not_component),
+        }
+    }
+}
+
+/// Loads machine code this runtime compiled earlier. Read into memory
+/// rather than mapped, so a cache file truncated or replaced while in use
+/// cannot fault the process.
+#[allow(unsafe_code)]
+fn deserialize_cached(engine: &Engine, file: &Path) -> wasmtime::Result<Component> {
+    let bytes = std::fs::read(file)?;
+    // SAFETY: the bytes were produced by `Engine::precompile_component` of an
+    // engine with the same configuration (the file name carries the engine's
+    // compatibility hash, and wasmtime re-checks the header and version) and
+    // written atomically into the user's own cache directory, so they are
+    // trusted like the thermoroute binary itself.
+    unsafe { Component::deserialize(engine, &bytes) }
+}
+
+fn read_manifest(component: &Path) -> Result<PluginLimits, PluginError> {
+    let manifest = component.with_extension("toml");
+    match std::fs::read_to_string(&manifest) {
+        Ok(text) => toml::from_str::<Manifest>(&text)
+            .map(|m| m.limits)
+            .map_err(|e| PluginError::Manifest {
+                path: manifest,
+                detail: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PluginLimits::default()),
+        Err(source) => Err(PluginError::Io {
+            path: manifest,
+            source,
+        }),
+    }
+}
+
+/// A compiled, linked component, ready to instantiate.
+pub struct LoadedPlugin {
+    pub path: PathBuf,
+    /// File stem: `cost-python` for `cost-python.wasm`.
+    pub name: String,
+    /// `sha256:<hex>` of the component file.
+    pub hash: String,
+    pub bytes: usize,
+    pub roles: Roles,
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+    pub limits: PluginLimits,
+    pub cache: CacheUse,
+    /// Read, compile or cache load, link and a first instantiation.
+    pub load_time: Duration,
+    engine: Engine,
+    pre: InstancePre<Sandbox>,
+    cost: Option<cost_model::GuestIndices>,
+    eligibility: Option<eligibility::GuestIndices>,
+    gate: Option<gate::GuestIndices>,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("path", &self.path)
+            .field("hash", &self.hash)
+            .field("roles", &self.roles)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoadedPlugin {
+    /// `name@<first 12 hex digits of the hash>`, as traces show it.
+    pub fn label(&self) -> String {
+        let digest = self.hash.trim_start_matches("sha256:");
+        format!("{}@{}", self.name, &digest[..12.min(digest.len())])
+    }
+
+    /// A fresh, not yet instantiated instance.
+    pub fn instance(self: &Arc<Self>) -> Instance {
+        Instance {
+            plugin: Arc::clone(self),
+            live: None,
+            instantiations: 0,
+        }
+    }
+
+    fn new_store(&self) -> Store<Sandbox> {
+        let l = &self.limits;
+        let limits = StoreLimitsBuilder::new()
+            .memory_size((l.memory_mib as usize).saturating_mul(1 << 20))
+            .instances(l.max_instances as usize)
+            .tables(l.max_tables as usize)
+            .memories(l.max_memories as usize)
+            .table_elements(l.max_table_elements)
+            .trap_on_grow_failure(true)
+            .build();
+        // No preopened directories, arguments, environment or network;
+        // stdio goes nowhere; clocks are frozen; randomness is seeded.
+        let wasi = WasiCtxBuilder::new()
+            .wall_clock(FrozenClock)
+            .monotonic_clock(FrozenClock)
+            .secure_random(rand_wasi::rngs::StdRng::seed_from_u64(GUEST_RANDOM_SEED))
+            .insecure_random(rand_wasi::rngs::StdRng::seed_from_u64(
+                GUEST_RANDOM_SEED + 1,
+            ))
+            .insecure_random_seed(u128::from(GUEST_RANDOM_SEED))
+            .build();
+        let mut store = Store::new(
+            &self.engine,
+            Sandbox {
+                wasi,
+                table: ResourceTable::new(),
+                limits,
+            },
+        );
+        store.limiter(|s| &mut s.limits);
+        store
+    }
+}
+
+/// A live instance: instantiated on first use, reused across calls and
+/// rebuilt after a trap (a trapped instance's state cannot be trusted).
+pub struct Instance {
+    plugin: Arc<LoadedPlugin>,
+    live: Option<Live>,
+    /// How many times it was (re)instantiated.
+    pub instantiations: u64,
+}
+
+impl std::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance")
+            .field("plugin", &self.plugin.label())
+            .field("instantiations", &self.instantiations)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Live {
+    store: Store<Sandbox>,
+    cost: Option<cost_model::Guest>,
+    eligibility: Option<eligibility::Guest>,
+    gate: Option<gate::Guest>,
+}
+
+impl Instance {
+    pub fn plugin(&self) -> &Arc<LoadedPlugin> {
+        &self.plugin
+    }
+
+    /// Builds a fresh instance now (dropping any current one).
+    pub fn instantiate(&mut self) -> Result<(), PluginFault> {
+        self.live = None;
+        let p = &self.plugin;
+        let mut store = p.new_store();
+        let fault = |e: wasmtime::Error| match classify(e, &p.limits) {
+            PluginFault::Trap { detail } => PluginFault::Instantiate { detail },
+            other => other,
+        };
+        store.set_fuel(p.limits.fuel_instantiate).map_err(fault)?;
+        let instance = p.pre.instantiate(&mut store).map_err(fault)?;
+        let cost = p
+            .cost
+            .as_ref()
+            .map(|i| i.load(&mut store, &instance))
+            .transpose()
+            .map_err(fault)?;
+        let eligibility = p
+            .eligibility
+            .as_ref()
+            .map(|i| i.load(&mut store, &instance))
+            .transpose()
+            .map_err(fault)?;
+        let gate = p
+            .gate
+            .as_ref()
+            .map(|i| i.load(&mut store, &instance))
+            .transpose()
+            .map_err(fault)?;
+        self.instantiations += 1;
+        self.live = Some(Live {
+            store,
+            cost,
+            eligibility,
+            gate,
+        });
+        Ok(())
+    }
+
+    fn call<R>(
+        &mut self,
+        f: impl FnOnce(&mut Live) -> wasmtime::Result<Result<R, String>>,
+    ) -> Result<R, PluginFault> {
+        if self.live.is_none() {
+            self.instantiate()?;
+        }
+        let limits = self.plugin.limits;
+        let live = self.live.as_mut().expect("instantiated above");
+        live.store
+            .set_fuel(limits.fuel_per_call)
+            .map_err(|e| classify(e, &limits))?;
+        match f(live) {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(message)) => Err(PluginFault::GuestError {
+                message: clip(message),
+            }),
+            Err(e) => {
+                self.live = None;
+                Err(classify(e, &limits))
+            }
+        }
+    }
+
+    pub fn score(
+        &mut self,
+        decision: &cost_model::Decision,
+        candidates: &[cost_model::Candidate],
+    ) -> Result<Vec<cost_model::CostTerms>, PluginFault> {
+        self.call(|live| {
+            let guest = live
+                .cost
+                .as_ref()
+                .ok_or_else(|| wasmtime::Error::msg("does not export the cost model"))?;
+            guest.call_score(&mut live.store, decision, candidates)
+        })
+    }
+
+    pub fn verdict(
+        &mut self,
+        node: &super::bindings::types::NodeSummary,
+        qos: super::bindings::types::Qos,
+        target: super::bindings::types::Target,
+        limits: eligibility::BackendLimits,
+        context: eligibility::PolicyContext,
+    ) -> Result<Vec<eligibility::Ineligible>, PluginFault> {
+        self.call(|live| {
+            let guest = live
+                .eligibility
+                .as_ref()
+                .ok_or_else(|| wasmtime::Error::msg("does not export eligibility"))?;
+            guest.call_verdict(&mut live.store, node, qos, target, limits, context)
+        })
+    }
+
+    pub fn decide(
+        &mut self,
+        request: &gate::EffectRequest,
+        thresholds: gate::Thresholds,
+    ) -> Result<gate::GateDecision, PluginFault> {
+        self.call(|live| {
+            let guest = live
+                .gate
+                .as_ref()
+                .ok_or_else(|| wasmtime::Error::msg("does not export the gate"))?;
+            guest.call_decide(&mut live.store, request, thresholds)
+        })
+    }
+}
+
+/// Longest message kept from a plugin (errors, reasons).
+pub(crate) const MAX_TEXT: usize = 4096;
+
+fn clip(mut s: String) -> String {
+    if s.len() > MAX_TEXT {
+        let mut end = MAX_TEXT;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push_str("… (clipped)");
+    }
+    s
+}
+
+/// Turns a wasmtime error from a call into a typed fault.
+fn classify(e: wasmtime::Error, limits: &PluginLimits) -> PluginFault {
+    if let Some(trap) = e.downcast_ref::<Trap>() {
+        return match trap {
+            Trap::OutOfFuel => PluginFault::OutOfFuel {
+                fuel: limits.fuel_per_call,
+            },
+            Trap::StackOverflow => PluginFault::StackOverflow,
+            other => PluginFault::Trap {
+                detail: other.to_string(),
+            },
+        };
+    }
+    let text = e.root_cause().to_string();
+    if e.chain().any(|c| {
+        let s = c.to_string();
+        s.contains("forcing trap when growing memory") || s.contains("memory growth failure")
+    }) {
+        return PluginFault::MemoryLimit {
+            limit_mib: limits.memory_mib,
+        };
+    }
+    PluginFault::Trap {
+        detail: clip(text.lines().next().unwrap_or("").to_string()),
+    }
+}

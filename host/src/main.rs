@@ -78,6 +78,12 @@ enum Command {
         /// Where to write the JSON.
         out: PathBuf,
     },
+    /// Policy plugins: write a template (`new`), build it into a WebAssembly
+    /// component (`build`), and test a component (`check`).
+    Plugin {
+        #[command(subcommand)]
+        command: cli::plugin::PluginCommand,
+    },
     /// Inspect the TSU: compile a program for the chip and show the image.
     Tsu {
         #[command(subcommand)]
@@ -229,6 +235,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             hardware.as_deref(),
         ),
         Command::Tsu { command } => cli::tsu::tsu(command),
+        Command::Plugin { command } => cli::plugin::plugin(command),
         Command::Whatif(args) => cli::whatif::whatif(args),
         Command::Export { perfetto, out } => {
             let trace = thermoroute::trace::read_trace(&perfetto)?;

@@ -1,5 +1,6 @@
 //! The `run`, `explain` and `review` subcommands.
 
+pub mod plugin;
 pub mod tsu;
 pub mod whatif;
 
@@ -76,6 +77,8 @@ pub struct RunArgs {
     /// Print one JSON document (every job with its nodes and candidates).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    plugins: plugin::PolicyArgs,
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
@@ -135,7 +138,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         reviews: Some(args.reviews.clone()),
         threads: args.threads,
     };
-    let policy = Policy::native(&hw);
+    let policy = args.plugins.build(&hw)?;
     let mut engine = Engine::new(classes, hw, policy, tables, config)?;
     let bar = (!args.json && total_jobs >= 10_000).then(|| {
         let bar = indicatif::ProgressBar::new(total_jobs);

@@ -174,7 +174,7 @@ pub fn componentize_py(progress: &dyn Fn(&str)) -> Result<PathBuf, BuildError> {
 /// a private directory when missing.
 pub fn jco(progress: &dyn Fn(&str)) -> Result<PathBuf, BuildError> {
     let dir = toolchains_dir().join("js");
-    let script = dir.join("node_modules/@bytecodealliance/jco/src/jco.js");
+    let script = dir.join("node_modules/@bytecodealliance/jco/dist/jco.js");
     if script.is_file() {
         return Ok(script);
     }
@@ -242,10 +242,7 @@ pub fn read_spec(dir: &Path) -> Result<BuildSpec, BuildError> {
 pub fn build(dir: &Path, progress: &dyn Fn(&str)) -> Result<PathBuf, BuildError> {
     let spec = read_spec(dir)?;
     let dir = dir.canonicalize().map_err(io(dir))?;
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "plugin".into());
+    let name = plugin_name(&dir);
     let out_dir = dir.join("target");
     std::fs::create_dir_all(&out_dir).map_err(io(&out_dir))?;
     let out = out_dir.join(format!("{name}.wasm"));
@@ -347,4 +344,44 @@ pub fn world_of(role: Role) -> &'static str {
         Role::Eligibility => "eligibility-plugin",
         Role::Gate => "gate-plugin",
     }
+}
+
+/// A crate or file name from a directory name.
+pub fn plugin_name(dir: &Path) -> String {
+    let raw = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let clean: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    match clean.chars().next() {
+        Some(c) if c.is_ascii_alphabetic() => clean,
+        _ => format!("plugin-{clean}"),
+    }
+}
+
+/// Writes a working template into `dir` (which must be new or empty).
+pub fn new_plugin(dir: &Path, lang: Lang, role: Role) -> Result<Vec<PathBuf>, BuildError> {
+    if dir.exists() && std::fs::read_dir(dir).map_err(io(dir))?.next().is_some() {
+        return Err(BuildError::Exists(dir.to_path_buf()));
+    }
+    let name = plugin_name(dir);
+    let mut written = Vec::new();
+    for (rel, text) in super::templates::files(lang, role, &name) {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        std::fs::write(&path, text).map_err(io(&path))?;
+        written.push(path);
+    }
+    Ok(written)
 }

@@ -68,6 +68,7 @@ pub fn import_grant(name: &str) -> &'static str {
         i if i.starts_with("wasi:random/") => "seeded: deterministic",
         i if i.starts_with("wasi:sockets/") => "denied: every address is refused",
         i if i.starts_with("wasi:io/") => "streams and polling only",
+        i if i.starts_with("thermoroute:policy/types") => "types only (nothing to call)",
         _ => "not provided",
     }
 }
@@ -160,8 +161,8 @@ pub fn cost_cases(model: &dyn CostModel) -> Vec<ConformanceCase> {
     let mut cases = Vec::new();
     let node = sample_node();
     for (label, risk) in [
-        ("reversible", Risk::Reversible),
-        ("irreversible", Risk::Irreversible),
+        ("a reversible", Risk::Reversible),
+        ("an irreversible", Risk::Irreversible),
     ] {
         let q = qos(risk);
         let ctx = DecisionContext {
@@ -197,7 +198,7 @@ pub fn cost_cases(model: &dyn CostModel) -> Vec<ConformanceCase> {
             });
         cases.push(case(
             "cost",
-            &format!("scores 3 sampling candidates of a {label} job, deterministically"),
+            &format!("scores 3 sampling candidates of {label} job, deterministically"),
             outcome,
         ));
     }

@@ -23,6 +23,7 @@ mod check;
 mod convert;
 mod roles;
 mod runtime;
+pub mod templates;
 
 use std::path::PathBuf;
 

@@ -138,16 +138,25 @@ enum Command {
         command: cli::ReviewCommand,
     },
     /// Benchmarks: the Gibbs sampler on ±J lattices (default), the scheduler
-    /// in simulate mode (`--suite scheduler`), the TSU simulator (`--suite tsu`).
+    /// in simulate mode (`--suite scheduler`), the TSU simulator (`--suite
+    /// tsu`), policy plugins (`--suite plugins`).
     Bench {
         /// What to measure: the Gibbs sampler on lattices, the scheduler in
-        /// simulate mode on the M/M/3 example (jobs/s, decisions/s), or the
-        /// TSU simulator (simulated cell updates/s, energy per sample).
+        /// simulate mode on the M/M/3 example (jobs/s, decisions/s), the TSU
+        /// simulator (simulated cell updates/s, energy per sample), or
+        /// routing decisions/s with each cost-model plugin against the
+        /// native one, with compile, cache-load and instantiation times.
         #[arg(long, value_enum, default_value_t = Suite::Sampler)]
         suite: Suite,
-        /// Scheduler suite: jobs to simulate.
-        #[arg(long, default_value_t = 2_000_000)]
-        jobs: u64,
+        /// Scheduler and plugins suites: jobs to simulate (default 2,000,000
+        /// for the scheduler, 20,000 for plugins).
+        #[arg(long)]
+        jobs: Option<u64>,
+        /// Plugins suite: cost-model components to measure (default: the
+        /// committed Rust, Python and JavaScript ones, once built with
+        /// `plugin build`).
+        #[arg(long = "plugin", value_name = "PLUGIN.wasm")]
+        plugins: Vec<PathBuf>,
         /// Lattice sides.
         #[arg(long, value_delimiter = ',', default_values_t = vec![64, 256])]
         sizes: Vec<usize>,
@@ -170,6 +179,7 @@ enum Suite {
     Sampler,
     Scheduler,
     Tsu,
+    Plugins,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -284,7 +294,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             jobs,
             json,
             ..
-        } => cli::bench_scheduler(jobs, json),
+        } => cli::bench_scheduler(jobs.unwrap_or(2_000_000), json),
+        Command::Bench {
+            suite: Suite::Plugins,
+            jobs,
+            plugins,
+            json,
+            ..
+        } => cli::plugin::bench_plugins(&plugins, jobs.unwrap_or(20_000), json),
         Command::Bench {
             suite: Suite::Tsu,
             json,

@@ -250,7 +250,35 @@ fn check_reasons<'a>(reasons: impl ExactSizeIterator<Item = &'a str>) -> Result<
 /// A cost-model plugin.
 pub struct PluginCost {
     inner: RolePlugin,
-    spec: PolicySpec,
+    scratch: Mutex<CostScratch>,
+}
+
+/// The last decision in WIT form, reused across calls.
+struct CostScratch {
+    node: Option<NodeSummary>,
+    decision: super::bindings::cost_model::Decision,
+    candidates: Vec<super::bindings::cost_model::Candidate>,
+}
+
+impl CostScratch {
+    fn new(spec: &PolicySpec) -> Mutex<CostScratch> {
+        Mutex::new(CostScratch {
+            node: None,
+            decision: super::bindings::cost_model::Decision {
+                node: convert::node(&NodeSummary {
+                    kind: crate::model::graph::NodeKind::Control,
+                    class: String::new(),
+                    flops: 0.0,
+                    bytes: 0.0,
+                    program: None,
+                }),
+                qos: convert::qos(&Qos::default()),
+                weights: convert::weights(&crate::hardware::Weights::default()),
+                penalties: convert::penalties(spec),
+            },
+            candidates: Vec::new(),
+        })
+    }
 }
 
 impl std::fmt::Debug for PluginCost {
@@ -270,7 +298,7 @@ impl PluginCost {
     ) -> Result<Self, PluginError> {
         Ok(PluginCost {
             inner: RolePlugin::open(runtime, Role::Cost, path, watch)?,
-            spec,
+            scratch: CostScratch::new(&spec),
         })
     }
 
@@ -282,7 +310,7 @@ impl PluginCost {
     ) -> Self {
         PluginCost {
             inner: RolePlugin::from_plugin(runtime, Role::Cost, plugin),
-            spec,
+            scratch: CostScratch::new(&spec),
         }
     }
 }
@@ -307,21 +335,24 @@ impl CostModel for PluginCost {
         out: &mut Vec<CostTerms>,
     ) -> Result<(), PolicyFault> {
         out.clear();
-        let decision = super::bindings::cost_model::Decision {
-            node: convert::node(ctx.node),
-            qos: convert::qos(ctx.qos),
-            weights: convert::weights(ctx.weights),
-            penalties: convert::penalties(&self.spec),
-        };
-        let wit: Vec<_> = candidates.iter().map(convert::candidate).collect();
-        let costs = self.inner.call(|i| {
-            let costs = i.score(&decision, &wit)?;
-            let costs: Vec<CostTerms> = costs.iter().map(convert::cost_terms_back).collect();
-            validate_costs(&costs, candidates.len()).map_err(invalid)?;
-            Ok(costs)
-        })?;
-        out.extend(costs);
-        Ok(())
+        let mut scratch = self.scratch.lock().expect("cost scratch");
+        let scratch = &mut *scratch;
+        // Decisions repeat per node class: convert the node only when it changes.
+        if scratch.node.as_ref() != Some(ctx.node) {
+            scratch.decision.node = convert::node(ctx.node);
+            scratch.node = Some(ctx.node.clone());
+        }
+        scratch.decision.qos = convert::qos(ctx.qos);
+        scratch.decision.weights = convert::weights(ctx.weights);
+        scratch.candidates.clear();
+        scratch
+            .candidates
+            .extend(candidates.iter().map(convert::candidate));
+        self.inner.call(|i| {
+            let costs = i.score(&scratch.decision, &scratch.candidates)?;
+            out.extend(costs.iter().map(convert::cost_terms_back));
+            validate_costs(out, candidates.len()).map_err(invalid)
+        })
     }
 }
 

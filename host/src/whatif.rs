@@ -40,13 +40,35 @@ fn file_error(file: &Path, reason: impl Into<String>) -> WhatifError {
     }
 }
 
-/// A named set of dotted-path edits.
+/// A named set of dotted-path edits; policy variants may also name plugin
+/// components (paths relative to the experiment file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Variant {
     pub name: String,
     #[serde(default)]
     pub set: BTreeMap<String, toml::Value>,
+    /// Cost-model plugin (policy variants only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<PathBuf>,
+    /// Eligibility plugin (policy variants only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eligibility: Option<PathBuf>,
+    /// Policy-gate plugin (policy variants only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<PathBuf>,
+    /// A policy directory (cost.wasm, eligibility.wasm, gate.wasm, policy.wasm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PathBuf>,
+}
+
+impl Variant {
+    fn has_plugins(&self) -> bool {
+        self.cost.is_some()
+            || self.eligibility.is_some()
+            || self.gate.is_some()
+            || self.policy.is_some()
+    }
 }
 
 /// One load level.
@@ -133,7 +155,7 @@ pub struct RunResult {
 }
 
 /// The metrics, and whether lower is better.
-pub const METRICS: [(&str, bool); 10] = [
+pub const METRICS: [(&str, bool); 11] = [
     ("latency_p50_ms", true),
     ("latency_p95_ms", true),
     ("energy_per_job_j", true),
@@ -144,6 +166,7 @@ pub const METRICS: [(&str, bool); 10] = [
     ("util_cpu", false),
     ("util_gpu", false),
     ("util_tsu", false),
+    ("policy_faults", true),
 ];
 
 /// A loaded, checked experiment ready to run.
@@ -160,6 +183,10 @@ fn with_default(v: &[Variant], name: &str) -> Vec<Variant> {
         vec![Variant {
             name: name.into(),
             set: BTreeMap::new(),
+            cost: None,
+            eligibility: None,
+            gate: None,
+            policy: None,
         }]
     } else {
         v.to_vec()
@@ -196,6 +223,20 @@ impl Prepared {
         if experiment.replications == 0 {
             return Err(file_error(file, "replications must be at least 1"));
         }
+        for v in experiment
+            .hardware_variant
+            .iter()
+            .chain(&experiment.qos_variant)
+        {
+            if v.has_plugins() {
+                return Err(WhatifError::Variant {
+                    variant: v.name.clone(),
+                    reason:
+                        "plugins (cost, eligibility, gate, policy) belong in [[policy_variant]]"
+                            .into(),
+                });
+            }
+        }
         let prepared = Prepared {
             experiment,
             file: file.into(),
@@ -204,9 +245,38 @@ impl Prepared {
         };
         // Build every variant once so a bad one fails before any run.
         for spec in prepared.runs() {
-            prepared.build(&spec)?;
+            let (_, hw) = prepared.build(&spec)?;
+            prepared.policy(&spec, &hw)?;
         }
         Ok(prepared)
+    }
+
+    /// The policy of a run: native defaults, with the policy variant's
+    /// plugins (loaded once per process and shared across runs).
+    fn policy(&self, spec: &RunSpec, hw: &Hardware) -> Result<Policy, WhatifError> {
+        let pv = &self.policy_variants()[spec.policy];
+        if !pv.has_plugins() {
+            return Ok(Policy::native(hw));
+        }
+        let dir = self.file.parent().unwrap_or(Path::new("."));
+        let fail = |e: &dyn std::fmt::Display| WhatifError::Variant {
+            variant: pv.name.clone(),
+            reason: e.to_string(),
+        };
+        let mut set = match &pv.policy {
+            Some(d) => crate::plugin::PluginSet::from_dir(&dir.join(d)).map_err(|e| fail(&e))?,
+            None => crate::plugin::PluginSet::default(),
+        };
+        for (slot, path) in [
+            (&mut set.cost, &pv.cost),
+            (&mut set.eligibility, &pv.eligibility),
+            (&mut set.gate, &pv.gate),
+        ] {
+            if let Some(p) = path {
+                *slot = Some(dir.join(p));
+            }
+        }
+        set.policy(hw, None).map_err(|e| fail(&e))
     }
 
     fn hardware_variants(&self) -> Vec<Variant> {
@@ -319,7 +389,7 @@ impl Prepared {
             threads: Some(1),
             ..Default::default()
         };
-        let policy = Policy::native(&hw);
+        let policy = self.policy(spec, &hw)?;
         let fail = |e: &dyn std::fmt::Display| WhatifError::Run {
             run: spec.variant.clone(),
             reason: e.to_string(),
@@ -338,6 +408,7 @@ impl Prepared {
         put("latency_p95_ms", r.latency_p95_ms);
         put("energy_per_job_j", r.mean_energy_j);
         put("expected_error", r.mean_sampling_error);
+        put("policy_faults", Some(r.counters.policy_faults as f64));
         put("slo_attainment", r.slo_attainment);
         put("rejected", Some(r.rejected as f64));
         put("infeasible", Some(r.infeasible as f64));

@@ -242,3 +242,68 @@ fn pareto_front_keeps_only_undominated_points() {
     let pts = [(1.0, 5.0), (2.0, 2.0), (3.0, 1.0), (3.0, 3.0), (1.5, 6.0)];
     assert_eq!(thermoroute::whatif::pareto_front(&pts), vec![0, 1, 2]);
 }
+
+/// Policy variants can load plugin components: the Rust port of the native
+/// cost model gives identical results; a panicking one is contained, falls
+/// back to the native model (identical results again) and its faults are
+/// counted.
+#[test]
+fn policy_variants_load_plugins() {
+    let dir = tempfile::tempdir().unwrap();
+    let ex = examples();
+    let exp = write(
+        dir.path(),
+        "plugins.toml",
+        &format!(
+            r#"
+name = "plugins"
+graphs = ["{g}"]
+replications = 2
+[[load]]
+rate = 50.0
+jobs = 200
+[[policy_variant]]
+name = "native"
+[[policy_variant]]
+name = "rust plugin"
+cost = "{rust}"
+[[policy_variant]]
+name = "panicking plugin"
+cost = "{panic}"
+"#,
+            g = ex.join("graphs/fraud-triage.json").display(),
+            rust = thermoroute_tests::guest("cost_rust").display(),
+            panic = thermoroute_tests::guest("fixture_panic").display(),
+        ),
+    );
+    let p = Prepared::load(&exp).unwrap();
+    let rows = aggregate(p.run_shard((0, 1), &|| {}).unwrap(), None);
+    for metric in ["latency_p95_ms", "energy_per_job_j", "expected_error"] {
+        let native = mean(&rows, "native", metric);
+        assert_eq!(native, mean(&rows, "rust plugin", metric), "{metric}");
+        assert_eq!(native, mean(&rows, "panicking plugin", metric), "{metric}");
+    }
+    assert_eq!(mean(&rows, "rust plugin", "policy_faults"), 0.0);
+    assert!(mean(&rows, "panicking plugin", "policy_faults") > 0.0);
+
+    let misplaced = write(
+        dir.path(),
+        "misplaced.toml",
+        &format!(
+            "name = \"m\"\ngraphs = [\"{}\"]\n[[load]]\njobs = 1\n[[hardware_variant]]\nname = \"h\"\ncost = \"x.wasm\"\n",
+            ex.join("graphs/fraud-triage.json").display()
+        ),
+    );
+    let e = Prepared::load(&misplaced).unwrap_err().to_string();
+    assert!(e.contains("[[policy_variant]]"), "{e}");
+    let missing = write(
+        dir.path(),
+        "missing.toml",
+        &format!(
+            "name = \"m\"\ngraphs = [\"{}\"]\n[[load]]\njobs = 1\n[[policy_variant]]\nname = \"p\"\ncost = \"nowhere.wasm\"\n",
+            ex.join("graphs/fraud-triage.json").display()
+        ),
+    );
+    let e = Prepared::load(&missing).unwrap_err().to_string();
+    assert!(e.contains("nowhere.wasm"), "{e}");
+}

@@ -622,3 +622,134 @@ fn a_policy_directory_serves_each_role_from_its_file() {
     let empty = tempfile::tempdir().unwrap();
     assert!(PluginSet::from_dir(empty.path()).is_err());
 }
+
+#[test]
+fn a_running_engine_takes_a_hot_reloaded_plugin_and_traces_it() {
+    let hw = Hardware::default();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cost.wasm");
+    std::fs::copy(guest("fixture_nan_cost"), &file).unwrap();
+    let trace = dir.path().join("t.jsonl");
+    let policy = PluginSet {
+        cost: Some(file.clone()),
+        ..PluginSet::default()
+    }
+    .policy(&hw, Some(Duration::from_millis(20)))
+    .unwrap();
+    let mut engine = Engine::new(
+        vec![JobClass {
+            name: "fraud".into(),
+            graph: fraud_graph(),
+        }],
+        hw,
+        policy,
+        Default::default(),
+        EngineConfig {
+            mode: Mode::Simulate,
+            seed: 5,
+            arrivals: Arrivals::Poisson {
+                jobs: 20_000,
+                rate_per_s: 50.0,
+            },
+            trace: Some(trace.clone()),
+            record_jobs: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    engine.run_until(1_000.0).unwrap();
+    let faults = |e: &Engine| e.report().counters.policy_faults;
+    assert!(faults(&engine) > 0, "the NaN plugin faults");
+    replace(&file, &guest("cost_rust"));
+    // Advance in small steps until decisions stop faulting (the new version serves).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut quiet = 0;
+    while quiet < 3 {
+        assert!(Instant::now() < deadline, "the new version never served");
+        let before = faults(&engine);
+        engine.run_until(engine.now_ms() + 200.0).unwrap();
+        quiet = if faults(&engine) == before {
+            quiet + 1
+        } else {
+            0
+        };
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    engine.run().unwrap();
+    let events = read_trace(&trace).unwrap().events;
+    let reload = events
+        .iter()
+        .position(|e| matches!(e, TraceEvent::PolicyReload { notice, .. } if notice.ok && notice.role == "cost"))
+        .expect("the reload is traced");
+    let cost_faults_after = events[reload..]
+        .iter()
+        .filter(|e| matches!(e, TraceEvent::PolicyFault { role, .. } if role == "cost"))
+        .count();
+    assert_eq!(cost_faults_after, 0);
+    assert!(
+        events[reload..]
+            .iter()
+            .any(|e| matches!(e, TraceEvent::Route { .. }))
+    );
+}
+
+#[test]
+fn the_cli_checks_plugins_and_runs_a_policy_directory() {
+    use thermoroute_tests::run_in;
+    let dir = tempfile::tempdir().unwrap();
+    let good = run_in(
+        dir.path(),
+        &[
+            "plugin",
+            "check",
+            guest("eligibility_rust").to_str().unwrap(),
+        ],
+    );
+    let text = String::from_utf8_lossy(&good.stdout);
+    assert!(good.status.success(), "{text}");
+    assert!(text.contains("world eligibility-plugin"), "{text}");
+    assert!(text.contains("wasi:cli/environment"), "{text}");
+    assert!(text.contains("µs per warm call"), "{text}");
+    assert!(text.contains("conformant: 10 cases passed"), "{text}");
+
+    let hostile = run_in(
+        dir.path(),
+        &["plugin", "check", guest("fixture_loop").to_str().unwrap()],
+    );
+    assert_eq!(hostile.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&hostile.stdout).contains("ran out of fuel"));
+
+    std::fs::write(dir.path().join("junk.wasm"), b"junk").unwrap();
+    let junk = run_in(dir.path(), &["plugin", "check", "junk.wasm"]);
+    assert_eq!(junk.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&junk.stderr).contains("is not a WebAssembly component"),
+        "{}",
+        String::from_utf8_lossy(&junk.stderr)
+    );
+
+    let policy = dir.path().join("policy");
+    std::fs::create_dir(&policy).unwrap();
+    std::fs::copy(guest("cost_rust"), policy.join("cost.wasm")).unwrap();
+    std::fs::copy(guest("gate_rust"), policy.join("gate.wasm")).unwrap();
+    let graph = example("graphs/fraud-triage.json");
+    let run = run_in(
+        dir.path(),
+        &[
+            "run", &graph, "--mode", "simulate", "--jobs", "30", "--rate", "10", "--policy",
+            "policy", "--trace", "t.jsonl",
+        ],
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let TraceEvent::Header { policy, .. } =
+        &read_trace(&dir.path().join("t.jsonl")).unwrap().events[0]
+    else {
+        panic!("a trace starts with its header")
+    };
+    assert!(policy.contains("cost=plugin:cost (cost@"), "{policy}");
+    assert!(policy.contains("gate=plugin:gate (gate@"), "{policy}");
+}

@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 # Guest plugins compile to WebAssembly components (the tests' build script).
 rustup target add wasm32-wasip2
+# The terminal UI's end-to-end test drives the real binary inside tmux.
+if ! command -v tmux >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq tmux
+fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

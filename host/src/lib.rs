@@ -21,5 +21,6 @@ pub mod report;
 pub mod review;
 pub mod sampler;
 pub mod trace;
+pub mod tui;
 pub mod whatif;
 pub mod workloads;

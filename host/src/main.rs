@@ -78,6 +78,16 @@ enum Command {
         /// Where to write the JSON.
         out: PathBuf,
     },
+    /// Replay a trace in the terminal UI: a timeline per device, every
+    /// routing decision and why, queue and SLO health, an events log.
+    /// `--follow` watches a trace a running `thermoroute run` still writes.
+    /// Press ? for the keys.
+    Replay(cli::tui::ReplayArgs),
+    /// Interactive simulation in the terminal UI: the engine runs live and
+    /// you steer it — pause, arrival rate (r/R), GPU/TSU offline (g/t), cost
+    /// weights (w, </>), native vs plugin policy (p) — while routing, queues,
+    /// latency and energy react. Every action is in the session's trace.
+    Tui(cli::tui::TuiArgs),
     /// Policy plugins: write a template (`new`), build it into a WebAssembly
     /// component (`build`), and test a component (`check`).
     Plugin {
@@ -246,6 +256,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         ),
         Command::Tsu { command } => cli::tsu::tsu(command),
         Command::Plugin { command } => cli::plugin::plugin(command),
+        Command::Replay(args) => cli::tui::replay(args),
+        Command::Tui(args) => cli::tui::tui(args),
         Command::Whatif(args) => cli::whatif::whatif(args),
         Command::Export { perfetto, out } => {
             let trace = thermoroute::trace::read_trace(&perfetto)?;

@@ -138,6 +138,9 @@ pub enum TraceEvent {
         /// Job classes: one per workload graph.
         classes: Vec<String>,
         hardware: Box<Hardware>,
+        /// Each class's QoS targets (absent in older traces).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        class_qos: Vec<crate::model::graph::Qos>,
     },
     Arrival {
         t_ms: f64,
@@ -405,4 +408,121 @@ pub fn read_trace(path: &Path) -> Result<Trace, TraceError> {
         }
     }
     Ok(Trace { events, torn_tail })
+}
+
+/// Reads a trace incrementally: what is complete so far, then whatever is
+/// appended later (`replay --follow` and the live UI). A malformed or torn
+/// line ends the readable prefix and is reported in [`TraceTail::stopped`];
+/// a missing header or an unknown format version is an error.
+#[derive(Debug)]
+pub struct TraceTail {
+    path: PathBuf,
+    file: File,
+    partial: Vec<u8>,
+    lines: usize,
+    /// Where and why reading stopped, if it did.
+    pub stopped: Option<String>,
+}
+
+impl TraceTail {
+    pub fn open(path: &Path) -> Result<Self, TraceError> {
+        let file = File::open(path).map_err(|source| TraceError::Read {
+            file: path.into(),
+            source,
+        })?;
+        Ok(TraceTail {
+            path: path.into(),
+            file,
+            partial: Vec::new(),
+            lines: 0,
+            stopped: None,
+        })
+    }
+
+    /// Complete events appended since the last call.
+    pub fn poll(&mut self) -> Result<Vec<TraceEvent>, TraceError> {
+        use std::io::Read;
+        let mut events = Vec::new();
+        if self.stopped.is_some() {
+            return Ok(events);
+        }
+        let mut chunk = Vec::new();
+        self.file
+            .read_to_end(&mut chunk)
+            .map_err(|source| TraceError::Read {
+                file: self.path.clone(),
+                source,
+            })?;
+        self.partial.extend_from_slice(&chunk);
+        let mut start = 0;
+        while let Some(len) = self.partial[start..].iter().position(|&b| b == b'\n') {
+            let line = &self.partial[start..start + len];
+            start += len + 1;
+            self.lines += 1;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice::<TraceEvent>(line) {
+                Ok(event) => {
+                    if self.lines == 1 {
+                        check_header(&self.path, &event)?;
+                    }
+                    events.push(event);
+                }
+                Err(e) if self.lines == 1 => {
+                    return Err(TraceError::Parse {
+                        file: self.path.clone(),
+                        line: 1,
+                        reason: format!("not a thermoroute trace header: {e}"),
+                    });
+                }
+                Err(e) => {
+                    self.stopped = Some(format!(
+                        "{}: stopped at line {}: {e}; showing the {} lines before it",
+                        self.path.display(),
+                        self.lines,
+                        self.lines - 1
+                    ));
+                    self.partial.clear();
+                    return Ok(events);
+                }
+            }
+        }
+        self.partial.drain(..start);
+        Ok(events)
+    }
+
+    /// Call once the writer is gone: an unfinished last line is reported.
+    pub fn finish(&mut self) {
+        if self.stopped.is_none() && !self.partial.iter().all(u8::is_ascii_whitespace) {
+            self.stopped = Some(format!(
+                "{}: line {} is incomplete (the run was cut off); showing the {} lines before it",
+                self.path.display(),
+                self.lines + 1,
+                self.lines
+            ));
+        }
+    }
+}
+
+fn check_header(path: &Path, event: &TraceEvent) -> Result<(), TraceError> {
+    match event {
+        TraceEvent::Header {
+            format, version, ..
+        } if format == TRACE_FORMAT && *version == TRACE_VERSION => Ok(()),
+        TraceEvent::Header {
+            format, version, ..
+        } => Err(TraceError::Parse {
+            file: path.into(),
+            line: 1,
+            reason: format!(
+                "format {format:?} version {version} (this build reads {TRACE_FORMAT:?} version {TRACE_VERSION})"
+            ),
+        }),
+        _ => Err(TraceError::Parse {
+            file: path.into(),
+            line: 1,
+            reason: "the first line is not a thermoroute trace header".into(),
+        }),
+    }
 }

@@ -2,6 +2,7 @@
 
 pub mod plugin;
 pub mod tsu;
+pub mod tui;
 pub mod whatif;
 
 use std::path::{Path, PathBuf};

@@ -581,6 +581,7 @@ impl Engine {
             policy: engine.policy.describe(),
             classes: engine.classes.iter().map(|c| c.name.clone()).collect(),
             hardware: Box::new(engine.hw.clone()),
+            class_qos: engine.classes.iter().map(|c| c.graph.qos).collect(),
         };
         engine.emit(header)?;
         engine.trace_eligibility_faults()?;
@@ -733,6 +734,14 @@ impl Engine {
     }
 
     /// Runs events up to virtual time `t_ms`.
+    /// Writes buffered trace lines out (a live viewer tails the file).
+    pub fn flush_trace(&mut self) -> Result<(), EngineError> {
+        if let Some(t) = &mut self.trace {
+            t.flush()?;
+        }
+        Ok(())
+    }
+
     pub fn run_until(&mut self, t_ms: f64) -> Result<Step, EngineError> {
         loop {
             match self.events.peek() {

@@ -1,0 +1,212 @@
+//! `thermoroute replay` and `thermoroute tui`: the terminal loop around the
+//! pure [`thermoroute::tui::App`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use crossterm::event::{self, Event, KeyEventKind};
+
+use thermoroute::engine::{Arrivals, Command, Engine, EngineConfig, JobClass, Mode};
+use thermoroute::hardware::Hardware;
+use thermoroute::model::Graph;
+use thermoroute::perf::PerfTables;
+use thermoroute::policy::Policy;
+use thermoroute::trace::TraceTail;
+use thermoroute::tui::{Action, App, Live, command_for, render};
+
+use super::ModeArg;
+use super::plugin::PolicyArgs;
+
+/// Frames per second of the UI loop.
+const FRAME: Duration = Duration::from_millis(33);
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// A trace written by `run --trace` (or by `tui`).
+    trace: PathBuf,
+    /// Keep reading as a running `thermoroute run --trace` appends to it.
+    #[arg(long)]
+    follow: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TuiArgs {
+    /// Workload graph(s); each is a job class.
+    #[arg(required = true)]
+    graphs: Vec<PathBuf>,
+    #[arg(long, value_name = "HW.toml")]
+    hardware: Option<PathBuf>,
+    /// Arrival rate at start, jobs per second (r/R change it live).
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+    /// Jobs to submit in all.
+    #[arg(long, default_value_t = 1_000_000)]
+    jobs: u64,
+    #[arg(long, value_enum, default_value_t = ModeArg::Simulate)]
+    mode: ModeArg,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where the session's trace goes (replay it exactly with `replay`).
+    #[arg(
+        long,
+        value_name = "OUT.jsonl",
+        default_value = ".thermoroute/tui-trace.jsonl"
+    )]
+    trace: PathBuf,
+    #[command(flatten)]
+    plugins: PolicyArgs,
+}
+
+/// Runs `frame` until the app quits, restoring the terminal on the way out
+/// (also on panic: `ratatui::init` installs that hook).
+fn ui_loop(
+    app: &mut App,
+    mut frame: impl FnMut(&mut App, f64, Vec<Action>) -> Result<()>,
+) -> Result<()> {
+    let mut terminal = ratatui::init();
+    let result = (|| -> Result<()> {
+        let mut last = Instant::now();
+        while !app.quit {
+            terminal.draw(|f| render::draw(f, app))?;
+            let mut actions = Vec::new();
+            if event::poll(FRAME)?
+                && let Event::Key(key) = event::read()?
+                && key.kind == KeyEventKind::Press
+            {
+                actions = app.handle_key(key);
+            }
+            let dt = last.elapsed().as_secs_f64();
+            last = Instant::now();
+            frame(app, dt, actions)?;
+        }
+        Ok(())
+    })();
+    ratatui::restore();
+    result
+}
+
+pub fn replay(args: ReplayArgs) -> Result<ExitCode> {
+    let mut tail = TraceTail::open(&args.trace)?;
+    let events = tail.poll()?;
+    if !args.follow {
+        tail.finish();
+    }
+    let mut app = App::replay(&args.trace.display().to_string(), events);
+    app.follow = args.follow;
+    if args.follow {
+        app.advance_to(f64::INFINITY);
+    }
+    app.status = tail.stopped.clone();
+    ui_loop(&mut app, |app, dt, _actions| {
+        if app.follow {
+            let new = tail.poll()?;
+            if !new.is_empty() {
+                app.push_events(new);
+            }
+            if let Some(s) = &tail.stopped {
+                app.status = Some(s.clone());
+            }
+        }
+        app.tick(dt);
+        Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn tui(args: TuiArgs) -> Result<ExitCode> {
+    let mut classes = Vec::new();
+    for path in &args.graphs {
+        let graph = Graph::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let name = graph.name.clone().unwrap_or_else(|| {
+            path.file_stem()
+                .map_or("graph".into(), |s| s.to_string_lossy().into_owned())
+        });
+        classes.push(JobClass { name, graph });
+    }
+    let hw = match &args.hardware {
+        Some(p) => Hardware::load(p)?,
+        None => Hardware::default(),
+    };
+    let plugin_set = args.plugins.plugins()?;
+    let has_plugins = !plugin_set.is_empty();
+    let build_plugins = |hw: &Hardware| -> Result<Policy> { args.plugins.build(hw) };
+    let policy = build_plugins(&hw)?;
+    if let Some(dir) = args.trace.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let weights = hw.weights;
+    let mut engine = Engine::new(
+        classes,
+        hw.clone(),
+        policy,
+        PerfTables::default(),
+        EngineConfig {
+            mode: match args.mode {
+                ModeArg::Execute => Mode::Execute,
+                ModeArg::Simulate => Mode::Simulate,
+            },
+            seed: args.seed,
+            arrivals: Arrivals::Poisson {
+                jobs: args.jobs,
+                rate_per_s: args.rate,
+            },
+            trace: Some(args.trace.clone()),
+            record_jobs: false,
+            ..Default::default()
+        },
+    )?;
+    engine.flush_trace()?;
+    let mut tail = TraceTail::open(&args.trace)?;
+    let mut app = App::live(
+        &args.trace.display().to_string(),
+        Live {
+            paused: false,
+            rate_per_s: args.rate,
+            offline: Vec::new(),
+            weights,
+            weight: 0,
+            plugin_policy: has_plugins,
+            has_plugins,
+        },
+    );
+    // Live: virtual time runs at wall speed unless changed with +/-.
+    app.speed = 1000.0;
+    app.push_events(tail.poll()?);
+    let mut finished = false;
+    ui_loop(&mut app, |app, dt, actions| {
+        for action in actions {
+            if let Some(command) = command_for(&action) {
+                engine.command(command)?;
+            } else if action == Action::TogglePolicy {
+                let plugin = app.live.as_ref().is_some_and(|l| l.plugin_policy);
+                let next = if plugin {
+                    build_plugins(&hw)?
+                } else {
+                    Policy::native(&hw)
+                };
+                engine.command(Command::SwapPolicy(next))?;
+            }
+        }
+        let paused = app.live.as_ref().is_some_and(|l| l.paused);
+        if !paused && !finished {
+            let step = engine.run_until(engine.now_ms() + dt * app.speed)?;
+            finished = step == thermoroute::engine::Step::Finished;
+            if finished {
+                app.status = Some("every job has ended; q quits".into());
+            }
+        }
+        engine.flush_trace()?;
+        app.push_events(tail.poll()?);
+        Ok(())
+    })?;
+    drop(engine);
+    eprintln!(
+        "session trace: {} (replay it with `thermoroute replay {}`)",
+        args.trace.display(),
+        args.trace.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

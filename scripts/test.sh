@@ -8,6 +8,13 @@ cd "$(dirname "$0")/.."
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 # Guest plugins compile to WebAssembly components (the tests' build script).
 rustup target add wasm32-wasip2
+# The GPU tests run on any wgpu adapter; without a GPU, Mesa's software
+# Vulkan driver (lavapipe) is one.
+if [ ! -d /usr/share/vulkan/icd.d ]; then
+    apt-get update -qq && apt-get install -y -qq mesa-vulkan-drivers
+fi
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/thermoroute-xdg}"
+mkdir -p "$XDG_RUNTIME_DIR"
 # The terminal UI's end-to-end test drives the real binary inside tmux.
 if ! command -v tmux >/dev/null; then
     apt-get update -qq && apt-get install -y -qq tmux

@@ -364,15 +364,18 @@ fn sample(
     draws_path: Option<&Path>,
     hardware: Option<&Path>,
 ) -> Result<ExitCode> {
-    if backend == Backend::Gpu {
-        anyhow::bail!("the GPU backend is not part of this build yet; use --backend cpu or tsu");
-    }
     let program = match EProgram::load(path) {
         Ok(p) => p,
         Err(e) => return Ok(report_model_error(&e)),
     };
     let mut tsu_extra = None;
-    let result = if backend == Backend::Tsu {
+    let mut adapter = None;
+    let result = if backend == Backend::Gpu {
+        let gpu = thermoroute::backends::gpu::GpuDevice::acquire()?;
+        let draws = gpu.sample(&program, seed)?;
+        adapter = Some(gpu.info.clone());
+        Ok(draws)
+    } else if backend == Backend::Tsu {
         match cli::tsu::sample_on_tsu(&program, seed, hardware)? {
             Ok((draws, extra)) => {
                 tsu_extra = Some(extra);
@@ -414,12 +417,13 @@ fn sample(
         &program,
         &draws,
         seed,
-        if backend == Backend::Tsu {
-            "tsu"
-        } else {
-            "cpu"
+        match backend {
+            Backend::Tsu => "tsu",
+            Backend::Gpu => "gpu-sim",
+            Backend::Cpu => "cpu",
         },
     );
+    report.provenance.adapter = adapter;
     if let Some(extra) = tsu_extra {
         report.stats.cycles = Some(extra.cycles);
         report.stats.energy_j = Some(extra.energy_j);

@@ -20,6 +20,9 @@ pub struct Provenance {
     pub image_hash: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chip_hash: Option<String>,
+    /// GPU runs: the adapter that ran the kernels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<crate::backends::gpu::AdapterInfo>,
 }
 
 /// Work done.
@@ -85,6 +88,7 @@ impl SampleReport {
                 program_hash: program.canonical_hash(),
                 schedule: program.schedule,
                 draws_hash: draws.hash(),
+                adapter: None,
                 thermoroute_version: env!("CARGO_PKG_VERSION"),
                 image_hash: None,
                 chip_hash: None,

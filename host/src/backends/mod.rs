@@ -3,6 +3,7 @@
 //! (wgpu) and TSU (simulator driver) backends plug in through [`Backend`].
 
 pub mod cpu;
+pub mod gpu;
 pub mod tsu;
 
 use std::collections::HashMap;

@@ -1,0 +1,224 @@
+//! The GPU sampler (wgpu; lavapipe where there is no GPU) against exact
+//! enumeration, with the CPU tests' tolerance: every marginal within 4.5
+//! Monte-Carlo standard errors (from the bulk ESS). Fixed seeds.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use thermoroute::backends::gpu::{GpuDevice, GpuError};
+use thermoroute::diagnostics::diagnose;
+use thermoroute::model::eprogram::{
+    CategoricalVar, Constraint, ConstraintKind, EProgram, Factor, Ising, Schedule,
+};
+use thermoroute::sampler::exact::exact_marginals;
+use thermoroute_tests::{bin, example, json_of};
+
+const SCHEDULE: Schedule = Schedule {
+    warmup: 200,
+    samples: 4000,
+    steps_per_sample: 1,
+    chains: 4,
+};
+
+/// One device for the whole test binary (acquiring one takes a while on lavapipe).
+fn gpu() -> &'static GpuDevice {
+    static GPU: OnceLock<GpuDevice> = OnceLock::new();
+    GPU.get_or_init(|| {
+        GpuDevice::acquire().expect(
+            "a wgpu adapter (scripts/test.sh installs Mesa's Vulkan driver where there is no GPU)",
+        )
+    })
+}
+
+fn random_ising(rng: &mut ChaCha8Rng, n: usize, p_edge: f64) -> Ising {
+    let mut edges = Vec::new();
+    for i in 0..n {
+        for j in i + 1..n {
+            if rng.random::<f64>() < p_edge {
+                edges.push([i, j]);
+            }
+        }
+    }
+    Ising {
+        n,
+        biases: (0..n).map(|_| rng.random_range(-0.6..0.6)).collect(),
+        weights: edges.iter().map(|_| rng.random_range(-0.8..0.8)).collect(),
+        edges,
+    }
+}
+
+fn program(ising: Ising) -> EProgram {
+    EProgram {
+        ising: Some(ising),
+        categorical: vec![],
+        factors: vec![],
+        constraints: vec![],
+        beta: 1.0,
+        schedule: SCHEDULE,
+        clamp: BTreeMap::new(),
+    }
+}
+
+fn check(p: &EProgram, seed: u64, label: &str) {
+    p.check(std::path::Path::new(label))
+        .expect("valid test program");
+    let exact = exact_marginals(p).expect("small enough to enumerate");
+    let draws = gpu().sample(p, seed).unwrap();
+    let diag = diagnose(&draws);
+    let got = draws.state_marginals();
+    let mut worst = 0.0f64;
+    for v in 0..p.n_vars() {
+        let clamped = p.clamp.contains_key(&v.to_string());
+        for (k, (&pe, &ps)) in exact[v].iter().zip(&got[v]).enumerate() {
+            if clamped {
+                assert_eq!(pe, ps, "{label}: clamped variable {v} state {k}");
+                continue;
+            }
+            let ess = diag.ess_bulk[v].expect("free variables have an ESS");
+            let se = (pe * (1.0 - pe) / ess).sqrt();
+            let z = (ps - pe).abs() / se.max(1e-12);
+            worst = worst.max(z);
+            assert!(
+                z <= 4.5,
+                "{label} seed {seed}: var {v} state {k}: sampled {ps:.4}, exact {pe:.4}, se {se:.4} (ess {ess:.0}), z = {z:.2}"
+            );
+        }
+    }
+    assert!(worst > 0.0, "{label}: identical to exact is implausible");
+}
+
+#[test]
+fn ising_random_graphs_match_exact_enumeration() {
+    for seed in 0..3u64 {
+        let mut rng = ChaCha8Rng::seed_from_u64(200 + seed);
+        check(
+            &program(random_ising(&mut rng, 10 + seed as usize, 0.35)),
+            seed,
+            "ising",
+        );
+    }
+}
+
+#[test]
+fn clamps_and_beta_are_honoured() {
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let mut p = program(random_ising(&mut rng, 13, 0.3));
+    p.beta = 1.3;
+    p.clamp.insert("2".into(), 1);
+    p.clamp.insert("9".into(), -1);
+    check(&p, 12, "ising-clamped");
+}
+
+fn mixed(seed: u64) -> EProgram {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut p = program(random_ising(&mut rng, 7, 0.3));
+    p.categorical = vec![
+        CategoricalVar {
+            states: 3,
+            log_potential: Some(vec![0.2, -0.4, 0.1]),
+        },
+        CategoricalVar {
+            states: 4,
+            log_potential: None,
+        },
+    ];
+    let mut table = |size: usize| (0..size).map(|_| rng.random_range(-1.0..1.0)).collect();
+    p.factors = vec![
+        Factor {
+            vars: vec![7, 8],
+            log_potential: table(12),
+        },
+        Factor {
+            vars: vec![0, 7],
+            log_potential: table(6),
+        },
+        Factor {
+            vars: vec![8, 3],
+            log_potential: table(8),
+        },
+        Factor {
+            vars: vec![5],
+            log_potential: table(2),
+        },
+    ];
+    p.clamp.insert("1".into(), 1);
+    p
+}
+
+#[test]
+fn categoricals_with_unary_and_pairwise_factors_match_exact_enumeration() {
+    for seed in 0..2 {
+        check(&mixed(seed), seed, "mixed");
+    }
+}
+
+#[test]
+fn draws_are_deterministic_for_a_seed() {
+    let p = mixed(5);
+    let a = gpu().sample(&p, 3).unwrap();
+    let b = gpu().sample(&p, 3).unwrap();
+    let c = gpu().sample(&p, 4).unwrap();
+    assert_eq!(a.values, b.values);
+    assert_ne!(a.values, c.values);
+}
+
+#[test]
+fn programs_the_kernel_cannot_run_are_refused_with_the_reason() {
+    let mut p = mixed(1);
+    p.constraints = vec![Constraint {
+        kind: ConstraintKind::OneHot,
+        vars: vec![2, 4],
+        k: None,
+    }];
+    assert!(
+        matches!(gpu().sample(&p, 0), Err(GpuError::Unsupported(r)) if r.contains("constraint"))
+    );
+    let mut p = mixed(1);
+    p.factors.push(Factor {
+        vars: vec![2, 4, 6],
+        log_potential: vec![0.0; 8],
+    });
+    assert!(
+        matches!(gpu().sample(&p, 0), Err(GpuError::Unsupported(r)) if r.contains("couples 3 variables"))
+    );
+}
+
+#[test]
+fn the_cli_samples_on_the_gpu_and_says_when_there_is_none() {
+    let program = example("programs/lattice-8x8.json");
+    let out = std::process::Command::new(bin())
+        .args([
+            "sample",
+            &program,
+            "--backend",
+            "gpu",
+            "--seed",
+            "1",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = json_of(&out);
+    assert_eq!(doc["provenance"]["backend"], "gpu-sim");
+    assert!(
+        doc["provenance"]["adapter"]["name"]
+            .as_str()
+            .is_some_and(|n| !n.is_empty())
+    );
+    assert_eq!(doc["marginals"].as_array().unwrap().len(), 64);
+
+    let none = std::process::Command::new(bin())
+        .env("THERMOROUTE_GPU", "off")
+        .args(["sample", &program, "--backend", "gpu"])
+        .output()
+        .unwrap();
+    assert_eq!(none.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no GPU available"));
+}

@@ -149,13 +149,15 @@ enum Command {
     },
     /// Benchmarks: the Gibbs sampler on ±J lattices (default), the scheduler
     /// in simulate mode (`--suite scheduler`), the TSU simulator (`--suite
-    /// tsu`), policy plugins (`--suite plugins`).
+    /// tsu`), policy plugins (`--suite plugins`), the GPU sampler (`--suite gpu`).
     Bench {
         /// What to measure: the Gibbs sampler on lattices, the scheduler in
         /// simulate mode on the M/M/3 example (jobs/s, decisions/s), the TSU
         /// simulator (simulated cell updates/s, energy per sample), or
         /// routing decisions/s with each cost-model plugin against the
-        /// native one, with compile, cache-load and instantiation times.
+        /// native one, with compile, cache-load and instantiation times; or
+        /// the GPU sampler's spin updates/s on ±J lattices (at least 32
+        /// chains) on the adapter wgpu finds.
         #[arg(long, value_enum, default_value_t = Suite::Sampler)]
         suite: Suite,
         /// Scheduler and plugins suites: jobs to simulate (default 2,000,000
@@ -190,6 +192,7 @@ enum Suite {
     Scheduler,
     Tsu,
     Plugins,
+    Gpu,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -315,6 +318,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             ..
         } => cli::plugin::bench_plugins(&plugins, jobs.unwrap_or(20_000), json),
         Command::Bench {
+            suite: Suite::Gpu,
+            sizes,
+            chains,
+            json,
+            ..
+        } => bench_gpu(&sizes, chains, json),
+        Command::Bench {
             suite: Suite::Tsu,
             json,
             ..
@@ -435,6 +445,56 @@ fn sample(
         print_json(&report)?;
     } else {
         print_sample_table(path, &report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Spin updates per second of the GPU sampler on ±J lattices, on whatever
+/// adapter wgpu finds (its name is printed).
+fn bench_gpu(sizes: &[usize], chains: u64, json: bool) -> Result<ExitCode> {
+    let gpu = thermoroute::backends::gpu::GpuDevice::acquire()?;
+    // A GPU needs many chains to fill; 32 at least.
+    let chains = chains.max(32);
+    eprintln!(
+        "adapter: {} ({}, {})",
+        gpu.info.name, gpu.info.backend, gpu.info.device_type
+    );
+    let mut rows = Vec::new();
+    for &side in sizes {
+        let schedule = |sweeps: u64| Schedule {
+            warmup: sweeps,
+            samples: 1,
+            steps_per_sample: 1,
+            chains,
+        };
+        // A short run sizes the measured one to about two seconds.
+        let probe = pm_j_lattice(side, 0.5, 0.1, 1, schedule(10));
+        let t = std::time::Instant::now();
+        gpu.sample(&probe, 1)?;
+        let per_sweep = t.elapsed().as_secs_f64() / 11.0;
+        let sweeps = ((2.0 / per_sweep) as u64).clamp(20, 100_000);
+        let program = pm_j_lattice(side, 0.5, 0.1, 1, schedule(sweeps));
+        let draws = gpu.sample(&program, 2)?;
+        let rate = draws.spin_updates as f64 / draws.seconds;
+        if !json {
+            println!(
+                "{side}x{side} lattice, {chains} chains, {} sweeps: {:.1} M updates/s ({:.3} flips/ns)",
+                sweeps + 1,
+                rate / 1e6,
+                rate / 1e9
+            );
+        }
+        rows.push(serde_json::json!({
+            "adapter": gpu.info.name,
+            "backend": gpu.info.backend,
+            "side": side,
+            "chains": chains,
+            "sweeps": sweeps + 1,
+            "updates_per_s": rate,
+        }));
+    }
+    if json {
+        print_json(&rows)?;
     }
     Ok(ExitCode::SUCCESS)
 }

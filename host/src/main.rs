@@ -493,6 +493,27 @@ fn bench_gpu(sizes: &[usize], chains: u64, json: bool) -> Result<ExitCode> {
             "updates_per_s": rate,
         }));
     }
+    // Matrix product throughput: 512^3, after one warm-up call.
+    let n = 512;
+    let a: Vec<f32> = (0..n * n)
+        .map(|i| ((i % 97) as f32 - 48.0) / 97.0)
+        .collect();
+    gpu.matmul(&a, n, n, &a, n)?;
+    let t = std::time::Instant::now();
+    const REPS: u32 = 3;
+    for _ in 0..REPS {
+        gpu.matmul(&a, n, n, &a, n)?;
+    }
+    let seconds = t.elapsed().as_secs_f64() / f64::from(REPS);
+    let gflops = 2.0 * (n as f64).powi(3) / seconds / 1e9;
+    if !json {
+        println!("matmul {n}x{n}x{n} (f32, upload and readback included): {gflops:.2} GFLOP/s");
+    }
+    rows.push(serde_json::json!({
+        "adapter": gpu.info.name,
+        "matmul_n": n,
+        "gflops": gflops,
+    }));
     if json {
         print_json(&rows)?;
     }

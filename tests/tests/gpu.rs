@@ -222,3 +222,67 @@ fn the_cli_samples_on_the_gpu_and_says_when_there_is_none() {
     assert_eq!(none.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&none.stderr).contains("no GPU available"));
 }
+
+#[test]
+fn matmul_matches_the_cpu_within_float_tolerance() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    // Sizes that are not multiples of the 16x16 tile, and one that is.
+    for (m, k, n) in [(37, 53, 29), (1, 7, 1), (64, 32, 48)] {
+        let a: Vec<f32> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let b: Vec<f32> = (0..k * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let got = gpu().matmul(&a, m, k, &b, n).unwrap();
+        for i in 0..m {
+            for j in 0..n {
+                let want: f64 = (0..k)
+                    .map(|r| a[i * k + r] as f64 * b[r * n + j] as f64)
+                    .sum();
+                let g = got[i * n + j] as f64;
+                assert!(
+                    (g - want).abs() <= 1e-4 * (1.0 + want.abs()) * (k as f64).sqrt(),
+                    "[{m}x{k}x{n}] ({i},{j}): gpu {g}, cpu {want}"
+                );
+            }
+        }
+    }
+    assert!(gpu().matmul(&[1.0; 6], 2, 3, &[1.0; 5], 2).is_err());
+}
+
+#[test]
+fn mlp_inference_matches_the_cpu_for_every_activation() {
+    let spec: thermoroute::model::graph::NnSpec = serde_json::from_value(serde_json::json!({
+        "layers": [
+            { "weights": { "shape": [24, 40], "generator": { "seed": 1, "dist": "normal", "scale": 0.3 } },
+              "bias": (0..24).map(|i| i as f64 * 0.01).collect::<Vec<_>>(), "activation": "relu" },
+            { "weights": { "shape": [16, 24], "generator": { "seed": 2, "dist": "normal", "scale": 0.3 } },
+              "activation": "tanh" },
+            { "weights": { "shape": [5, 16], "generator": { "seed": 3, "dist": "normal", "scale": 0.5 } },
+              "activation": "sigmoid" },
+            { "weights": { "shape": [3, 5], "generator": { "seed": 4, "dist": "normal" } },
+              "activation": "identity" }
+        ]
+    }))
+    .unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let batch = 5;
+    let input: Vec<f64> = (0..batch * 40)
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
+    let input32: Vec<f32> = input.iter().map(|&v| v as f32).collect();
+    let got = gpu().mlp(&spec, &input32, batch).unwrap();
+    assert_eq!(got.len(), batch * 3);
+    for row in 0..batch {
+        let x = ndarray::ArrayD::from_shape_vec(
+            ndarray::IxDyn(&[40]),
+            input[row * 40..(row + 1) * 40].to_vec(),
+        )
+        .unwrap();
+        let want = thermoroute::backends::cpu::mlp(&spec, &x).unwrap();
+        for (j, w) in want.iter().enumerate() {
+            let g = got[row * 3 + j] as f64;
+            assert!(
+                (g - w).abs() < 1e-4,
+                "row {row} output {j}: gpu {g}, cpu {w}"
+            );
+        }
+    }
+}

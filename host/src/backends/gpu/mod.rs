@@ -7,6 +7,8 @@
 //! (lavapipe) on machines without one. No adapter is
 //! [`GpuError::Unavailable`], which the engine treats as a fallback.
 
+mod dense;
+
 use std::collections::BTreeMap;
 
 use rand::{Rng, SeedableRng};
@@ -56,6 +58,7 @@ pub struct GpuDevice {
     layout: wgpu::BindGroupLayout,
     sweep: wgpu::ComputePipeline,
     record: wgpu::ComputePipeline,
+    dense: dense::DensePipeline,
 }
 
 impl std::fmt::Debug for GpuDevice {
@@ -338,6 +341,7 @@ impl GpuDevice {
         };
         let sweep = pipeline("sweep_color");
         let record = pipeline("record");
+        let dense = dense::DensePipeline::new(&device);
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(GpuError::Unavailable(format!("{}: {e}", info.name)));
         }
@@ -348,6 +352,7 @@ impl GpuDevice {
             layout,
             sweep,
             record,
+            dense,
         })
     }
 

@@ -1,0 +1,224 @@
+//! Dense kernels on the GPU: tiled matrix products with a fused bias and
+//! activation, and MLP inference built from them.
+
+use wgpu::util::DeviceExt;
+
+use super::{GpuDevice, GpuError};
+use crate::backends::cpu::materialise;
+use crate::model::graph::{Activation, NnSpec};
+
+/// The dense-layer pipeline, built with the device.
+pub(super) struct DensePipeline {
+    layout: wgpu::BindGroupLayout,
+    pipeline: wgpu::ComputePipeline,
+}
+
+impl DensePipeline {
+    pub(super) fn new(device: &wgpu::Device) -> DensePipeline {
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("dense"),
+            source: wgpu::ShaderSource::Wgsl(include_str!("dense.wgsl").into()),
+        });
+        let entry = |binding: u32, ty: wgpu::BufferBindingType| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        let read = wgpu::BufferBindingType::Storage { read_only: true };
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("dense"),
+            entries: &[
+                entry(0, wgpu::BufferBindingType::Uniform),
+                entry(1, read),
+                entry(2, read),
+                entry(3, read),
+                entry(4, wgpu::BufferBindingType::Storage { read_only: false }),
+            ],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("dense"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some("dense"),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some("dense"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        DensePipeline { layout, pipeline }
+    }
+}
+
+fn activation_code(a: Activation) -> u32 {
+    match a {
+        Activation::Identity => 0,
+        Activation::Relu => 1,
+        Activation::Tanh => 2,
+        Activation::Sigmoid => 3,
+    }
+}
+
+impl GpuDevice {
+    /// `act(A · Bᵀ + bias)` for A `[m, k]` and B `[n, k]`, row-major.
+    pub fn dense(
+        &self,
+        a: &[f32],
+        m: usize,
+        k: usize,
+        b: &[f32],
+        n: usize,
+        bias: Option<&[f32]>,
+        activation: Activation,
+    ) -> Result<Vec<f32>, GpuError> {
+        if a.len() != m * k || b.len() != n * k || bias.is_some_and(|x| x.len() != n) {
+            return Err(GpuError::Unsupported(format!(
+                "shapes do not agree: A has {} values for [{m}, {k}], B {} for [{n}, {k}]",
+                a.len(),
+                b.len()
+            )));
+        }
+        if m == 0 || n == 0 {
+            return Ok(Vec::new());
+        }
+        let d = &self.device;
+        let zeros;
+        let bias = match bias {
+            Some(x) => x,
+            None => {
+                zeros = vec![0.0f32; n];
+                &zeros
+            }
+        };
+        let upload = |label: &str, data: &[f32]| {
+            let padded = [0.0f32];
+            d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::cast_slice(if data.is_empty() { &padded } else { data }),
+                usage: wgpu::BufferUsages::STORAGE,
+            })
+        };
+        let dims = [m as u32, n as u32, k as u32, activation_code(activation)];
+        let dims = d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("dims"),
+            contents: bytemuck::cast_slice(&dims),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let (a_buf, b_buf, bias_buf) = (upload("a", a), upload("b", b), upload("bias", bias));
+        let bytes = (m * n * 4) as u64;
+        let c = d.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("c"),
+            size: bytes,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let staging = d.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("c readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let bind = d.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("dense"),
+            layout: &self.dense.layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: dims.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: a_buf.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: b_buf.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 3,
+                    resource: bias_buf.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 4,
+                    resource: c.as_entire_binding(),
+                },
+            ],
+        });
+        let mut encoder = d.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&self.dense.pipeline);
+            pass.set_bind_group(0, &bind, &[]);
+            pass.dispatch_workgroups((n as u32).div_ceil(16), (m as u32).div_ceil(16), 1);
+        }
+        encoder.copy_buffer_to_buffer(&c, 0, &staging, 0, bytes);
+        self.queue.submit([encoder.finish()]);
+        let slice = staging.slice(..);
+        slice.map_async(wgpu::MapMode::Read, |_| {});
+        d.poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Device(e.to_string()))?;
+        let mapped = slice
+            .get_mapped_range()
+            .map_err(|e| GpuError::Device(e.to_string()))?;
+        Ok(bytemuck::cast_slice::<u8, f32>(&mapped).to_vec())
+    }
+
+    /// `A · B` for A `[m, k]` and B `[k, n]`, row-major.
+    pub fn matmul(
+        &self,
+        a: &[f32],
+        m: usize,
+        k: usize,
+        b: &[f32],
+        n: usize,
+    ) -> Result<Vec<f32>, GpuError> {
+        if b.len() != k * n {
+            return Err(GpuError::Unsupported(format!(
+                "B has {} values for [{k}, {n}]",
+                b.len()
+            )));
+        }
+        let mut bt = vec![0.0f32; n * k];
+        for r in 0..k {
+            for col in 0..n {
+                bt[col * k + r] = b[r * n + col];
+            }
+        }
+        self.dense(a, m, k, &bt, n, None, Activation::Identity)
+    }
+
+    /// MLP inference on a batch of input rows (`[batch, inputs]`).
+    pub fn mlp(&self, spec: &NnSpec, input: &[f32], batch: usize) -> Result<Vec<f32>, GpuError> {
+        let mut x = input.to_vec();
+        let mut width = input.len().checked_div(batch).unwrap_or(0);
+        for (l, layer) in spec.layers.iter().enumerate() {
+            let w = materialise(&layer.weights);
+            let shape = w.shape().to_vec();
+            let [out, inp] = shape[..] else {
+                return Err(GpuError::Unsupported(format!(
+                    "layer {l} weights are not a matrix"
+                )));
+            };
+            if inp != width {
+                return Err(GpuError::Unsupported(format!(
+                    "layer {l} takes {inp} inputs but receives {width}"
+                )));
+            }
+            let w: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+            let bias: Option<Vec<f32>> = layer
+                .bias
+                .as_ref()
+                .map(|b| b.iter().map(|&v| v as f32).collect());
+            x = self.dense(&x, batch, inp, &w, out, bias.as_deref(), layer.activation)?;
+            width = out;
+        }
+        Ok(x)
+    }
+}

@@ -1,6 +1,9 @@
 //! Workspace-level integration tests live in `tests/tests/`; this library
 //! holds what several of them share: finding the binary and the examples,
-//! running the binary, reading its JSON.
+//! running the binary, reading its JSON; and the small random models the
+//! statistical tests check every sampler against.
+
+pub mod models;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -2,86 +2,17 @@
 //! marginal within 4.5 Monte-Carlo standard errors, the standard error taken
 //! from the bulk ESS. Seeds are fixed, so the test is deterministic.
 
-use std::collections::BTreeMap;
-
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use thermoroute::diagnostics::diagnose;
-use thermoroute::model::eprogram::{
-    CategoricalVar, Constraint, ConstraintKind, EProgram, Factor, Ising, Schedule,
-};
+use thermoroute::model::eprogram::{CategoricalVar, Constraint, ConstraintKind, EProgram, Factor};
 use thermoroute::sampler::exact::exact_marginals;
 use thermoroute::sampler::{SampleOptions, sample};
+use thermoroute_tests::models::{SCHEDULE, assert_matches_exact, program, random_ising};
 
-const SCHEDULE: Schedule = Schedule {
-    warmup: 200,
-    samples: 4000,
-    steps_per_sample: 1,
-    chains: 4,
-};
-
-fn random_ising(rng: &mut ChaCha8Rng, n: usize, p_edge: f64) -> Ising {
-    let mut edges = Vec::new();
-    for i in 0..n {
-        for j in i + 1..n {
-            if rng.random::<f64>() < p_edge {
-                edges.push([i, j]);
-            }
-        }
-    }
-    let weights = edges.iter().map(|_| rng.random_range(-0.8..0.8)).collect();
-    let biases = (0..n).map(|_| rng.random_range(-0.6..0.6)).collect();
-    Ising {
-        n,
-        biases,
-        edges,
-        weights,
-    }
-}
-
-fn program(ising: Ising) -> EProgram {
-    EProgram {
-        ising: Some(ising),
-        categorical: vec![],
-        factors: vec![],
-        constraints: vec![],
-        beta: 1.0,
-        schedule: SCHEDULE,
-        clamp: BTreeMap::new(),
-    }
-}
-
-/// Samples `p` and checks every state marginal against enumeration.
 fn check(p: &EProgram, seed: u64, label: &str) {
-    p.check(std::path::Path::new(label))
-        .expect("test program is valid");
-    let exact = exact_marginals(p).expect("small enough to enumerate");
     let draws = sample(p, SampleOptions::seeded(seed)).unwrap();
-    let diag = diagnose(&draws);
-    let got = draws.state_marginals();
-    let mut worst = 0.0f64;
-    for v in 0..p.n_vars() {
-        let clamped = p.clamp.contains_key(&v.to_string());
-        for (k, (&pe, &ps)) in exact[v].iter().zip(&got[v]).enumerate() {
-            if clamped {
-                assert_eq!(pe, ps, "{label}: clamped variable {v} state {k}");
-                continue;
-            }
-            let ess = diag.ess_bulk[v].expect("free variables have an ESS");
-            let se = (pe * (1.0 - pe) / ess).sqrt();
-            let z = (ps - pe).abs() / se.max(1e-12);
-            worst = worst.max(z);
-            assert!(
-                (ps - pe).abs() <= 4.5 * se,
-                "{label} seed {seed}: var {v} state {k}: sampled {ps:.4}, exact {pe:.4}, se {se:.4} (ess {ess:.0}), z = {z:.2}"
-            );
-        }
-    }
-    // The draws must also show that the check had power: no marginal is trivially exact.
-    assert!(
-        worst > 0.0,
-        "{label}: sampled marginals identical to exact ones is implausible"
-    );
+    assert_matches_exact(p, &draws, seed, label);
 }
 
 #[test]

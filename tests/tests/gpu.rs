@@ -2,25 +2,14 @@
 //! enumeration, with the CPU tests' tolerance: every marginal within 4.5
 //! Monte-Carlo standard errors (from the bulk ESS). Fixed seeds.
 
-use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use thermoroute::backends::gpu::{GpuDevice, GpuError};
-use thermoroute::diagnostics::diagnose;
-use thermoroute::model::eprogram::{
-    CategoricalVar, Constraint, ConstraintKind, EProgram, Factor, Ising, Schedule,
-};
-use thermoroute::sampler::exact::exact_marginals;
+use thermoroute::model::eprogram::{CategoricalVar, Constraint, ConstraintKind, EProgram, Factor};
+use thermoroute_tests::models::{assert_matches_exact, program, random_ising};
 use thermoroute_tests::{bin, example, json_of};
-
-const SCHEDULE: Schedule = Schedule {
-    warmup: 200,
-    samples: 4000,
-    steps_per_sample: 1,
-    chains: 4,
-};
 
 /// One device for the whole test binary (acquiring one takes a while on lavapipe).
 fn gpu() -> &'static GpuDevice {
@@ -32,61 +21,9 @@ fn gpu() -> &'static GpuDevice {
     })
 }
 
-fn random_ising(rng: &mut ChaCha8Rng, n: usize, p_edge: f64) -> Ising {
-    let mut edges = Vec::new();
-    for i in 0..n {
-        for j in i + 1..n {
-            if rng.random::<f64>() < p_edge {
-                edges.push([i, j]);
-            }
-        }
-    }
-    Ising {
-        n,
-        biases: (0..n).map(|_| rng.random_range(-0.6..0.6)).collect(),
-        weights: edges.iter().map(|_| rng.random_range(-0.8..0.8)).collect(),
-        edges,
-    }
-}
-
-fn program(ising: Ising) -> EProgram {
-    EProgram {
-        ising: Some(ising),
-        categorical: vec![],
-        factors: vec![],
-        constraints: vec![],
-        beta: 1.0,
-        schedule: SCHEDULE,
-        clamp: BTreeMap::new(),
-    }
-}
-
 fn check(p: &EProgram, seed: u64, label: &str) {
-    p.check(std::path::Path::new(label))
-        .expect("valid test program");
-    let exact = exact_marginals(p).expect("small enough to enumerate");
     let draws = gpu().sample(p, seed).unwrap();
-    let diag = diagnose(&draws);
-    let got = draws.state_marginals();
-    let mut worst = 0.0f64;
-    for v in 0..p.n_vars() {
-        let clamped = p.clamp.contains_key(&v.to_string());
-        for (k, (&pe, &ps)) in exact[v].iter().zip(&got[v]).enumerate() {
-            if clamped {
-                assert_eq!(pe, ps, "{label}: clamped variable {v} state {k}");
-                continue;
-            }
-            let ess = diag.ess_bulk[v].expect("free variables have an ESS");
-            let se = (pe * (1.0 - pe) / ess).sqrt();
-            let z = (ps - pe).abs() / se.max(1e-12);
-            worst = worst.max(z);
-            assert!(
-                z <= 4.5,
-                "{label} seed {seed}: var {v} state {k}: sampled {ps:.4}, exact {pe:.4}, se {se:.4} (ess {ess:.0}), z = {z:.2}"
-            );
-        }
-    }
-    assert!(worst > 0.0, "{label}: identical to exact is implausible");
+    assert_matches_exact(p, &draws, seed, label);
 }
 
 #[test]

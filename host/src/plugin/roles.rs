@@ -172,6 +172,14 @@ struct RolePlugin {
     serving: Mutex<Serving>,
 }
 
+impl std::fmt::Debug for RolePlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RolePlugin")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 impl RolePlugin {
     fn open(
         runtime: &'static Runtime,
@@ -248,12 +256,14 @@ fn check_reasons<'a>(reasons: impl ExactSizeIterator<Item = &'a str>) -> Result<
 }
 
 /// A cost-model plugin.
+#[derive(Debug)]
 pub struct PluginCost {
     inner: RolePlugin,
     scratch: Mutex<CostScratch>,
 }
 
 /// The last decision in WIT form, reused across calls.
+#[derive(Debug)]
 struct CostScratch {
     node: Option<NodeSummary>,
     decision: super::bindings::cost_model::Decision,
@@ -278,14 +288,6 @@ impl CostScratch {
             },
             candidates: Vec::new(),
         })
-    }
-}
-
-impl std::fmt::Debug for PluginCost {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginCost")
-            .field("name", &self.inner.name)
-            .finish_non_exhaustive()
     }
 }
 
@@ -357,17 +359,10 @@ impl CostModel for PluginCost {
 }
 
 /// An eligibility plugin.
+#[derive(Debug)]
 pub struct PluginEligibility {
     inner: RolePlugin,
     spec: PolicySpec,
-}
-
-impl std::fmt::Debug for PluginEligibility {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginEligibility")
-            .field("name", &self.inner.name)
-            .finish_non_exhaustive()
-    }
 }
 
 impl PluginEligibility {
@@ -435,17 +430,10 @@ impl Eligibility for PluginEligibility {
 }
 
 /// A policy-gate plugin.
+#[derive(Debug)]
 pub struct PluginGate {
     inner: RolePlugin,
     spec: GateSpec,
-}
-
-impl std::fmt::Debug for PluginGate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginGate")
-            .field("name", &self.inner.name)
-            .finish_non_exhaustive()
-    }
 }
 
 impl PluginGate {

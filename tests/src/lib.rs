@@ -1,7 +1,7 @@
-//! Workspace-level integration tests live in `tests/tests/`; this library
-//! holds what several of them share: finding the binary and the examples,
-//! running the binary, reading its JSON; and the small random models the
-//! statistical tests check every sampler against.
+//! Workspace-level integration tests live in `tests/tests/suite/`, linked
+//! into one binary; this library holds what several of them share: finding
+//! the binary and the examples, running the binary, reading its JSON; and the
+//! small random models the statistical tests check every sampler against.
 
 pub mod models;
 

@@ -1,0 +1,22 @@
+//! Every workspace-level integration test, linked into one binary.
+//!
+//! Each module was once its own test target; each of those linked wasmtime,
+//! wgpu and the whole host, so a clean build wrote gigabytes and spent
+//! minutes in the linker. One binary links once and runs its tests in
+//! parallel.
+
+mod cli;
+mod cli_run;
+mod cli_tsu;
+mod determinism;
+mod diagnostics_vs_arviz;
+mod exact_enumeration;
+mod export;
+mod gpu;
+mod graph_exec;
+mod plugin_langs;
+mod plugins;
+mod scheduler;
+mod tsu;
+mod tui;
+mod whatif;

@@ -159,6 +159,33 @@ fn failed(e: KernelError) -> (NodeStatus, String) {
     (NodeStatus::Failed, e.to_string())
 }
 
+/// A kernel error as the node's failure (any backend).
+pub fn kernel_failure(e: KernelError) -> (NodeStatus, String) {
+    failed(e)
+}
+
+/// A finished tensor node's value and trace summary (any backend).
+pub fn tensor_output(out: ArrayD<f64>) -> (Value, serde_json::Value) {
+    let summary = json!({ "shape": out.shape(), "values": preview(&out) });
+    (Value::Tensor(out), summary)
+}
+
+/// The tensors node `i` reads, in input order (none for non-tensor nodes'
+/// other inputs: an input that is not a tensor is the node's failure).
+pub fn tensor_inputs<'a>(
+    graph: &Graph,
+    i: usize,
+    values: &'a HashMap<usize, Value>,
+    index: &'a HashMap<&'a str, usize>,
+) -> Result<Vec<&'a ArrayD<f64>>, (NodeStatus, String)> {
+    let inputs = Inputs { values, index };
+    graph.nodes[i]
+        .inputs
+        .iter()
+        .map(|id| inputs.tensor(id))
+        .collect()
+}
+
 /// The completed outputs a node can read.
 struct Inputs<'a> {
     values: &'a HashMap<usize, Value>,
@@ -192,15 +219,15 @@ fn run_node(graph: &Graph, i: usize, inputs: &Inputs<'_>, options: ExecOptions) 
                 .iter()
                 .map(|id| tensor_input(id))
                 .collect::<Result<Vec<_>, _>>()?;
-            let out = cpu::tensor(spec, &inputs).map_err(failed)?;
-            let summary = json!({ "shape": out.shape(), "values": preview(&out) });
-            Ok((Value::Tensor(out), summary))
+            cpu::tensor(spec, &inputs)
+                .map(tensor_output)
+                .map_err(failed)
         }
         NodeKind::Nn => {
             let spec = node.nn.as_ref().expect("validated payload");
-            let out = cpu::mlp(spec, tensor_input(&node.inputs[0])?).map_err(failed)?;
-            let summary = json!({ "shape": out.shape(), "values": preview(&out) });
-            Ok((Value::Tensor(out), summary))
+            cpu::mlp(spec, tensor_input(&node.inputs[0])?)
+                .map(tensor_output)
+                .map_err(failed)
         }
         NodeKind::Sample => {
             let spec = node.sample.as_ref().expect("validated payload");

@@ -110,7 +110,9 @@ impl Default for CpuSpec {
 pub struct GpuSpec {
     /// Number of GPUs (0: none).
     pub count: usize,
-    /// wgpu adapter to use ("auto" picks the first).
+    /// wgpu adapter to use in execute mode: "auto" (the one wgpu prefers),
+    /// "none" (no GPU: work routed there falls back), or part of an
+    /// adapter's name.
     pub adapter: String,
     pub active_w: f64,
     pub gflops: f64,

@@ -73,6 +73,12 @@ pub trait Backend: Send {
         values: &HashMap<usize, Value>,
         index: &HashMap<&str, usize>,
     ) -> Result<NodeResult, BackendError>;
+    /// Energy the last [`Backend::run_node`] spent, where the backend
+    /// measures it (the GPU: busy time from timestamps × active power);
+    /// `None` leaves it to the engine's power model × wall time.
+    fn take_energy_j(&mut self) -> Option<f64> {
+        None
+    }
     /// Starts sampling a (conditioned) program.
     fn start_sampling(
         &mut self,

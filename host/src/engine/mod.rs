@@ -28,6 +28,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::backends::gpu::GpuBackend;
 use crate::backends::tsu::TsuDriver;
 use crate::backends::{Backend, BackendError, CpuBackend, SamplingTask};
 use crate::diagnostics::{Diagnostics, diagnose, diagnose_vars};
@@ -507,6 +508,14 @@ impl Engine {
             }));
             if let Some(driver) = &tsu_driver {
                 backends.push(Box::new(driver.clone()));
+            }
+            if hw.slots(Device::Gpu) > 0 {
+                // Registered even without an adapter: it then answers
+                // `BackendUnavailable` and the engine falls back.
+                backends.push(Box::new(GpuBackend::shared(
+                    &hw.gpu.adapter,
+                    hw.gpu.active_w,
+                )));
             }
             for (i, b) in backends.iter().enumerate() {
                 for t in b.targets() {
@@ -1772,6 +1781,7 @@ impl Engine {
                 &index,
             );
             let ms = started.elapsed().as_secs_f64() * 1e3 * slowdown;
+            let measured_j = self.backends[backend].take_energy_j();
             return match result {
                 Err(e) => {
                     self.release(task_id);
@@ -1781,6 +1791,7 @@ impl Engine {
                     let t = self.tasks[task_id as usize].as_mut().expect("exists");
                     t.result = Some(Box::new(result));
                     t.run_ms = ms;
+                    t.energy_j = measured_j.map_or(0.0, |j| j * slowdown);
                     let at = now + ms;
                     self.schedule_done(task_id, at);
                     Ok(())
@@ -1811,13 +1822,7 @@ impl Engine {
             match self.backends[backend].start_sampling(&program, seed) {
                 Err(e) => {
                     self.release(task_id);
-                    return self.fall_back(
-                        slot,
-                        node,
-                        target,
-                        FailureKind::BackendUnavailable,
-                        e.to_string(),
-                    );
+                    return self.fall_back(slot, node, target, failure_kind(&e), e.to_string());
                 }
                 Ok(Err(SampleError::Infeasible(inf))) => {
                     self.release(task_id);
@@ -2015,7 +2020,13 @@ impl Engine {
         let (slot, node, target) = (task.job, task.node, task.target);
         let device = target.device();
         let service = task.run_ms;
-        let energy = busy_energy(&self.hw, device, service);
+        // A backend that measured its own busy energy (the GPU's timestamps)
+        // is believed over power × wall time.
+        let energy = if task.energy_j > 0.0 {
+            task.energy_j
+        } else {
+            busy_energy(&self.hw, device, service)
+        };
         self.jobs[slot as usize].energy_j += energy;
         let result = *task.result.take().expect("executed tasks carry a result");
         if service > task.timeout_ms {

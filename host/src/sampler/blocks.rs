@@ -304,7 +304,7 @@ impl ChainKernel for BlockPlan {
 }
 
 /// All assignments of `m` spins (state 0 or 1) with exactly `k` ones, flattened.
-fn k_subsets(m: usize, k: usize) -> Vec<u8> {
+pub(crate) fn k_subsets(m: usize, k: usize) -> Vec<u8> {
     let mut out = Vec::new();
     let mut current = vec![0u8; m];
     fn rec(pos: usize, left: usize, current: &mut Vec<u8>, out: &mut Vec<u8>) {

@@ -50,52 +50,45 @@ impl Guest for Plugin {
                 )));
             }
         }
-        match target {
-            Target::Tsu => {
-                if p.n_categorical > 0 {
-                    reasons.push(Ineligible::UnsupportedVariables(format!(
-                        "{} categorical variable(s): p-bit cells hold spins only",
-                        p.n_categorical
-                    )));
-                }
-                if p.n_factors > 0 {
-                    reasons.push(Ineligible::UnsupportedFactors(format!(
-                        "{} general factor table(s): the TSU runs pairwise couplings only",
-                        p.n_factors
-                    )));
-                }
-                if p.n_constraints > 0 {
-                    reasons.push(Ineligible::UnsupportedConstraints(format!(
-                        "{} hard constraint(s): the TSU has no constrained-block update",
-                        p.n_constraints
-                    )));
-                }
-                if p.n_vars > limits.max_vars {
-                    reasons.push(Ineligible::ExceedsLimits(LimitExcess {
-                        what: "variables".into(),
-                        limit: limits.max_vars as f64,
-                        requested: p.n_vars as f64,
-                    }));
-                }
-                if p.sweeps_per_chain > limits.max_sweeps {
-                    reasons.push(Ineligible::ScheduleOutOfRange(format!(
-                        "{} sweeps per chain exceed the device limit {}",
-                        p.sweeps_per_chain, limits.max_sweeps
-                    )));
-                }
-                if p.runtime_conditioning && !limits.runtime_bias {
-                    reasons.push(Ineligible::ConditioningNotCompilable(
-                        "biases come from upstream outputs, and this TSU cannot rewrite biases between runs".into(),
-                    ));
-                }
+        // Only the TSU has structural limits: the GPU sampler runs constrained
+        // blocks, categoricals and pairwise factors.
+        if target == Target::Tsu {
+            if p.n_categorical > 0 {
+                reasons.push(Ineligible::UnsupportedVariables(format!(
+                    "{} categorical variable(s): p-bit cells hold spins only",
+                    p.n_categorical
+                )));
             }
-            Target::GpuSim if p.n_constraints > 0 => {
+            if p.n_factors > 0 {
+                reasons.push(Ineligible::UnsupportedFactors(format!(
+                    "{} general factor table(s): the TSU runs pairwise couplings only",
+                    p.n_factors
+                )));
+            }
+            if p.n_constraints > 0 {
                 reasons.push(Ineligible::UnsupportedConstraints(format!(
-                    "{} hard constraint(s): the GPU kernel updates single variables only",
+                    "{} hard constraint(s): the TSU has no constrained-block update",
                     p.n_constraints
                 )));
             }
-            _ => {}
+            if p.n_vars > limits.max_vars {
+                reasons.push(Ineligible::ExceedsLimits(LimitExcess {
+                    what: "variables".into(),
+                    limit: limits.max_vars as f64,
+                    requested: p.n_vars as f64,
+                }));
+            }
+            if p.sweeps_per_chain > limits.max_sweeps {
+                reasons.push(Ineligible::ScheduleOutOfRange(format!(
+                    "{} sweeps per chain exceed the device limit {}",
+                    p.sweeps_per_chain, limits.max_sweeps
+                )));
+            }
+            if p.runtime_conditioning && !limits.runtime_bias {
+                reasons.push(Ineligible::ConditioningNotCompilable(
+                    "biases come from upstream outputs, and this TSU cannot rewrite biases between runs".into(),
+                ));
+            }
         }
         Ok(reasons)
     }

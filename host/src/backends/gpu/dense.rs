@@ -1,9 +1,10 @@
 //! Dense kernels on the GPU: tiled matrix products with a fused bias and
 //! activation, and MLP inference built from them.
 
-use wgpu::util::DeviceExt;
+use std::time::Instant;
 
-use super::{GpuDevice, GpuError};
+use super::elementwise::zero_time;
+use super::{GpuDevice, GpuError, GpuTime};
 use crate::backends::cpu::materialise;
 use crate::model::graph::{Activation, NnSpec};
 
@@ -77,7 +78,7 @@ impl GpuDevice {
         n: usize,
         bias: Option<&[f32]>,
         activation: Activation,
-    ) -> Result<Vec<f32>, GpuError> {
+    ) -> Result<(Vec<f32>, GpuTime), GpuError> {
         if a.len() != m * k || b.len() != n * k || bias.is_some_and(|x| x.len() != n) {
             return Err(GpuError::Unsupported(format!(
                 "shapes do not agree: A has {} values for [{m}, {k}], B {} for [{n}, {k}]",
@@ -86,9 +87,10 @@ impl GpuDevice {
             )));
         }
         if m == 0 || n == 0 {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), zero_time()));
         }
-        let d = &self.device;
+        let started = Instant::now();
+        let none = wgpu::BufferUsages::empty();
         let zeros;
         let bias = match bias {
             Some(x) => x,
@@ -97,77 +99,45 @@ impl GpuDevice {
                 &zeros
             }
         };
-        let upload = |label: &str, data: &[f32]| {
-            let padded = [0.0f32];
-            d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: bytemuck::cast_slice(if data.is_empty() { &padded } else { data }),
-                usage: wgpu::BufferUsages::STORAGE,
-            })
-        };
-        let dims = [m as u32, n as u32, k as u32, activation_code(activation)];
-        let dims = d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("dims"),
-            contents: bytemuck::cast_slice(&dims),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
-        let (a_buf, b_buf, bias_buf) = (upload("a", a), upload("b", b), upload("bias", bias));
+        let dims = self.uniform(
+            "dims",
+            &[m as u32, n as u32, k as u32, activation_code(activation)],
+        );
+        let (a_buf, b_buf, bias_buf) = (
+            self.upload("a", a, none),
+            self.upload("b", b, none),
+            self.upload("bias", bias, none),
+        );
         let bytes = (m * n * 4) as u64;
-        let c = d.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("c"),
-            size: bytes,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let staging = d.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("c readback"),
-            size: bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let bind = d.create_bind_group(&wgpu::BindGroupDescriptor {
+        let c = self.output("c", bytes);
+        let buffers: [&wgpu::Buffer; 5] = [&dims, &a_buf, &b_buf, &bias_buf, &c];
+        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("dense"),
             layout: &self.dense.layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: dims.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: a_buf.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: b_buf.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 3,
-                    resource: bias_buf.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 4,
-                    resource: c.as_entire_binding(),
-                },
-            ],
+            entries: &[0, 1, 2, 3, 4].map(|i| wgpu::BindGroupEntry {
+                binding: i,
+                resource: buffers[i as usize].as_entire_binding(),
+            }),
         });
-        let mut encoder = d.create_command_encoder(&Default::default());
+        let (x, y) = ((n as u32).div_ceil(16), (m as u32).div_ceil(16));
+        if x > 65_535 || y > 65_535 {
+            return Err(GpuError::Unsupported(format!(
+                "a [{m}, {n}] result needs more than 65535 tiles along one side"
+            )));
+        }
+        let stamp = self.stamp();
+        let mut encoder = self.device.create_command_encoder(&Default::default());
         {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("dense"),
+                timestamp_writes: stamp.as_ref().map(|s| s.writes()),
+            });
             pass.set_pipeline(&self.dense.pipeline);
             pass.set_bind_group(0, &bind, &[]);
-            pass.dispatch_workgroups((n as u32).div_ceil(16), (m as u32).div_ceil(16), 1);
+            pass.dispatch_workgroups(x, y, 1);
         }
-        encoder.copy_buffer_to_buffer(&c, 0, &staging, 0, bytes);
-        self.queue.submit([encoder.finish()]);
-        let slice = staging.slice(..);
-        slice.map_async(wgpu::MapMode::Read, |_| {});
-        d.poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| GpuError::Device(e.to_string()))?;
-        let mapped = slice
-            .get_mapped_range()
-            .map_err(|e| GpuError::Device(e.to_string()))?;
-        Ok(bytemuck::cast_slice::<u8, f32>(&mapped).to_vec())
+        let (raw, time) = self.finish(encoder, stamp, Some((&c, 0, bytes)), started)?;
+        Ok((bytemuck::pod_collect_to_vec::<u8, f32>(&raw), time))
     }
 
     /// `A · B` for A `[m, k]` and B `[k, n]`, row-major.
@@ -178,13 +148,14 @@ impl GpuDevice {
         k: usize,
         b: &[f32],
         n: usize,
-    ) -> Result<Vec<f32>, GpuError> {
+    ) -> Result<(Vec<f32>, GpuTime), GpuError> {
         if b.len() != k * n {
             return Err(GpuError::Unsupported(format!(
                 "B has {} values for [{k}, {n}]",
                 b.len()
             )));
         }
+        // The kernel reads B's rows as columns: transpose once on the host.
         let mut bt = vec![0.0f32; n * k];
         for r in 0..k {
             for col in 0..n {
@@ -195,9 +166,15 @@ impl GpuDevice {
     }
 
     /// MLP inference on a batch of input rows (`[batch, inputs]`).
-    pub fn mlp(&self, spec: &NnSpec, input: &[f32], batch: usize) -> Result<Vec<f32>, GpuError> {
+    pub fn mlp(
+        &self,
+        spec: &NnSpec,
+        input: &[f32],
+        batch: usize,
+    ) -> Result<(Vec<f32>, GpuTime), GpuError> {
         let mut x = input.to_vec();
         let mut width = input.len().checked_div(batch).unwrap_or(0);
+        let mut total = zero_time();
         for (l, layer) in spec.layers.iter().enumerate() {
             let w = materialise(&layer.weights);
             let shape = w.shape().to_vec();
@@ -216,9 +193,13 @@ impl GpuDevice {
                 .bias
                 .as_ref()
                 .map(|b| b.iter().map(|&v| v as f32).collect());
-            x = self.dense(&x, batch, inp, &w, out, bias.as_deref(), layer.activation)?;
+            let (y, time) =
+                self.dense(&x, batch, inp, &w, out, bias.as_deref(), layer.activation)?;
+            total.wall_seconds += time.wall_seconds;
+            total.busy_seconds += time.busy_seconds;
+            x = y;
             width = out;
         }
-        Ok(x)
+        Ok((x, total))
     }
 }

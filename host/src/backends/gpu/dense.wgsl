@@ -50,7 +50,7 @@ fn dense(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wi
         var v = acc + bias[col];
         switch dims.act {
             case 1u: { v = max(v, 0.0); }
-            case 2u: { v = tanh(v); }
+            case 2u: { v = tanh(clamp(v, -15.0, 15.0)); }
             case 3u: { v = 1.0 / (1.0 + exp(-v)); }
             default: {}
         }

@@ -1,8 +1,11 @@
-// Chromatic Gibbs sampling of a pairwise discrete model (spins and
-// categorical variables), many chains at once. One invocation updates one
-// variable of one chain; variables of one colour share no edge, so a colour
-// is updated in parallel. Randomness: Philox4x32-10 keyed by the seed,
-// counter (variable, sweep, chain), so draws do not depend on scheduling.
+// Chromatic Gibbs sampling of a pairwise discrete model, many chains at
+// once. The "variables" here are the host's units: a spin, a categorical
+// variable, or a constrained block whose states are its valid
+// configurations. One invocation updates one unit of one chain; units of one
+// colour share no table, so a colour is updated in parallel. Randomness:
+// Philox4x32-10 keyed by the seed, counter (unit, sweep, chain), so draws do
+// not depend on scheduling. `record` copies every chain's state into slot
+// `sample` of the draws window.
 
 struct Params {
     n_vars: u32,
@@ -108,7 +111,7 @@ fn record(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (idx >= params.n_vars * params.chains) {
         return;
     }
-    let chain = idx / params.n_vars;
-    let v = idx % params.n_vars;
-    draws[(chain * params.samples + params.sample) * params.n_vars + v] = state[idx];
+    // Sample-major, so that each slice's new samples are one contiguous
+    // range to read back.
+    draws[params.sample * params.n_vars * params.chains + idx] = state[idx];
 }

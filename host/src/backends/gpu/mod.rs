@@ -1,31 +1,42 @@
-//! The GPU backend on wgpu: a chromatic block-Gibbs sampler ("GPU-sim") for
-//! pairwise discrete programs (spins and categorical variables with unary
-//! and pairwise potentials), many chains at once, with a counter-based
-//! Philox RNG so draws depend only on the seed.
+//! The GPU backend on wgpu.
+//!
+//! ```text
+//!  engine ──run_node──▶ GpuBackend ──▶ dense.wgsl        matmul, MLP layers
+//!         │                        └─▶ elementwise.wgsl  add/mul/relu/tanh/sigmoid,
+//!         │                                              sum/mean/max reductions
+//!         └─start_sampling──▶ GpuSampling ─▶ gibbs.wgsl  chromatic block Gibbs,
+//!                                                        Philox4x32-10 draws
+//!  every kernel: buffers from one BufferPool, GPU time from timestamp
+//!  queries where the adapter has them (wall time otherwise)
+//! ```
+//!
+//! The sampler ("GPU-sim") runs pairwise discrete programs (spins and
+//! categorical variables with unary and pairwise potentials) on many chains
+//! at once; its counter-based Philox RNG makes draws depend only on the seed.
 //!
 //! Any adapter works: a discrete GPU, or Mesa's software Vulkan driver
 //! (lavapipe) on machines without one. No adapter is
 //! [`GpuError::Unavailable`], which the engine treats as a fallback.
 
+mod backend;
 mod dense;
+mod elementwise;
+mod gibbs;
+mod pool;
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use wgpu::util::DeviceExt;
 
-use crate::model::EProgram;
-use crate::model::eprogram::VarKind;
-use crate::sampler::Draws;
+pub use backend::GpuBackend;
+pub use elementwise::{Binary, Reduce, Unary};
+pub use gibbs::{GpuProgram, GpuSampling};
+use pool::{BufferPool, Pooled};
 
 /// Largest state count of one variable the kernel handles.
 pub const MAX_STATES: usize = 64;
-
-/// Entries of the per-dispatch parameter buffer (each 256 bytes apart).
-const PARAM_STRIDE: u64 = 256;
-const PARAMS_PER_SUBMIT: usize = 1024;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 #[non_exhaustive]
@@ -33,8 +44,8 @@ pub enum GpuError {
     /// No usable adapter or device (fatal for the GPU; others serve).
     #[error("no GPU available: {0}")]
     Unavailable(String),
-    /// The program uses something the GPU kernel does not run.
-    #[error("the GPU sampler cannot run this program: {0}")]
+    /// The work uses something the GPU kernels do not run.
+    #[error("the GPU cannot run this: {0}")]
     Unsupported(String),
     /// The device failed while running.
     #[error("GPU error: {0}")]
@@ -48,17 +59,24 @@ pub struct AdapterInfo {
     pub backend: String,
     pub device_type: String,
     pub driver: String,
+    /// How GPU busy time is measured: `timestamps` (the adapter's query
+    /// timestamps) or `wall` (host time around each submit).
+    pub timing: String,
 }
 
-/// An acquired device with the Gibbs pipelines built.
+/// An acquired device with every pipeline built.
 pub struct GpuDevice {
     device: wgpu::Device,
     queue: wgpu::Queue,
     pub info: AdapterInfo,
-    layout: wgpu::BindGroupLayout,
-    sweep: wgpu::ComputePipeline,
-    record: wgpu::ComputePipeline,
+    /// Nanoseconds per timestamp tick, when timestamps are on.
+    timestamp_period: Option<f64>,
+    gibbs: gibbs::GibbsPipelines,
     dense: dense::DensePipeline,
+    elementwise: elementwise::ElementwisePipelines,
+    pool: BufferPool,
+    /// The last error raised outside an error scope, not yet reported.
+    uncaptured: Arc<Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for GpuDevice {
@@ -69,222 +87,95 @@ impl std::fmt::Debug for GpuDevice {
     }
 }
 
-/// A program laid out for the kernel.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GpuProgram {
-    pub n_vars: usize,
-    pub states: Vec<usize>,
-    pub is_spin: Vec<bool>,
-    /// Per variable: states, unary offset, adjacency start, adjacency end.
-    var_info: Vec<[u32; 4]>,
-    adj: Vec<[u32; 2]>,
-    tables: Vec<f32>,
-    /// Free variables grouped by colour, and each colour's (start, len).
-    order: Vec<u32>,
-    colours: Vec<(u32, u32)>,
-    clamp: Vec<Option<u32>>,
-}
-
-fn spin_value(state: usize) -> f64 {
-    if state == 1 { 1.0 } else { -1.0 }
-}
-
-impl GpuProgram {
-    /// Builds unary and pairwise log-potential tables (inverse temperature
-    /// folded in) and a greedy colouring, or says why the kernel cannot run
-    /// the program.
-    pub fn compile(program: &EProgram) -> Result<GpuProgram, GpuError> {
-        if !program.constraints.is_empty() {
-            return Err(GpuError::Unsupported(format!(
-                "{} hard constraint(s): the GPU kernel updates single variables only",
-                program.constraints.len()
-            )));
-        }
-        let n = program.n_vars();
-        let states: Vec<usize> = (0..n).map(|v| program.var_kind(v).states()).collect();
-        if let Some(v) = states.iter().position(|&k| k > MAX_STATES) {
-            return Err(GpuError::Unsupported(format!(
-                "variable {v} has {} states (at most {MAX_STATES})",
-                states[v]
-            )));
-        }
-        let beta = program.beta;
-        let mut unary: Vec<Vec<f64>> = states.iter().map(|&k| vec![0.0; k]).collect();
-        // (i, j) with i < j -> table [s_i][s_j].
-        let mut pairs: BTreeMap<(usize, usize), Vec<f64>> = BTreeMap::new();
-        if let Some(ising) = &program.ising {
-            for (i, b) in ising.biases.iter().enumerate() {
-                for s in 0..2 {
-                    unary[i][s] += beta * b * spin_value(s);
-                }
-            }
-            for (&[a, b], w) in ising.edges.iter().zip(&ising.weights) {
-                let (i, j) = (a.min(b), a.max(b));
-                let t = pairs.entry((i, j)).or_insert_with(|| vec![0.0; 4]);
-                for si in 0..2 {
-                    for sj in 0..2 {
-                        t[si * 2 + sj] += beta * w * spin_value(si) * spin_value(sj);
-                    }
-                }
-            }
-        }
-        let n_spins = program.n_spins();
-        for (c, var) in program.categorical.iter().enumerate() {
-            if let Some(lp) = &var.log_potential {
-                for (s, x) in lp.iter().enumerate() {
-                    unary[n_spins + c][s] += beta * x;
-                }
-            }
-        }
-        for (f_index, f) in program.factors.iter().enumerate() {
-            match f.vars[..] {
-                [v] => {
-                    for s in 0..states[v] {
-                        unary[v][s] += beta * f.log_potential[s];
-                    }
-                }
-                [a, b] => {
-                    let (i, j) = (a.min(b), a.max(b));
-                    let (ki, kj) = (states[i], states[j]);
-                    let t = pairs.entry((i, j)).or_insert_with(|| vec![0.0; ki * kj]);
-                    for sa in 0..states[a] {
-                        for sb in 0..states[b] {
-                            let x = beta * f.log_potential[sa * states[b] + sb];
-                            let (si, sj) = if a < b { (sa, sb) } else { (sb, sa) };
-                            t[si * kj + sj] += x;
-                        }
-                    }
-                }
-                _ => {
-                    return Err(GpuError::Unsupported(format!(
-                        "factor {f_index} couples {} variables (the kernel runs unary and pairwise potentials)",
-                        f.vars.len()
-                    )));
-                }
-            }
-        }
-        // Both orientations of every pair table, and the adjacency lists.
-        let mut tables: Vec<f32> = Vec::new();
-        let mut unary_off = vec![0u32; n];
-        for v in 0..n {
-            unary_off[v] = tables.len() as u32;
-            tables.extend(unary[v].iter().map(|&x| x as f32));
-        }
-        let mut neighbours: Vec<Vec<[u32; 2]>> = vec![Vec::new(); n];
-        for (&(i, j), t) in &pairs {
-            let (ki, kj) = (states[i], states[j]);
-            neighbours[i].push([j as u32, tables.len() as u32]);
-            tables.extend(t.iter().map(|&x| x as f32));
-            neighbours[j].push([i as u32, tables.len() as u32]);
-            for sj in 0..kj {
-                for si in 0..ki {
-                    tables.push(t[si * kj + sj] as f32);
-                }
-            }
-        }
-        let mut adj = Vec::new();
-        let mut var_info = Vec::with_capacity(n);
-        for v in 0..n {
-            let start = adj.len() as u32;
-            adj.extend(neighbours[v].iter().copied());
-            var_info.push([states[v] as u32, unary_off[v], start, adj.len() as u32]);
-        }
-        let clamp: Vec<Option<u32>> = program
-            .clamped_states()
-            .into_iter()
-            .map(|c| c.map(u32::from))
-            .collect();
-        // Greedy colouring of the free variables.
-        let mut colour = vec![usize::MAX; n];
-        let mut n_colours = 0;
-        for v in (0..n).filter(|&v| clamp[v].is_none()) {
-            let used: Vec<usize> = neighbours[v]
-                .iter()
-                .map(|e| colour[e[0] as usize])
-                .filter(|&c| c != usize::MAX)
-                .collect();
-            let c = (0..).find(|c| !used.contains(c)).unwrap_or(0);
-            colour[v] = c;
-            n_colours = n_colours.max(c + 1);
-        }
-        let mut order = Vec::new();
-        let mut colours = Vec::new();
-        for c in 0..n_colours {
-            let start = order.len() as u32;
-            order.extend((0..n).filter(|&v| colour[v] == c).map(|v| v as u32));
-            colours.push((start, order.len() as u32 - start));
-        }
-        Ok(GpuProgram {
-            n_vars: n,
-            is_spin: (0..n)
-                .map(|v| program.var_kind(v) == VarKind::Spin)
-                .collect(),
-            states,
-            var_info,
-            adj,
-            tables,
-            order,
-            colours,
-            clamp,
-        })
-    }
-
-    pub fn colours(&self) -> usize {
-        self.colours.len()
-    }
-}
-
-fn storage(device: &wgpu::Device, label: &str, bytes: &[u8], writable: bool) -> wgpu::Buffer {
-    // wgpu rejects empty bindings: pad to one word.
-    let padded;
-    let contents = if bytes.is_empty() {
-        padded = [0u8; 4];
-        &padded[..]
-    } else {
-        bytes
-    };
-    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some(label),
-        contents,
-        usage: wgpu::BufferUsages::STORAGE
-            | if writable {
-                wgpu::BufferUsages::COPY_SRC
-            } else {
-                wgpu::BufferUsages::empty()
-            },
-    })
+/// What one submission cost on the device.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GpuTime {
+    /// Host wall time from encoding to the results being readable.
+    pub wall_seconds: f64,
+    /// Time the GPU was busy (timestamps), or the wall time without them.
+    pub busy_seconds: f64,
 }
 
 impl GpuDevice {
     /// Acquires any adapter (`THERMOROUTE_GPU=off` pretends there is none).
     pub fn acquire() -> Result<GpuDevice, GpuError> {
+        GpuDevice::acquire_matching("auto")
+    }
+
+    /// Acquires the adapter `selector` names: `auto` (the high-performance
+    /// one wgpu prefers), `none` (no GPU: always [`GpuError::Unavailable`]),
+    /// or part of an adapter's name, case-insensitive (e.g. `llvmpipe`,
+    /// `H100`).
+    pub fn acquire_matching(selector: &str) -> Result<GpuDevice, GpuError> {
         if std::env::var("THERMOROUTE_GPU").is_ok_and(|v| v == "off") {
             return Err(GpuError::Unavailable(
                 "disabled by THERMOROUTE_GPU=off".into(),
             ));
         }
+        if selector == "none" {
+            return Err(GpuError::Unavailable(
+                "the hardware file sets gpu.adapter = \"none\"".into(),
+            ));
+        }
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
-            power_preference: wgpu::PowerPreference::HighPerformance,
-            force_fallback_adapter: false,
-            compatible_surface: None,
-            ..Default::default()
-        }))
-        .map_err(|e| {
-            GpuError::Unavailable(format!(
-                "{e} (install a GPU driver, or Mesa's Vulkan driver: apt-get install mesa-vulkan-drivers)"
-            ))
-        })?;
+        let adapter = if selector == "auto" {
+            pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                force_fallback_adapter: false,
+                compatible_surface: None,
+                ..Default::default()
+            }))
+            .map_err(|e| {
+                GpuError::Unavailable(format!(
+                    "{e} (install a GPU driver, or Mesa's Vulkan driver: apt-get install mesa-vulkan-drivers)"
+                ))
+            })?
+        } else {
+            let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+            let wanted = selector.to_lowercase();
+            let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+            adapters
+                .into_iter()
+                .find(|a| a.get_info().name.to_lowercase().contains(&wanted))
+                .ok_or_else(|| {
+                    GpuError::Unavailable(format!(
+                        "no adapter's name contains {selector:?}; found: {}",
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    ))
+                })?
+        };
         let raw = adapter.get_info();
+        let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("thermoroute"),
-            // Six storage buffers per stage and large draws buffers: ask for
-            // what the adapter has.
+            required_features: if timestamps {
+                wgpu::Features::TIMESTAMP_QUERY
+            } else {
+                wgpu::Features::empty()
+            },
+            // Seven storage buffers per stage and large draws buffers: ask
+            // for what the adapter has.
             required_limits: adapter.limits(),
             ..Default::default()
         }))
         .map_err(|e| GpuError::Unavailable(format!("{}: {e}", raw.name)))?;
+        // wgpu's default handler panics on errors outside a scope (a failed
+        // allocation, say): keep the last one and report it as a typed error
+        // from the next submission instead.
+        let uncaptured: Arc<Mutex<Option<String>>> = Arc::default();
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e| {
+            if let Ok(mut slot) = sink.lock() {
+                *slot = Some(e.to_string());
+            }
+        }));
+        let period = f64::from(queue.get_timestamp_period());
+        let timestamp_period = (timestamps && period > 0.0).then_some(period);
         let info = AdapterInfo {
             name: raw.name.clone(),
             backend: format!("{:?}", raw.backend).to_lowercase(),
@@ -292,56 +183,16 @@ impl GpuDevice {
             driver: format!("{} {}", raw.driver, raw.driver_info)
                 .trim()
                 .to_string(),
+            timing: if timestamp_period.is_some() {
+                "timestamps".into()
+            } else {
+                "wall".into()
+            },
         };
-        // Validation errors become typed errors, not panics.
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("gibbs"),
-            source: wgpu::ShaderSource::Wgsl(include_str!("gibbs.wgsl").into()),
-        });
-        let entry =
-            |binding: u32, ty: wgpu::BufferBindingType, dynamic: bool| wgpu::BindGroupLayoutEntry {
-                binding,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
-                    ty,
-                    has_dynamic_offset: dynamic,
-                    min_binding_size: None,
-                },
-                count: None,
-            };
-        let read = wgpu::BufferBindingType::Storage { read_only: true };
-        let write = wgpu::BufferBindingType::Storage { read_only: false };
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("gibbs"),
-            entries: &[
-                entry(0, wgpu::BufferBindingType::Uniform, true),
-                entry(1, read, false),
-                entry(2, read, false),
-                entry(3, read, false),
-                entry(4, read, false),
-                entry(5, write, false),
-                entry(6, write, false),
-            ],
-        });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("gibbs"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let pipeline = |entry_point: &str| {
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry_point),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some(entry_point),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        };
-        let sweep = pipeline("sweep_color");
-        let record = pipeline("record");
+        let gibbs = gibbs::GibbsPipelines::new(&device);
         let dense = dense::DensePipeline::new(&device);
+        let elementwise = elementwise::ElementwisePipelines::new(&device);
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(GpuError::Unavailable(format!("{}: {e}", info.name)));
         }
@@ -349,222 +200,252 @@ impl GpuDevice {
             device,
             queue,
             info,
-            layout,
-            sweep,
-            record,
+            timestamp_period,
+            gibbs,
             dense,
+            elementwise,
+            pool: BufferPool::default(),
+            uncaptured,
         })
     }
 
-    /// Samples `program` with `seed`: the same seed gives the same draws on
-    /// the same adapter.
-    pub fn sample(&self, program: &EProgram, seed: u64) -> Result<Draws, GpuError> {
-        let gp = GpuProgram::compile(program)?;
-        let schedule = program.schedule;
-        let chains = schedule.chains as usize;
-        let samples = schedule.samples as usize;
-        let n = gp.n_vars;
-        let started = std::time::Instant::now();
-        // Initial states: uniform per free variable, from the seed.
-        let mut init = vec![0u32; chains * n];
-        for c in 0..chains {
-            let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            rng.set_stream(c as u64 + 1);
-            for v in 0..n {
-                init[c * n + v] = match gp.clamp[v] {
-                    Some(s) => s,
-                    None => rng.random_range(0..gp.states[v] as u32),
-                };
-            }
+    /// The process's device for the default adapter, acquired on first
+    /// use. Every engine, run and test shares it: acquiring an adapter costs
+    /// tens of milliseconds and a device per caller would multiply GPU
+    /// memory.
+    pub fn shared() -> Result<Arc<GpuDevice>, GpuError> {
+        GpuDevice::shared_matching("auto")
+    }
+
+    /// The process's device for `selector` (see
+    /// [`GpuDevice::acquire_matching`]), acquired on first use.
+    pub fn shared_matching(selector: &str) -> Result<Arc<GpuDevice>, GpuError> {
+        type Devices = Mutex<HashMap<String, Result<Arc<GpuDevice>, GpuError>>>;
+        static SHARED: OnceLock<Devices> = OnceLock::new();
+        let mut devices = SHARED
+            .get_or_init(Devices::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        devices
+            .entry(selector.to_string())
+            .or_insert_with(|| GpuDevice::acquire_matching(selector).map(Arc::new))
+            .clone()
+    }
+
+    /// Bytes the buffer pool holds for reuse, and how many requests it
+    /// served from the pool versus new allocations.
+    pub fn pool_stats(&self) -> pool::PoolStats {
+        self.pool.stats()
+    }
+
+    /// A pooled storage buffer holding `data` (padded: wgpu rejects empty
+    /// bindings).
+    fn upload<T: bytemuck::Pod>(
+        &self,
+        label: &str,
+        data: &[T],
+        extra: wgpu::BufferUsages,
+    ) -> Pooled {
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        let buffer = self.pool.take(
+            &self.device,
+            label,
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | extra,
+            bytes.len().max(4) as u64,
+        );
+        if !bytes.is_empty() {
+            self.queue.write_buffer(&buffer, 0, bytes);
         }
-        let d = &self.device;
-        let draws_len = chains * samples * n;
-        let draws_bytes = (draws_len.max(1) * 4) as u64;
-        let limit = d.limits().max_storage_buffer_binding_size;
-        if draws_bytes > limit {
-            return Err(GpuError::Unsupported(format!(
-                "{draws_bytes} bytes of draws exceed the adapter's {limit}-byte buffers"
-            )));
-        }
-        let order = storage(d, "order", bytemuck::cast_slice(&gp.order), false);
-        let info = storage(d, "var_info", bytemuck::cast_slice(&gp.var_info), false);
-        let adj = storage(d, "adj", bytemuck::cast_slice(&gp.adj), false);
-        let tables = storage(d, "tables", bytemuck::cast_slice(&gp.tables), false);
-        let state = storage(d, "state", bytemuck::cast_slice(&init), true);
-        let draws = d.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("draws"),
-            size: draws_bytes,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
+        buffer
+    }
+
+    /// A pooled, uninitialised storage buffer the kernels write.
+    fn output(&self, label: &str, bytes: u64) -> Pooled {
+        self.pool.take(
+            &self.device,
+            label,
+            wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            bytes.max(4),
+        )
+    }
+
+    /// A pooled uniform buffer holding `data`.
+    fn uniform<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> Pooled {
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        let buffer = self.pool.take(
+            &self.device,
+            label,
+            wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            bytes.len().max(16) as u64,
+        );
+        self.queue.write_buffer(&buffer, 0, bytes);
+        buffer
+    }
+
+    /// Timestamp queries for one compute pass, when the adapter has them.
+    fn stamp(&self) -> Option<Stamp> {
+        self.timestamp_period?;
+        let query_set = self.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("pass time"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 2,
         });
-        let params = d.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("params"),
-            size: PARAM_STRIDE * PARAMS_PER_SUBMIT as u64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let bind = d.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("gibbs"),
-            layout: &self.layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &params,
-                        offset: 0,
-                        size: wgpu::BufferSize::new(48),
-                    }),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: order.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: info.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 3,
-                    resource: adj.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 4,
-                    resource: tables.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 5,
-                    resource: state.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 6,
-                    resource: draws.as_entire_binding(),
-                },
-            ],
-        });
-        // Every dispatch in order: (pipeline is record?, params).
-        let total_sweeps = schedule.warmup + schedule.samples * schedule.steps_per_sample;
-        let mut dispatches: Vec<(bool, [u32; 12])> = Vec::new();
-        let mut sample_index = 0u32;
-        let seed_words = [seed as u32, (seed >> 32) as u32];
-        let flush = |dispatches: &mut Vec<(bool, [u32; 12])>| {
-            if dispatches.is_empty() {
-                return;
-            }
-            let mut bytes = vec![0u8; dispatches.len() * PARAM_STRIDE as usize];
-            for (i, (_, p)) in dispatches.iter().enumerate() {
-                let at = i * PARAM_STRIDE as usize;
-                bytes[at..at + 48].copy_from_slice(bytemuck::cast_slice(p));
-            }
-            self.queue.write_buffer(&params, 0, &bytes);
-            let mut encoder = d.create_command_encoder(&Default::default());
-            {
-                let mut pass = encoder.begin_compute_pass(&Default::default());
-                for (i, (is_record, p)) in dispatches.iter().enumerate() {
-                    pass.set_pipeline(if *is_record {
-                        &self.record
-                    } else {
-                        &self.sweep
-                    });
-                    pass.set_bind_group(0, &bind, &[(i as u64 * PARAM_STRIDE) as u32]);
-                    let work = if *is_record { p[0] * p[1] } else { p[3] * p[1] };
-                    pass.dispatch_workgroups(work.div_ceil(64), 1, 1);
-                }
-            }
-            self.queue.submit([encoder.finish()]);
-            dispatches.clear();
-        };
-        for sweep in 0..total_sweeps {
-            for &(start, len) in &gp.colours {
-                if len == 0 {
-                    continue;
-                }
-                dispatches.push((
-                    false,
-                    [
-                        n as u32,
-                        chains as u32,
-                        start,
-                        len,
-                        sweep as u32,
-                        seed_words[0],
-                        seed_words[1],
-                        0,
-                        samples as u32,
-                        0,
-                        0,
-                        0,
-                    ],
-                ));
-            }
-            let done = sweep + 1;
-            if done > schedule.warmup
-                && (done - schedule.warmup).is_multiple_of(schedule.steps_per_sample)
-            {
-                dispatches.push((
-                    true,
-                    [
-                        n as u32,
-                        chains as u32,
-                        0,
-                        0,
-                        sweep as u32,
-                        seed_words[0],
-                        seed_words[1],
-                        sample_index,
-                        samples as u32,
-                        0,
-                        0,
-                        0,
-                    ],
-                ));
-                sample_index += 1;
-            }
-            if dispatches.len() + gp.colours.len() + 1 > PARAMS_PER_SUBMIT {
-                flush(&mut dispatches);
-            }
-        }
-        flush(&mut dispatches);
-        // One readback of every draw.
-        let staging = d.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size: draws_bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut encoder = d.create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(&draws, 0, &staging, 0, draws_bytes);
-        self.queue.submit([encoder.finish()]);
-        let slice = staging.slice(..);
-        slice.map_async(wgpu::MapMode::Read, |_| {});
-        d.poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| GpuError::Device(e.to_string()))?;
-        let values: Vec<i8> = {
-            let mapped = slice
-                .get_mapped_range()
-                .map_err(|e| GpuError::Device(e.to_string()))?;
-            let raw: &[u32] = bytemuck::cast_slice(&mapped);
-            raw[..draws_len]
-                .iter()
-                .enumerate()
-                .map(|(i, &s)| {
-                    if gp.is_spin[i % n] {
-                        if s == 1 { 1 } else { -1 }
-                    } else {
-                        s as i8
-                    }
-                })
-                .collect()
-        };
-        let free = gp.order.len() as u64;
-        Ok(Draws {
-            chains,
-            samples,
-            n_vars: n,
-            states: gp.states.clone(),
-            is_spin: gp.is_spin.clone(),
-            values,
-            spin_updates: free * total_sweeps * chains as u64,
-            seconds: started.elapsed().as_secs_f64(),
+        let resolve = self.pool.take(
+            &self.device,
+            "timestamps",
+            wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            16,
+        );
+        let read = self.pool.take(
+            &self.device,
+            "timestamps readback",
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            16,
+        );
+        Some(Stamp {
+            query_set,
+            resolve,
+            read,
         })
+    }
+
+    /// Submits `encoder` (whose one compute pass wrote `stamp`), copies
+    /// `bytes` of `output` from `offset` back, waits, and returns them with
+    /// the time the work took. Errors inside are typed, never panics.
+    fn finish(
+        &self,
+        mut encoder: wgpu::CommandEncoder,
+        stamp: Option<Stamp>,
+        output: Option<(&wgpu::Buffer, u64, u64)>,
+        started: Instant,
+    ) -> Result<(Vec<u8>, GpuTime), GpuError> {
+        let staging = output.map(|(buffer, offset, bytes)| {
+            let staging = self.pool.take(
+                &self.device,
+                "readback",
+                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                bytes.max(4),
+            );
+            if bytes > 0 {
+                encoder.copy_buffer_to_buffer(buffer, offset, &staging, 0, bytes);
+            }
+            (staging, bytes)
+        });
+        if let Some(s) = &stamp {
+            encoder.resolve_query_set(&s.query_set, 0..2, &s.resolve, 0);
+            encoder.copy_buffer_to_buffer(&s.resolve, 0, &s.read, 0, 16);
+        }
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        self.queue.submit([encoder.finish()]);
+        if let Some(e) = pollster::block_on(oom.pop()) {
+            drop(pollster::block_on(scope.pop()));
+            return Err(GpuError::Device(e.to_string()));
+        }
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(GpuError::Device(e.to_string()));
+        }
+        if let Some(e) = self.uncaptured.lock().ok().and_then(|mut slot| slot.take()) {
+            return Err(GpuError::Device(e));
+        }
+        let bytes = match staging {
+            Some((staging, bytes)) => read_back(&self.device, staging, bytes)?,
+            None => {
+                self.device
+                    .poll(wgpu::PollType::wait_indefinitely())
+                    .map_err(|e| GpuError::Device(e.to_string()))?;
+                Vec::new()
+            }
+        };
+        let wall_seconds = started.elapsed().as_secs_f64();
+        let busy_seconds = match (stamp, self.timestamp_period) {
+            (Some(s), Some(period)) => {
+                let ticks = read_back(&self.device, s.read, 16)?;
+                let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&ticks);
+                let seconds = ticks[1].wrapping_sub(ticks[0]) as f64 * period * 1e-9;
+                // A wrapped or unsupported counter reads as nonsense: the
+                // wall time is then the honest bound.
+                if seconds > 0.0 && seconds <= wall_seconds {
+                    seconds
+                } else {
+                    wall_seconds
+                }
+            }
+            _ => wall_seconds,
+        };
+        Ok((
+            bytes,
+            GpuTime {
+                wall_seconds,
+                busy_seconds,
+            },
+        ))
+    }
+}
+
+/// Timestamp queries written at the start and end of one compute pass.
+struct Stamp {
+    query_set: wgpu::QuerySet,
+    resolve: Pooled,
+    read: Pooled,
+}
+
+impl Stamp {
+    fn writes(&self) -> wgpu::ComputePassTimestampWrites<'_> {
+        wgpu::ComputePassTimestampWrites {
+            query_set: &self.query_set,
+            beginning_of_pass_write_index: Some(0),
+            end_of_pass_write_index: Some(1),
+        }
+    }
+}
+
+/// Maps a `MAP_READ` buffer, copies its first `bytes` out and unmaps it.
+/// A buffer whose mapping failed is not returned to the pool.
+fn read_back(device: &wgpu::Device, staging: Pooled, bytes: u64) -> Result<Vec<u8>, GpuError> {
+    if bytes == 0 {
+        return Ok(Vec::new());
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    staging
+        .slice(..bytes)
+        .map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+    device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| GpuError::Device(e.to_string()))?;
+    match rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            staging.discard();
+            return Err(GpuError::Device(format!("reading results back: {e}")));
+        }
+        Err(_) => {
+            staging.discard();
+            return Err(GpuError::Device("the readback never completed".into()));
+        }
+    }
+    let out = {
+        let view = staging
+            .slice(..bytes)
+            .get_mapped_range()
+            .map_err(|e| GpuError::Device(e.to_string()))?;
+        view.to_vec()
+    };
+    staging.unmap();
+    Ok(out)
+}
+
+/// A 2-D dispatch covering `groups` workgroups (one dimension holds at most
+/// 65 535); kernels rebuild the flat index from `num_workgroups`.
+fn grid(groups: u32) -> (u32, u32) {
+    const MAX: u32 = 65_535;
+    if groups <= MAX {
+        (groups.max(1), 1)
+    } else {
+        (MAX, groups.div_ceil(MAX))
     }
 }

@@ -460,25 +460,38 @@ fn bench_gpu(sizes: &[usize], chains: u64, json: bool) -> Result<ExitCode> {
         gpu.info.name, gpu.info.backend, gpu.info.device_type
     );
     let mut rows = Vec::new();
-    for &side in sizes {
-        let schedule = |sweeps: u64| Schedule {
-            warmup: sweeps,
-            samples: 1,
-            steps_per_sample: 1,
-            chains,
-        };
+    let schedule = |sweeps: u64| Schedule {
+        warmup: sweeps,
+        samples: 1,
+        steps_per_sample: 1,
+        chains,
+    };
+    // Lattices of each size, then a sparse degree-16 graph as large as the
+    // largest lattice (the shape the GPU target is stated for).
+    type Make = Box<dyn Fn(Schedule) -> EProgram>;
+    let mut workloads: Vec<(String, Make)> = sizes
+        .iter()
+        .map(|&side| {
+            let make: Make = Box::new(move |s| pm_j_lattice(side, 0.5, 0.1, 1, s));
+            (format!("{side}x{side} lattice"), make)
+        })
+        .collect();
+    if let Some(&side) = sizes.iter().max() {
+        let n = side * side;
+        let make: Make = Box::new(move |s| thermoroute::workloads::sparse_pm_j(n, 16, 0.3, 1, s));
+        workloads.push((format!("{n}-spin sparse graph, degree 16"), make));
+    }
+    for (name, make) in &workloads {
         // A short run sizes the measured one to about two seconds.
-        let probe = pm_j_lattice(side, 0.5, 0.1, 1, schedule(10));
         let t = std::time::Instant::now();
-        gpu.sample(&probe, 1)?;
+        gpu.sample(&make(schedule(10)), 1)?;
         let per_sweep = t.elapsed().as_secs_f64() / 11.0;
         let sweeps = ((2.0 / per_sweep) as u64).clamp(20, 100_000);
-        let program = pm_j_lattice(side, 0.5, 0.1, 1, schedule(sweeps));
-        let draws = gpu.sample(&program, 2)?;
+        let draws = gpu.sample(&make(schedule(sweeps)), 2)?;
         let rate = draws.spin_updates as f64 / draws.seconds;
         if !json {
             println!(
-                "{side}x{side} lattice, {chains} chains, {} sweeps: {:.1} M updates/s ({:.3} flips/ns)",
+                "{name}, {chains} chains, {} sweeps: {:.1} M updates/s ({:.3} flips/ns)",
                 sweeps + 1,
                 rate / 1e6,
                 rate / 1e9
@@ -487,7 +500,7 @@ fn bench_gpu(sizes: &[usize], chains: u64, json: bool) -> Result<ExitCode> {
         rows.push(serde_json::json!({
             "adapter": gpu.info.name,
             "backend": gpu.info.backend,
-            "side": side,
+            "workload": name,
             "chains": chains,
             "sweeps": sweeps + 1,
             "updates_per_s": rate,

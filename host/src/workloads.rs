@@ -63,3 +63,48 @@ pub fn pm_j_lattice(
         clamp: Default::default(),
     }
 }
+
+/// A sparse random ±J model: `n` spins, each coupled to about `degree`
+/// random others (edges drawn `n * degree / 2` times, duplicates and self
+/// loops dropped), the benchmark shape of "sparse graphs of degree ≤ 16".
+pub fn sparse_pm_j(
+    n: usize,
+    degree: usize,
+    coupling: f64,
+    seed: u64,
+    schedule: Schedule,
+) -> EProgram {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut seen = std::collections::BTreeSet::new();
+    let mut edges = Vec::with_capacity(n * degree / 2);
+    for _ in 0..n * degree / 2 {
+        let (i, j) = (rng.random_range(0..n), rng.random_range(0..n));
+        if i != j && seen.insert((i.min(j), i.max(j))) {
+            edges.push([i, j]);
+        }
+    }
+    let weights = edges
+        .iter()
+        .map(|_| {
+            if rng.random::<bool>() {
+                coupling
+            } else {
+                -coupling
+            }
+        })
+        .collect();
+    EProgram {
+        ising: Some(Ising {
+            n,
+            biases: vec![0.0; n],
+            edges,
+            weights,
+        }),
+        categorical: Vec::new(),
+        factors: Vec::new(),
+        constraints: Vec::new(),
+        beta: 1.0,
+        schedule,
+        clamp: Default::default(),
+    }
+}

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::backends::tsu::{TsuDriver, tsu_draws};
 use crate::diagnostics::diagnose;
 use crate::hardware::Hardware;
-use crate::model::eprogram::{EProgram, Ising, Schedule};
+use crate::model::eprogram::{EProgram, Schedule};
 use crate::sampler::exact::exact_marginals;
 use crate::sampler::{Draws, SampleOptions, sample};
 
@@ -75,25 +75,17 @@ pub fn suite_program(index: u64, n: usize) -> EProgram {
     }
     let weights = edges.iter().map(|_| rng.random_range(-0.8..0.8)).collect();
     let biases = (0..n).map(|_| rng.random_range(-0.5..0.5)).collect();
-    EProgram {
-        ising: Some(Ising {
-            n,
-            biases,
-            edges,
-            weights,
-        }),
-        categorical: Vec::new(),
-        factors: Vec::new(),
-        constraints: Vec::new(),
-        beta: 1.0,
-        schedule: Schedule {
+    EProgram::spins(
+        biases,
+        edges,
+        weights,
+        Schedule {
             warmup: 200,
             samples: 4000,
             steps_per_sample: 1,
             chains: 4,
         },
-        clamp: Default::default(),
-    }
+    )
 }
 
 /// Largest |marginal - exact| and the expected Monte Carlo error there.

@@ -3,7 +3,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::model::eprogram::{EProgram, Ising, Schedule};
+use crate::model::eprogram::{EProgram, Schedule};
 
 /// A periodic `side x side` lattice with ±J couplings (each ±`coupling` with
 /// probability 1/2) and biases uniform in [-`bias`, `bias`).
@@ -29,16 +29,7 @@ pub fn pm_j_lattice(
         let mut seen = std::collections::BTreeSet::new();
         edges.retain(|&[i, j]| i != j && seen.insert((i.min(j), i.max(j))));
     }
-    let weights = edges
-        .iter()
-        .map(|_| {
-            if rng.random::<bool>() {
-                coupling
-            } else {
-                -coupling
-            }
-        })
-        .collect();
+    let weights = pm_j_weights(&mut rng, edges.len(), coupling);
     let biases = (0..n)
         .map(|_| {
             if bias > 0.0 {
@@ -48,20 +39,7 @@ pub fn pm_j_lattice(
             }
         })
         .collect();
-    EProgram {
-        ising: Some(Ising {
-            n,
-            biases,
-            edges,
-            weights,
-        }),
-        categorical: Vec::new(),
-        factors: Vec::new(),
-        constraints: Vec::new(),
-        beta: 1.0,
-        schedule,
-        clamp: Default::default(),
-    }
+    EProgram::spins(biases, edges, weights, schedule)
 }
 
 /// A sparse random ±J model: `n` spins, each coupled to about `degree`
@@ -83,8 +61,13 @@ pub fn sparse_pm_j(
             edges.push([i, j]);
         }
     }
-    let weights = edges
-        .iter()
+    let weights = pm_j_weights(&mut rng, edges.len(), coupling);
+    EProgram::spins(vec![0.0; n], edges, weights, schedule)
+}
+
+/// `count` couplings, each ±`coupling` with probability 1/2.
+fn pm_j_weights(rng: &mut ChaCha8Rng, count: usize, coupling: f64) -> Vec<f64> {
+    (0..count)
         .map(|_| {
             if rng.random::<bool>() {
                 coupling
@@ -92,19 +75,5 @@ pub fn sparse_pm_j(
                 -coupling
             }
         })
-        .collect();
-    EProgram {
-        ising: Some(Ising {
-            n,
-            biases: vec![0.0; n],
-            edges,
-            weights,
-        }),
-        categorical: Vec::new(),
-        factors: Vec::new(),
-        constraints: Vec::new(),
-        beta: 1.0,
-        schedule,
-        clamp: Default::default(),
-    }
+        .collect()
 }

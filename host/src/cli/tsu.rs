@@ -323,25 +323,17 @@ fn grid_program(
     }
     let weights = edges.iter().map(|_| rng.random_range(-0.5..0.5)).collect();
     let biases = (0..n).map(|_| rng.random_range(-0.3..0.3)).collect();
-    EProgram {
-        ising: Some(thermoroute::model::eprogram::Ising {
-            n,
-            biases,
-            edges,
-            weights,
-        }),
-        categorical: Vec::new(),
-        factors: Vec::new(),
-        constraints: Vec::new(),
-        beta: 1.0,
-        schedule: thermoroute::model::eprogram::Schedule {
+    EProgram::spins(
+        biases,
+        edges,
+        weights,
+        thermoroute::model::eprogram::Schedule {
             warmup: sweeps - 1,
             samples: 1,
             steps_per_sample: 1,
             chains,
         },
-        clamp: Default::default(),
-    }
+    )
 }
 
 /// Simulator speed (simulated cell updates per second of host time) on a

@@ -187,6 +187,29 @@ pub struct Infeasible {
 }
 
 impl EProgram {
+    /// A program over spins only, at inverse temperature 1, nothing clamped.
+    pub fn spins(
+        biases: Vec<f64>,
+        edges: Vec<[usize; 2]>,
+        weights: Vec<f64>,
+        schedule: Schedule,
+    ) -> EProgram {
+        EProgram {
+            ising: Some(Ising {
+                n: biases.len(),
+                biases,
+                edges,
+                weights,
+            }),
+            categorical: Vec::new(),
+            factors: Vec::new(),
+            constraints: Vec::new(),
+            beta: 1.0,
+            schedule,
+            clamp: Default::default(),
+        }
+    }
+
     /// Reads and validates an EProgram file.
     pub fn load(file: &Path) -> Result<Self, ModelError> {
         let text = read_file(file)?;

@@ -11,8 +11,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 use thermoroute::backends::gpu::{GpuBackend, GpuDevice, GpuError, GpuSampling};
-use thermoroute::backends::{Backend, CpuBackend};
-use thermoroute::engine::{EngineConfig, Mode};
+use thermoroute::backends::{Backend, CpuBackend, SamplingTask};
+use thermoroute::engine::{EngineConfig, Mode, RunReport};
 use thermoroute::exec::Value;
 use thermoroute::hardware::Hardware;
 use thermoroute::model::Graph;
@@ -431,28 +431,31 @@ fn gpu_pipeline() -> Graph {
     }))
 }
 
-fn gpu_hardware(adapter: &str) -> Hardware {
-    Hardware::from_toml(
+/// Runs [`gpu_pipeline`] once in execute mode on a machine with no TSU and
+/// the GPU adapter `adapter` names, tracing to `trace`.
+fn execute_pipeline(adapter: &str, trace: &Path) -> RunReport {
+    let hw = Hardware::from_toml(
         Path::new("hw.toml"),
         &format!("[tsu]\ncount = 0\n[gpu]\nadapter = \"{adapter}\"\nactive_w = 250.0\n"),
     )
-    .unwrap()
+    .unwrap();
+    thermoroute_tests::run_engine(
+        vec![gpu_pipeline()],
+        hw,
+        EngineConfig {
+            mode: Mode::Execute,
+            trace: Some(trace.to_path_buf()),
+            threads: Some(1),
+            ..Default::default()
+        },
+    )
 }
 
 #[test]
 fn the_engine_runs_nodes_on_the_gpu_and_charges_its_busy_energy() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("gpu.jsonl");
-    let report = thermoroute_tests::run_engine(
-        vec![gpu_pipeline()],
-        gpu_hardware("auto"),
-        EngineConfig {
-            mode: Mode::Execute,
-            trace: Some(trace.clone()),
-            threads: Some(1),
-            ..Default::default()
-        },
-    );
+    let report = execute_pipeline("auto", &trace);
     let job = &report.jobs[0];
     let node = |id: &str| job.nodes.iter().find(|n| n.id == id).unwrap();
     let events = read_trace(&trace).unwrap().events;
@@ -498,16 +501,7 @@ fn the_engine_runs_nodes_on_the_gpu_and_charges_its_busy_energy() {
 fn without_an_adapter_gpu_work_falls_back_to_the_cpu() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("none.jsonl");
-    let report = thermoroute_tests::run_engine(
-        vec![gpu_pipeline()],
-        gpu_hardware("none"),
-        EngineConfig {
-            mode: Mode::Execute,
-            trace: Some(trace.clone()),
-            threads: Some(1),
-            ..Default::default()
-        },
-    );
+    let report = execute_pipeline("none", &trace);
     let job = &report.jobs[0];
     assert_eq!(job.status, thermoroute::exec::JobStatus::Completed);
     let node = |id: &str| job.nodes.iter().find(|n| n.id == id).unwrap();

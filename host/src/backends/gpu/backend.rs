@@ -9,12 +9,12 @@ use ndarray::{ArrayD, IxDyn};
 
 use super::{AdapterInfo, Binary, GpuDevice, GpuError, GpuSampling, GpuTime, Reduce, Unary};
 use crate::backends::cpu::{self, KernelError};
-use crate::backends::{Backend, BackendError, SamplingTask, SliceCost};
+use crate::backends::{Backend, BackendError, SamplingTask};
 use crate::exec::{self, NodeResult, Value};
 use crate::model::graph::{NodeKind, TensorOp, TensorSpec};
 use crate::model::{EProgram, Graph};
 use crate::policy::Target;
-use crate::sampler::{Draws, SampleError};
+use crate::sampler::SampleError;
 
 /// The GPU as the engine sees it: the `gpu` and `gpu-sim` targets.
 #[derive(Debug)]
@@ -55,7 +55,7 @@ impl GpuBackend {
 
 /// No device is `Unavailable`; anything else the GPU cannot do here is a
 /// failure of this attempt, and the engine routes the node elsewhere.
-fn backend_error(e: GpuError) -> BackendError {
+pub(super) fn backend_error(e: GpuError) -> BackendError {
     match e {
         GpuError::Unavailable(_) => BackendError::Unavailable(e.to_string()),
         _ => BackendError::Failed(e.to_string()),
@@ -233,60 +233,6 @@ impl Backend for GpuBackend {
         }
         let gpu = self.device.clone().map_err(backend_error)?;
         let run = GpuSampling::new(gpu, program, seed).map_err(backend_error)?;
-        Ok(Ok(Box::new(GpuTask {
-            run,
-            active_w: self.active_w,
-        })))
-    }
-}
-
-/// A sampling node on the GPU.
-struct GpuTask {
-    run: GpuSampling,
-    active_w: f64,
-}
-
-impl SamplingTask for GpuTask {
-    fn advance(&mut self, sweeps: u64) -> Result<SliceCost, BackendError> {
-        let time = self.run.advance(sweeps).map_err(backend_error)?;
-        Ok(SliceCost {
-            seconds: time.wall_seconds,
-            device_seconds: None,
-            cycles: None,
-            energy_j: Some(self.active_w * time.busy_seconds),
-        })
-    }
-
-    fn sweeps_done(&self) -> u64 {
-        self.run.sweeps_done()
-    }
-
-    fn total_sweeps(&self) -> u64 {
-        self.run.total_sweeps()
-    }
-
-    fn samples_done(&self) -> usize {
-        self.run.samples_done()
-    }
-
-    fn total_samples(&self) -> usize {
-        self.run.total_samples()
-    }
-
-    fn is_done(&self) -> bool {
-        self.run.is_done()
-    }
-
-    fn draws(&self) -> Draws {
-        self.run.draws()
-    }
-
-    fn provenance(&self) -> Vec<(&'static str, String)> {
-        let info = self.run.adapter();
-        vec![
-            ("adapter", info.name.clone()),
-            ("adapter_backend", info.backend.clone()),
-            ("gpu_timing", info.timing.clone()),
-        ]
+        Ok(Ok(Box::new(run.with_active_power(self.active_w))))
     }
 }

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::elementwise::zero_time;
-use super::{GpuDevice, GpuError, GpuTime};
+use super::{Binding, GpuDevice, GpuError, GpuTime, bind_all, pipelines};
 use crate::backends::cpu::materialise;
 use crate::model::graph::{Activation, NnSpec};
 
@@ -16,44 +16,19 @@ pub(super) struct DensePipeline {
 
 impl DensePipeline {
     pub(super) fn new(device: &wgpu::Device) -> DensePipeline {
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("dense"),
-            source: wgpu::ShaderSource::Wgsl(include_str!("dense.wgsl").into()),
-        });
-        let entry = |binding: u32, ty: wgpu::BufferBindingType| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty,
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        };
-        let read = wgpu::BufferBindingType::Storage { read_only: true };
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("dense"),
-            entries: &[
-                entry(0, wgpu::BufferBindingType::Uniform),
-                entry(1, read),
-                entry(2, read),
-                entry(3, read),
-                entry(4, wgpu::BufferBindingType::Storage { read_only: false }),
+        let (layout, [pipeline]) = pipelines(
+            device,
+            "dense",
+            include_str!("dense.wgsl"),
+            &[
+                Binding::Uniform { dynamic: false },
+                Binding::Read,
+                Binding::Read,
+                Binding::Read,
+                Binding::Write,
             ],
-        });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("dense"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some("dense"),
-            layout: Some(&pipeline_layout),
-            module: &module,
-            entry_point: Some("dense"),
-            compilation_options: Default::default(),
-            cache: None,
-        });
+            ["dense"],
+        );
         DensePipeline { layout, pipeline }
     }
 }
@@ -110,15 +85,12 @@ impl GpuDevice {
         );
         let bytes = (m * n * 4) as u64;
         let c = self.output("c", bytes);
-        let buffers: [&wgpu::Buffer; 5] = [&dims, &a_buf, &b_buf, &bias_buf, &c];
-        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("dense"),
-            layout: &self.dense.layout,
-            entries: &[0, 1, 2, 3, 4].map(|i| wgpu::BindGroupEntry {
-                binding: i,
-                resource: buffers[i as usize].as_entire_binding(),
-            }),
-        });
+        let bind = bind_all(
+            &self.device,
+            "dense",
+            &self.dense.layout,
+            &[&dims, &a_buf, &b_buf, &bias_buf, &c],
+        );
         let (x, y) = ((n as u32).div_ceil(16), (m as u32).div_ceil(16));
         if x > 65_535 || y > 65_535 {
             return Err(GpuError::Unsupported(format!(

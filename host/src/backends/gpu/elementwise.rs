@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::{GpuDevice, GpuError, GpuTime, grid};
+use super::{Binding, GpuDevice, GpuError, GpuTime, bind_all, grid, pipelines};
 
 /// Threads per workgroup in `elementwise.wgsl`.
 const WG: u32 = 256;
@@ -39,49 +39,22 @@ pub(super) struct ElementwisePipelines {
 
 impl ElementwisePipelines {
     pub(super) fn new(device: &wgpu::Device) -> ElementwisePipelines {
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("elementwise"),
-            source: wgpu::ShaderSource::Wgsl(include_str!("elementwise.wgsl").into()),
-        });
-        let entry = |binding: u32, ty: wgpu::BufferBindingType| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty,
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        };
-        let read = wgpu::BufferBindingType::Storage { read_only: true };
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("elementwise"),
-            entries: &[
-                entry(0, wgpu::BufferBindingType::Uniform),
-                entry(1, read),
-                entry(2, read),
-                entry(3, wgpu::BufferBindingType::Storage { read_only: false }),
+        let (layout, [map, reduce]) = pipelines(
+            device,
+            "elementwise",
+            include_str!("elementwise.wgsl"),
+            &[
+                Binding::Uniform { dynamic: false },
+                Binding::Read,
+                Binding::Read,
+                Binding::Write,
             ],
-        });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("elementwise"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let pipeline = |entry_point: &str| {
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry_point),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some(entry_point),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        };
+            ["map", "reduce"],
+        );
         ElementwisePipelines {
-            map: pipeline("map"),
-            reduce: pipeline("reduce"),
             layout,
+            map,
+            reduce,
         }
     }
 }
@@ -200,14 +173,12 @@ impl GpuDevice {
         (out, bytes): (&wgpu::Buffer, u64),
         started: Instant,
     ) -> Result<(Vec<f32>, GpuTime), GpuError> {
-        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("elementwise"),
-            layout: &self.elementwise.layout,
-            entries: &[0, 1, 2, 3].map(|i| wgpu::BindGroupEntry {
-                binding: i,
-                resource: buffers[i as usize].as_entire_binding(),
-            }),
-        });
+        let bind = bind_all(
+            &self.device,
+            "elementwise",
+            &self.elementwise.layout,
+            &buffers,
+        );
         let stamp = self.stamp();
         let mut encoder = self.device.create_command_encoder(&Default::default());
         {

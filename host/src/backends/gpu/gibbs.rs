@@ -9,8 +9,10 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::backend::backend_error;
 use super::pool::Pooled;
-use super::{GpuDevice, GpuError, GpuTime, MAX_STATES};
+use super::{Binding, GpuDevice, GpuError, GpuTime, MAX_STATES, pipelines};
+use crate::backends::{BackendError, SamplingTask, SliceCost};
 use crate::model::EProgram;
 use crate::model::eprogram::VarKind;
 use crate::sampler::Draws;
@@ -33,54 +35,25 @@ pub(super) struct GibbsPipelines {
 
 impl GibbsPipelines {
     pub(super) fn new(device: &wgpu::Device) -> GibbsPipelines {
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("gibbs"),
-            source: wgpu::ShaderSource::Wgsl(include_str!("gibbs.wgsl").into()),
-        });
-        let entry =
-            |binding: u32, ty: wgpu::BufferBindingType, dynamic: bool| wgpu::BindGroupLayoutEntry {
-                binding,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
-                    ty,
-                    has_dynamic_offset: dynamic,
-                    min_binding_size: None,
-                },
-                count: None,
-            };
-        let read = wgpu::BufferBindingType::Storage { read_only: true };
-        let write = wgpu::BufferBindingType::Storage { read_only: false };
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("gibbs"),
-            entries: &[
-                entry(0, wgpu::BufferBindingType::Uniform, true),
-                entry(1, read, false),
-                entry(2, read, false),
-                entry(3, read, false),
-                entry(4, read, false),
-                entry(5, write, false),
-                entry(6, write, false),
+        let (layout, [sweep, record]) = pipelines(
+            device,
+            "gibbs",
+            include_str!("gibbs.wgsl"),
+            &[
+                Binding::Uniform { dynamic: true },
+                Binding::Read,
+                Binding::Read,
+                Binding::Read,
+                Binding::Read,
+                Binding::Write,
+                Binding::Write,
             ],
-        });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("gibbs"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let pipeline = |entry_point: &str| {
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry_point),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some(entry_point),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        };
+            ["sweep_color", "record"],
+        );
         GibbsPipelines {
-            sweep: pipeline("sweep_color"),
-            record: pipeline("record"),
             layout,
+            sweep,
+            record,
         }
     }
 }
@@ -388,6 +361,8 @@ pub struct GpuSampling {
     host_draws: Vec<u8>,
     /// Time spent on the device so far.
     time: GpuTime,
+    /// Watts while busy, for each slice's energy.
+    active_w: f64,
 }
 
 impl std::fmt::Debug for GpuSampling {
@@ -462,28 +437,9 @@ impl GpuSampling {
                 wall_seconds: 0.0,
                 busy_seconds: 0.0,
             },
+            active_w: 0.0,
             program: gp,
         })
-    }
-
-    pub fn sweeps_done(&self) -> u64 {
-        self.sweeps_done
-    }
-
-    pub fn total_sweeps(&self) -> u64 {
-        self.total_sweeps
-    }
-
-    pub fn samples_done(&self) -> usize {
-        self.samples_done
-    }
-
-    pub fn total_samples(&self) -> usize {
-        self.samples
-    }
-
-    pub fn is_done(&self) -> bool {
-        self.sweeps_done >= self.total_sweeps
     }
 
     /// Device time spent so far.
@@ -491,13 +447,15 @@ impl GpuSampling {
         self.time
     }
 
-    /// The adapter running this.
-    pub fn adapter(&self) -> &super::AdapterInfo {
-        &self.gpu.info
+    /// Sets the power the device draws while busy, so that each slice
+    /// reports its energy (power × busy time).
+    pub fn with_active_power(mut self, watts: f64) -> Self {
+        self.active_w = watts;
+        self
     }
 
     /// Runs up to `sweeps` more sweeps of every chain and waits for them.
-    pub fn advance(&mut self, sweeps: u64) -> Result<GpuTime, GpuError> {
+    pub fn run_sweeps(&mut self, sweeps: u64) -> Result<GpuTime, GpuError> {
         let end = (self.sweeps_done + sweeps).min(self.total_sweeps);
         let n = self.program.n_units as u32;
         let chains = self.chains as u32;
@@ -637,9 +595,37 @@ impl GpuSampling {
         );
         Ok(time)
     }
+}
+
+impl SamplingTask for GpuSampling {
+    fn advance(&mut self, sweeps: u64) -> Result<SliceCost, BackendError> {
+        let time = self.run_sweeps(sweeps).map_err(backend_error)?;
+        Ok(SliceCost {
+            seconds: time.wall_seconds,
+            device_seconds: None,
+            cycles: None,
+            energy_j: Some(self.active_w * time.busy_seconds),
+        })
+    }
+
+    fn sweeps_done(&self) -> u64 {
+        self.sweeps_done
+    }
+
+    fn total_sweeps(&self) -> u64 {
+        self.total_sweeps
+    }
+
+    fn samples_done(&self) -> usize {
+        self.samples_done
+    }
+
+    fn total_samples(&self) -> usize {
+        self.samples
+    }
 
     /// The draws recorded so far (every requested sample once done).
-    pub fn draws(&self) -> Draws {
+    fn draws(&self) -> Draws {
         let gp = &self.program;
         let (n, units) = (gp.n_vars, gp.n_units);
         let done = self.samples_done;
@@ -667,6 +653,15 @@ impl GpuSampling {
             seconds: self.time.wall_seconds,
         }
     }
+
+    fn provenance(&self) -> Vec<(&'static str, String)> {
+        let info = &self.gpu.info;
+        vec![
+            ("adapter", info.name.clone()),
+            ("adapter_backend", info.backend.clone()),
+            ("gpu_timing", info.timing.clone()),
+        ]
+    }
 }
 
 /// Sweeps per submission when a whole run is sampled in one call.
@@ -678,7 +673,7 @@ impl GpuDevice {
     pub fn sample(self: &Arc<Self>, program: &EProgram, seed: u64) -> Result<Draws, GpuError> {
         let mut run = GpuSampling::new(self.clone(), program, seed)?;
         while !run.is_done() {
-            run.advance(SWEEPS_PER_CALL)?;
+            run.run_sweeps(SWEEPS_PER_CALL)?;
         }
         Ok(run.draws())
     }

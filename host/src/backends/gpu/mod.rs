@@ -439,6 +439,95 @@ fn read_back(device: &wgpu::Device, staging: Pooled, bytes: u64) -> Result<Vec<u
     Ok(out)
 }
 
+/// How a kernel reads one binding.
+#[derive(Clone, Copy)]
+enum Binding {
+    /// Parameters, at a fixed offset or a dynamic one per dispatch.
+    Uniform {
+        dynamic: bool,
+    },
+    Read,
+    Write,
+}
+
+/// Compiles `source` and builds one bind group layout (bindings numbered
+/// from 0 in `bindings` order) and a compute pipeline per entry point.
+fn pipelines<const N: usize>(
+    device: &wgpu::Device,
+    label: &str,
+    source: &str,
+    bindings: &[Binding],
+    entry_points: [&str; N],
+) -> (wgpu::BindGroupLayout, [wgpu::ComputePipeline; N]) {
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(label),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    });
+    let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let (ty, has_dynamic_offset) = match *b {
+                Binding::Uniform { dynamic } => (wgpu::BufferBindingType::Uniform, dynamic),
+                Binding::Read => (wgpu::BufferBindingType::Storage { read_only: true }, false),
+                Binding::Write => (wgpu::BufferBindingType::Storage { read_only: false }, false),
+            };
+            wgpu::BindGroupLayoutEntry {
+                binding: i as u32,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty,
+                    has_dynamic_offset,
+                    min_binding_size: None,
+                },
+                count: None,
+            }
+        })
+        .collect();
+    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(label),
+        entries: &entries,
+    });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(label),
+        bind_group_layouts: &[Some(&layout)],
+        immediate_size: 0,
+    });
+    let built = entry_points.map(|entry_point| {
+        device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry_point),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some(entry_point),
+            compilation_options: Default::default(),
+            cache: None,
+        })
+    });
+    (layout, built)
+}
+
+/// A bind group over whole buffers, numbered in order.
+fn bind_all(
+    device: &wgpu::Device,
+    label: &str,
+    layout: &wgpu::BindGroupLayout,
+    buffers: &[&wgpu::Buffer],
+) -> wgpu::BindGroup {
+    let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: b.as_entire_binding(),
+        })
+        .collect();
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout,
+        entries: &entries,
+    })
+}
+
 /// A 2-D dispatch covering `groups` workgroups (one dimension holds at most
 /// 65 535); kernels rebuild the flat index from `num_workgroups`.
 fn grid(groups: u32) -> (u32, u32) {

@@ -209,6 +209,9 @@ pub struct TsuRun {
     seed: u64,
     chains: usize,
     current: Batch,
+    /// The block kernel's view of the couplings, when the image has runs of
+    /// identically shaped cells (a grid's interior).
+    runs: Option<Arc<Runs>>,
     /// The device batch running, and its sweeps so far.
     batch: usize,
     device_sweeps: u64,
@@ -262,6 +265,7 @@ impl TsuRun {
         let current = start_batch(&image, seed, 0, group, chains);
         TsuRun {
             comparator: Comparator::new(&image),
+            runs: Runs::build(&image).map(Arc::new),
             chip: chip.clone(),
             faults,
             noise,
@@ -281,6 +285,18 @@ impl TsuRun {
 
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// Runs every cell through the per-cell kernel, never the block kernel
+    /// (which must give the same draws: tests compare the two).
+    pub fn without_block_kernel(mut self) -> Self {
+        self.runs = None;
+        self
+    }
+
+    /// Whether some cells go through the block kernel.
+    pub fn uses_block_kernel(&self) -> bool {
+        self.runs.is_some()
     }
 
     pub fn image(&self) -> &TsuImage {
@@ -377,6 +393,7 @@ impl TsuRun {
                     &self.comparator,
                     self.noise,
                     &self.stuck,
+                    self.runs.as_deref(),
                     drift,
                     &mut self.current,
                     k,
@@ -580,6 +597,7 @@ fn run_batch(
     comparator: &Comparator,
     noise: Noise,
     stuck: &[(u32, i8)],
+    runs: Option<&Runs>,
     drift: Drift,
     b: &mut Batch,
     sweeps: u64,
@@ -593,10 +611,10 @@ fn run_batch(
         let drift_lsb = (drift.start_lsb + j as f64 * drift.per_sweep_lsb).round() as i32;
         for &(lo, hi) in &image.colours {
             match degree {
-                Some(4) => phase::<4>(image, comparator, noise, drift_lsb, b, lo, hi),
-                Some(8) => phase::<8>(image, comparator, noise, drift_lsb, b, lo, hi),
-                Some(16) => phase::<16>(image, comparator, noise, drift_lsb, b, lo, hi),
-                _ => phase::<0>(image, comparator, noise, drift_lsb, b, lo, hi),
+                Some(4) => phase::<4>(image, comparator, runs, noise, drift_lsb, b, lo, hi),
+                Some(8) => phase::<8>(image, comparator, runs, noise, drift_lsb, b, lo, hi),
+                Some(16) => phase::<16>(image, comparator, runs, noise, drift_lsb, b, lo, hi),
+                _ => phase::<0>(image, comparator, None, noise, drift_lsb, b, lo, hi),
             }
             for &(slot, state) in stuck {
                 let base = slot as usize * lanes;
@@ -628,6 +646,7 @@ const CHUNK: usize = 1024;
 fn phase<const D: usize>(
     image: &TsuImage,
     comparator: &Comparator,
+    runs: Option<&Runs>,
     noise: Noise,
     drift_lsb: i32,
     b: &mut Batch,
@@ -650,11 +669,15 @@ fn phase<const D: usize>(
         keys,
         sweep,
     };
-    let run = |start: usize, o: &mut [i8], p: &mut [u32]| match lanes {
-        1 => cells_fixed::<D, 1>(&ctx, start, o, p),
-        2 => cells_fixed::<D, 2>(&ctx, start, o, p),
-        4 => cells_fixed::<D, 4>(&ctx, start, o, p),
-        8 => cells_fixed::<D, 8>(&ctx, start, o, p),
+    let runs = runs.filter(|r| D > 0 && r.degree == D);
+    let run = |start: usize, o: &mut [i8], p: &mut [u32]| match (runs, lanes) {
+        (Some(r), 1) => cells_in_runs::<D, 1>(&ctx, r, start, o, p),
+        (Some(r), 2) => cells_in_runs::<D, 2>(&ctx, r, start, o, p),
+        (Some(r), 4) => cells_in_runs::<D, 4>(&ctx, r, start, o, p),
+        (_, 1) => cells_fixed::<D, 1>(&ctx, start, o, p),
+        (_, 2) => cells_fixed::<D, 2>(&ctx, start, o, p),
+        (_, 4) => cells_fixed::<D, 4>(&ctx, start, o, p),
+        (_, 8) => cells_fixed::<D, 8>(&ctx, start, o, p),
         _ => cells::<D>(&ctx, start, o, p),
     };
     if hi - lo >= 2 * CHUNK {
@@ -717,6 +740,152 @@ fn cells_fixed<const D: usize, const L: usize>(
     }
 }
 
+/// Cells the block kernel updates together.
+const BLOCK: usize = 16;
+/// Most chains the block kernel serves at once. With 8 the per-cell kernel
+/// is faster: one pass over a cell's couplings already serves 8 chains.
+const MAX_BLOCK_LANES: usize = 4;
+
+/// Runs of consecutive cells whose neighbours sit at the same slot offsets:
+/// on a grid, a row's interior, where slot `i + j` reads neighbour slots
+/// `i + j + delta[k]`. For a block of such cells every coupling `k` reads
+/// `BLOCK` consecutive spins and `BLOCK` consecutive (transposed) weights,
+/// so the fields are computed with vector arithmetic and no neighbour
+/// indices are loaded. The sums are the same integers as the per-cell
+/// kernel's, so the draws are identical.
+#[derive(Debug, Clone)]
+struct Runs {
+    degree: usize,
+    /// Per free slot: where its run ends (exclusive); 0 when its run is
+    /// shorter than a block.
+    run_end: Vec<u32>,
+    /// Per free slot: its neighbour offsets, `degree` of them, as an index
+    /// into `deltas`.
+    pattern: Vec<u32>,
+    deltas: Vec<isize>,
+    /// `weight_t[k * n_free + slot]`: the image's weights, coupling-major.
+    weight_t: Vec<i16>,
+}
+
+impl Runs {
+    fn build(image: &TsuImage) -> Option<Runs> {
+        let degree = image.uniform_degree().filter(|d| [4, 8, 16].contains(d))?;
+        let n = image.n_free;
+        let mut ids: std::collections::HashMap<Vec<isize>, u32> = Default::default();
+        let mut deltas = Vec::new();
+        let mut pattern = Vec::with_capacity(n);
+        for i in 0..n {
+            let d: Vec<isize> = image.col[i * degree..(i + 1) * degree]
+                .iter()
+                .map(|&c| c as isize - i as isize)
+                .collect();
+            let next = ids.len() as u32;
+            let id = *ids.entry(d.clone()).or_insert_with(|| {
+                deltas.extend_from_slice(&d);
+                next
+            });
+            pattern.push(id);
+        }
+        let mut run_end = vec![0u32; n];
+        let mut start = 0;
+        while start < n {
+            let mut end = start + 1;
+            while end < n && pattern[end] == pattern[start] {
+                end += 1;
+            }
+            if end - start >= BLOCK {
+                run_end[start..end].fill(end as u32);
+            }
+            start = end;
+        }
+        if run_end.iter().all(|&e| e == 0) {
+            return None;
+        }
+        let mut weight_t = vec![0i16; degree * n];
+        for i in 0..n {
+            for k in 0..degree {
+                weight_t[k * n + i] = image.weight_q[i * degree + k];
+            }
+        }
+        Some(Runs {
+            degree,
+            run_end,
+            pattern,
+            deltas,
+            weight_t,
+        })
+    }
+}
+
+/// Cells `start..` of a phase for `L` chains: whole blocks inside a run go
+/// through [`block`], the rest through [`cells_fixed`].
+#[inline(always)]
+fn cells_in_runs<const D: usize, const L: usize>(
+    ctx: &Phase<'_>,
+    runs: &Runs,
+    start: usize,
+    out: &mut [i8],
+    prev: &mut [u32],
+) {
+    let cells = out.len() / L;
+    let mut j = 0;
+    while j < cells {
+        let i = start + j;
+        if runs.run_end[i] as usize >= i + BLOCK && j + BLOCK <= cells {
+            let span = j * L..(j + BLOCK) * L;
+            block::<D, L>(ctx, runs, i, &mut out[span.clone()], &mut prev[span]);
+            j += BLOCK;
+        } else {
+            let span = j * L..(j + 1) * L;
+            cells_fixed::<D, L>(ctx, i, &mut out[span.clone()], &mut prev[span]);
+            j += 1;
+        }
+    }
+}
+
+/// `BLOCK` cells of one run, from slot `i`, for `L` chains.
+#[inline(always)]
+fn block<const D: usize, const L: usize>(
+    ctx: &Phase<'_>,
+    runs: &Runs,
+    i: usize,
+    out: &mut [i8],
+    prev: &mut [u32],
+) {
+    let n = ctx.image.n_free;
+    let deltas: &[isize; D] = runs.deltas[runs.pattern[i] as usize * D..][..D]
+        .try_into()
+        .expect("D offsets per pattern");
+    // Flat `[cell][lane]` arrays of one fixed size, so that the sums are
+    // plain element-wise loops the compiler vectorises. Spins are ±1, so
+    // `w * s` is `w` or `-w`: a sign flip instead of a multiply.
+    let m = BLOCK * L;
+    let mut acc = [0i32; BLOCK * MAX_BLOCK_LANES];
+    let mut w_lanes = [0i32; BLOCK * MAX_BLOCK_LANES];
+    for j in 0..BLOCK {
+        acc[j * L..(j + 1) * L].fill(ctx.image.bias_q[i + j] + ctx.drift_lsb);
+    }
+    for (k, &delta) in deltas.iter().enumerate() {
+        let first = (i as isize + delta) as usize;
+        let spins = &ctx.spins[first * L..first * L + m];
+        let weights = &runs.weight_t[k * n + i..k * n + i + BLOCK];
+        for (j, &w) in weights.iter().enumerate() {
+            w_lanes[j * L..(j + 1) * L].fill(i32::from(w));
+        }
+        for ((a, &w), &s) in acc[..m].iter_mut().zip(&w_lanes[..m]).zip(spins) {
+            let flip = i32::from(s) >> 31;
+            *a += (w ^ flip) - flip;
+        }
+    }
+    for j in 0..BLOCK {
+        for t in 0..L {
+            let x = ctx.keys[t].draw(ctx.sweep, i + j);
+            let at = j * L + t;
+            out[at] = decide(ctx.comparator, ctx.noise, x, &mut prev[at], acc[at]);
+        }
+    }
+}
+
 /// Chains handled together per pass over a cell's couplings.
 const LANE_GROUP: usize = 8;
 
@@ -775,6 +944,11 @@ fn decide(comparator: &Comparator, noise: Noise, x: u64, prev: &mut u32, acc: i3
         }
         *prev = u;
     }
-    let u = (u as i64 + noise.offset).clamp(0, u32::MAX as i64) as u32;
+    // An unbiased RNG (the usual case) needs no saturating offset.
+    let u = if noise.offset == 0 {
+        u
+    } else {
+        (u as i64 + noise.offset).clamp(0, u32::MAX as i64) as u32
+    };
     if u < threshold { 1 } else { -1 }
 }

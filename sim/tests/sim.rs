@@ -334,3 +334,69 @@ fn a_chain_draws_the_same_whatever_else_runs_with_it() {
     let per_chain = a.samples * a.n;
     assert_eq!(a.values[..per_chain], b.values[..per_chain]);
 }
+
+/// A z1-like grid program: rows of the chip's 576-cell width, every grid
+/// neighbour coupled, deterministic pseudo-random weights and biases.
+fn z1_rows(height: usize, chains: u64) -> SpinProblem {
+    let chip = ChipConfig::z1_like();
+    let thermoroute_sim::Topology::Grid {
+        width,
+        neighbourhood,
+    } = &chip.topology
+    else {
+        unreachable!("z1-like is a grid")
+    };
+    let (w, h) = (*width as i64, height as i64);
+    let mut edges = Vec::new();
+    for y in 0..h {
+        for x in 0..w {
+            for &[dx, dy] in neighbourhood {
+                let (nx, ny) = (x + i64::from(dx), y + i64::from(dy));
+                if (dy, dx) > (0, 0) && (0..w).contains(&nx) && (0..h).contains(&ny) {
+                    edges.push([(y * w + x) as usize, (ny * w + nx) as usize]);
+                }
+            }
+        }
+    }
+    let n = (w * h) as usize;
+    let wave = |i: usize, scale: f64| scale * ((i as f64 * 0.618_034).fract() - 0.5);
+    SpinProblem {
+        biases: (0..n).map(|i| wave(i, 0.6)).collect(),
+        weights: (0..edges.len()).map(|i| wave(i + 7, 1.2)).collect(),
+        edges,
+        beta: 1.0,
+        clamp: vec![None; n],
+        schedule: Schedule {
+            warmup: 5,
+            samples: 6,
+            steps_per_sample: 1,
+            chains,
+        },
+    }
+}
+
+#[test]
+fn the_block_kernel_draws_exactly_what_the_per_cell_kernel_draws() {
+    let chip = ChipConfig::z1_like();
+    // Noise reuse and a stuck cell exercise the per-cell noise state and the
+    // fix-ups after each phase.
+    let faults = Faults {
+        rng_correlation: Some(0.3),
+        stuck: vec![(700, 1)],
+        ..Default::default()
+    };
+    for chains in [1, 2, 3, 4, 8] {
+        let image = Arc::new(compile(&z1_rows(12, chains), &chip, 1.0).unwrap());
+        let mut block = TsuRun::new(image.clone(), &chip, 5, faults.clone());
+        assert!(
+            block.uses_block_kernel(),
+            "a grid's interior rows form runs"
+        );
+        let mut per_cell = TsuRun::new(image, &chip, 5, faults.clone()).without_block_kernel();
+        assert!(!per_cell.uses_block_kernel());
+        block.advance(u64::MAX).unwrap();
+        per_cell.advance(u64::MAX).unwrap();
+        assert_eq!(block.draws(), per_cell.draws(), "{chains} chains");
+        assert_eq!(block.counters().cycles(), per_cell.counters().cycles());
+    }
+}

@@ -358,7 +358,7 @@ pub fn bench_tsu(json: bool) -> Result<ExitCode> {
         (
             "z1-like filled (269,568 cells, degree <= 16)",
             z1.clone(),
-            grid_program(576, 468, &offsets, false, 60, 2),
+            grid_program(576, 468, &offsets, false, 200, 2),
         ),
         // Eight chains: the chip runs them batch after batch, the simulator
         // computes them in one pass over the couplings.

@@ -759,8 +759,8 @@ struct Runs {
     /// Per free slot: where its run ends (exclusive); 0 when its run is
     /// shorter than a block.
     run_end: Vec<u32>,
-    /// Per free slot: its neighbour offsets, `degree` of them, as an index
-    /// into `deltas`.
+    /// Per free slot in a run: its run's neighbour offsets, `degree` of
+    /// them, as an index into `deltas`.
     pattern: Vec<u32>,
     deltas: Vec<isize>,
     /// `weight_t[k * n_free + slot]`: the image's weights, coupling-major.
@@ -771,29 +771,25 @@ impl Runs {
     fn build(image: &TsuImage) -> Option<Runs> {
         let degree = image.uniform_degree().filter(|d| [4, 8, 16].contains(d))?;
         let n = image.n_free;
-        let mut ids: std::collections::HashMap<Vec<isize>, u32> = Default::default();
+        // Slot `i` continues the run of slot `i - 1` when every neighbour
+        // sits one slot further on. Runs are found in one pass, without
+        // materialising each cell's offsets: this is paid at every TSU job
+        // start.
+        let offset = |i: usize, k: usize| image.col[i * degree + k] as isize - i as isize;
+        let continues = |i: usize| (0..degree).all(|k| offset(i, k) == offset(i - 1, k));
         let mut deltas = Vec::new();
-        let mut pattern = Vec::with_capacity(n);
-        for i in 0..n {
-            let d: Vec<isize> = image.col[i * degree..(i + 1) * degree]
-                .iter()
-                .map(|&c| c as isize - i as isize)
-                .collect();
-            let next = ids.len() as u32;
-            let id = *ids.entry(d.clone()).or_insert_with(|| {
-                deltas.extend_from_slice(&d);
-                next
-            });
-            pattern.push(id);
-        }
+        let mut pattern = vec![0u32; n];
         let mut run_end = vec![0u32; n];
         let mut start = 0;
         while start < n {
             let mut end = start + 1;
-            while end < n && pattern[end] == pattern[start] {
+            while end < n && continues(end) {
                 end += 1;
             }
             if end - start >= BLOCK {
+                let id = (deltas.len() / degree) as u32;
+                deltas.extend((0..degree).map(|k| offset(start, k)));
+                pattern[start..end].fill(id);
                 run_end[start..end].fill(end as u32);
             }
             start = end;

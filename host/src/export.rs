@@ -9,8 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Value, json};
 
-use crate::hardware::Device;
-use crate::policy::Target;
+use crate::device::{Device, Target};
 use crate::trace::TraceEvent;
 
 /// One execution interval of a node on a device.

@@ -7,36 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// A device class. Routing targets map onto these for queues and slots.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Device {
-    Cpu,
-    Gpu,
-    Tsu,
-}
-
-impl Device {
-    pub const ALL: [Device; 3] = [Device::Cpu, Device::Gpu, Device::Tsu];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Device::Cpu => "cpu",
-            Device::Gpu => "gpu",
-            Device::Tsu => "tsu",
-        }
-    }
-
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl std::fmt::Display for Device {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+use crate::device::{Device, Target};
 
 /// Errors loading a hardware file. Fatal: nothing runs on a bad description.
 #[derive(Debug, thiserror::Error)]
@@ -671,7 +642,7 @@ impl Hardware {
             }
         }
         for (i, p) in self.perf.iter().enumerate() {
-            if crate::policy::Target::from_name(&p.target).is_none() {
+            if Target::from_name(&p.target).is_none() {
                 return bad(
                     &format!("perf[{i}].target"),
                     format!(

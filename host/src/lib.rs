@@ -8,6 +8,7 @@
 
 pub mod backends;
 pub mod calibration;
+pub mod device;
 pub mod diagnostics;
 pub mod engine;
 pub mod exec;

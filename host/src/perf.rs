@@ -8,9 +8,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::hardware::{Device, Hardware, ServiceDistribution};
+use crate::device::{Device, Target};
+use crate::hardware::{Hardware, ServiceDistribution};
 use crate::model::graph::{Graph, Node, NodeKind, TensorOp};
-use crate::policy::{NodeSummary, ProgramSummary, Target};
+use crate::policy::{NodeSummary, ProgramSummary};
 
 /// Summaries of every node of a graph (shapes inferred statically, work
 /// scaled by the QoS batch size).

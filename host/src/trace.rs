@@ -13,11 +13,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::hardware::{Device, Hardware};
+use crate::device::{Device, Target};
+use crate::hardware::Hardware;
 use crate::perf::Drift;
-use crate::policy::{
-    CostTerms, Estimate, GateDecision, Ineligible, PolicyFault, PolicyNotice, Target,
-};
+use crate::policy::{CostTerms, Estimate, GateDecision, Ineligible, PolicyFault, PolicyNotice};
 
 pub const TRACE_FORMAT: &str = "thermoroute-trace";
 pub const TRACE_VERSION: u32 = 1;

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::device::Device;
 use crate::engine::{Arrivals, Engine, EngineConfig, JobClass, Mode};
 use crate::hardware::Hardware;
 use crate::model::Graph;
@@ -412,9 +413,9 @@ impl Prepared {
         put("slo_attainment", r.slo_attainment);
         put("rejected", Some(r.rejected as f64));
         put("infeasible", Some(r.infeasible as f64));
-        put("util_cpu", r.utilisation[0]);
-        put("util_gpu", r.utilisation[1]);
-        put("util_tsu", r.utilisation[2]);
+        put("util_cpu", r.utilisation[Device::Cpu]);
+        put("util_gpu", r.utilisation[Device::Gpu]);
+        put("util_tsu", r.utilisation[Device::Tsu]);
         Ok(RunResult {
             spec: spec.clone(),
             metrics: m,

@@ -4,13 +4,14 @@
 
 pub mod cpu;
 pub mod gpu;
+pub mod registry;
 pub mod tsu;
 
 use std::collections::HashMap;
 
+use crate::device::Target;
 use crate::exec::{ExecOptions, NodeResult, Value};
 use crate::model::{EProgram, Graph};
-use crate::policy::Target;
 use crate::sampler::{Draws, SampleError, SamplerRun};
 
 /// A backend failure while starting or running work.

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use thermoroute_sim::{ChipConfig, CompileIssue, SimError, SpinProblem, TsuImage, TsuRun};
 
 use super::{Backend, BackendError, SamplingTask, SliceCost};
+use crate::device::Target;
 use crate::exec::{NodeResult, Value};
 use crate::hardware::Hardware;
 use crate::model::{EProgram, Graph};
-use crate::policy::{Ineligible, Target};
+use crate::policy::Ineligible;
 use crate::sampler::{Draws, SampleError};
 
 /// Errors setting the driver up. Fatal for the run that asked for a TSU.

@@ -6,11 +6,12 @@ use std::collections::HashMap;
 
 use super::JobClass;
 use crate::backends::tsu::TsuDriver;
+use crate::device::Target;
 use crate::hardware::Hardware;
 use crate::model::Graph;
 use crate::model::graph::NodeKind;
 use crate::perf::{PerfTables, Service, prior, summarise};
-use crate::policy::{BackendLimits, Ineligible, NodeSummary, Policy, Target};
+use crate::policy::{BackendLimits, Ineligible, NodeSummary, Policy};
 use crate::trace::NodeBudget;
 
 pub(super) struct NodePlan {

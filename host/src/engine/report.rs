@@ -4,8 +4,8 @@ use serde::Serialize;
 
 use super::plan::ClassPlan;
 use super::{Counters, Engine, Mode};
+use crate::device::{PerDevice, PerTarget, Target};
 use crate::model::graph::{NodeKind, Priority, Qos};
-use crate::policy::Target;
 use crate::trace::{JobStatus, NodeStatus};
 
 /// A candidate a node's target was chosen over.
@@ -60,7 +60,7 @@ pub(super) struct ClassStats {
     pub energy_sum: f64,
     pub slo_met: u64,
     /// Completions per node per target.
-    pub node_mix: Vec<[u64; 5]>,
+    pub node_mix: Vec<PerTarget<u64>>,
 }
 
 impl ClassStats {
@@ -71,7 +71,7 @@ impl ClassStats {
             latencies: Vec::new(),
             energy_sum: 0.0,
             slo_met: 0,
-            node_mix: vec![[0; 5]; plan.nodes.len()],
+            node_mix: vec![PerTarget::default(); plan.nodes.len()],
         }
     }
 
@@ -143,7 +143,7 @@ pub struct RunReport {
     /// Completed within target over submitted, all classes.
     pub slo_attainment: Option<f64>,
     /// Busy time over (slots x virtual time), per device (cpu, gpu, tsu).
-    pub utilisation: [Option<f64>; 3],
+    pub utilisation: PerDevice<Option<f64>>,
     /// Mean expected error of the targets chosen for sampling nodes.
     pub mean_sampling_error: Option<f64>,
     pub counters: Counters,
@@ -196,8 +196,8 @@ pub(super) fn build(engine: &Engine) -> RunReport {
                         node: n.id.clone(),
                         mix: Target::ALL
                             .into_iter()
-                            .filter(|t| counts[t.index()] > 0)
-                            .map(|t| (t, counts[t.index()]))
+                            .filter(|t| counts[*t] > 0)
+                            .map(|t| (t, counts[t]))
                             .collect(),
                     })
                     .collect(),
@@ -219,11 +219,10 @@ pub(super) fn build(engine: &Engine) -> RunReport {
         .collect();
     let energy: f64 = engine.summaries.iter().map(|s| s.energy_sum).sum();
     let slo: u64 = engine.summaries.iter().map(|s| s.slo_met).sum();
-    let utilisation = [0, 1, 2].map(|d| {
-        let device = crate::hardware::Device::ALL[d];
+    let utilisation = PerDevice::from_fn(|device| {
         let slots = engine.hw.slots(device) as f64;
         (slots > 0.0 && engine.now_ms > 0.0)
-            .then(|| engine.counters.busy_ms[d] / (slots * engine.now_ms))
+            .then(|| engine.counters.busy_ms[device] / (slots * engine.now_ms))
     });
     let mut jobs = engine.records.clone();
     jobs.sort_by_key(|j| j.job);

@@ -12,12 +12,13 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::{LoadedPlugin, PluginCost, PluginEligibility, PluginGate, Role, Runtime};
+use crate::device::Target;
 use crate::hardware::{GateSpec, Hardware, PolicySpec, Weights};
 use crate::model::Schedule;
 use crate::model::graph::{LatencyTarget, NodeKind, Priority, Qos, Risk};
 use crate::policy::{
     BackendLimits, CandidateInput, CostModel, DecisionContext, DiagnosticsLevel, EffectRequest,
-    Eligibility, Estimate, Evidence, Gate, GateDecision, NodeSummary, ProgramSummary, Target,
+    Eligibility, Estimate, Evidence, Gate, GateDecision, NodeSummary, ProgramSummary,
 };
 
 /// One conformance case's outcome.

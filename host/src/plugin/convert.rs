@@ -1,11 +1,12 @@
 //! Conversions between the host's policy types and the generated WIT types.
 
 use super::bindings::{cost_model as wc, eligibility as we, gate as wg, types as wt};
+use crate::device::Target;
 use crate::hardware::{GateThresholds, PolicySpec, StochasticityPolicy, Weights};
 use crate::model::graph::{NodeKind, Priority, Qos, Risk};
 use crate::policy::{
     BackendLimits, CandidateInput, CostTerms, DiagnosticsLevel, EffectRequest, Evidence,
-    GateDecision, Ineligible, NodeSummary, ProgramSummary, Target,
+    GateDecision, Ineligible, NodeSummary, ProgramSummary,
 };
 
 pub fn node_kind(k: NodeKind) -> wt::NodeKind {

@@ -7,12 +7,13 @@ use std::time::{Duration, SystemTime};
 
 use super::runtime::MAX_TEXT;
 use super::{Instance, LoadedPlugin, PluginError, PluginFault, Role, Runtime, convert};
+use crate::device::Target;
 use crate::hardware::{GateSpec, Hardware, PolicySpec};
 use crate::model::graph::{Qos, Risk};
 use crate::policy::{
     BackendLimits, CandidateInput, CostModel, CostTerms, DecisionContext, EffectRequest,
     Eligibility, Gate, GateDecision, Ineligible, NodeSummary, Policy, PolicyFault, PolicyNotice,
-    Target, validate_costs,
+    validate_costs,
 };
 
 /// Longest list of reasons a plugin may return.

@@ -11,7 +11,8 @@ pub mod render;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use crate::hardware::{Device, Weights};
+use crate::device::Device;
+use crate::hardware::Weights;
 use crate::trace::TraceEvent;
 pub use model::{LogKind, Model};
 

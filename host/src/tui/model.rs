@@ -3,8 +3,9 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use crate::hardware::{Device, Hardware};
-use crate::policy::{GateDecision, Target};
+use crate::device::{Device, Target};
+use crate::hardware::Hardware;
+use crate::policy::GateDecision;
 use crate::trace::{JobStatus, NodeStatus, TraceEvent};
 
 /// One execution of a node on a device lane.

@@ -10,7 +10,7 @@ use ratatui::widgets::{
 };
 
 use super::{App, HELP, Input, View};
-use crate::hardware::Device;
+use crate::device::Device;
 use crate::trace::TraceEvent;
 
 /// Colours of job classes on the timeline.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use thermoroute::device::Target;
 use thermoroute::engine::{Arrivals, Engine, EngineConfig, JobClass, Mode};
 use thermoroute::hardware::{
     GateSpec, GateThresholds, Hardware, PolicySpec, StochasticityPolicy, Weights,
@@ -17,7 +18,7 @@ use thermoroute::plugin::{PluginCost, PluginEligibility, PluginGate, PluginSet, 
 use thermoroute::policy::{
     BackendLimits, CandidateInput, CostModel, DecisionContext, DiagnosticsLevel, EffectRequest,
     Eligibility, Estimate, Evidence, Gate, GateDecision, NativeCost, NativeEligibility, NativeGate,
-    NodeSummary, Policy, PolicyNotice, ProgramSummary, Target,
+    NodeSummary, Policy, PolicyNotice, ProgramSummary,
 };
 use thermoroute::trace::{TraceEvent, read_trace};
 use thermoroute_tests::{example, guest};

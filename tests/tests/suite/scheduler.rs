@@ -5,15 +5,16 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
+use thermoroute::device::{Device, Target};
 use thermoroute::engine::{
     Arrivals, Command, Engine, EngineConfig, JobClass, Mode, RecordedArrival, RunReport, Step,
 };
-use thermoroute::hardware::{Device, Hardware};
+use thermoroute::hardware::Hardware;
 use thermoroute::model::Graph;
 use thermoroute::perf::PerfTables;
 use thermoroute::policy::{
     CandidateInput, CostModel, CostTerms, DecisionContext, EffectRequest, Gate, GateDecision,
-    Policy, PolicyFault, Target,
+    Policy, PolicyFault,
 };
 use thermoroute::review::{ReviewQueue, ReviewStatus};
 use thermoroute::trace::{

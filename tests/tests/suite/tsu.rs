@@ -7,11 +7,12 @@ use serde_json::json;
 use thermoroute::backends::SamplingTask;
 use thermoroute::backends::tsu::{TsuDriver, tsu_draws};
 use thermoroute::calibration::{calibrate, error_against_exact, suite_program};
+use thermoroute::device::Target;
 use thermoroute::diagnostics::diagnose;
 use thermoroute::engine::{Arrivals, EngineConfig, Mode, RecordedArrival, RunReport};
 use thermoroute::hardware::Hardware;
 use thermoroute::model::{EProgram, Graph};
-use thermoroute::policy::{Ineligible, Target};
+use thermoroute::policy::Ineligible;
 use thermoroute::sampler::exact::exact_marginals;
 use thermoroute::trace::{FailureAction, FailureKind, JobStatus, TraceEvent, read_trace};
 

@@ -10,10 +10,10 @@ use ndarray::{ArrayD, IxDyn};
 use super::{AdapterInfo, Binary, GpuDevice, GpuError, GpuSampling, GpuTime, Reduce, Unary};
 use crate::backends::cpu::{self, KernelError};
 use crate::backends::{Backend, BackendError, SamplingTask};
+use crate::device::Target;
 use crate::exec::{self, NodeResult, Value};
 use crate::model::graph::{NodeKind, TensorOp, TensorSpec};
 use crate::model::{EProgram, Graph};
-use crate::policy::Target;
 use crate::sampler::SampleError;
 
 /// The GPU as the engine sees it: the `gpu` and `gpu-sim` targets.

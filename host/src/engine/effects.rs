@@ -1,0 +1,84 @@
+//! The effect step of the event loop: an effect node asks the gate on the
+//! evidence of everything upstream, then is applied, held for a human, or
+//! dropped. The decision comes from [`decide::gate`](super::decide::gate).
+
+use super::decide::gate::{effect_outcome, gate_decision};
+use super::{Engine, EngineError, Mode};
+use crate::policy::{EffectRequest, GateDecision};
+use crate::review::{ReviewItem, ReviewStatus};
+use crate::trace::TraceEvent;
+
+impl Engine {
+    /// Gate, then apply, hold or drop an effect. Effects take no device time.
+    pub(super) fn run_effect(&mut self, task_id: u32) -> Result<(), EngineError> {
+        let task = self.release(task_id);
+        let (slot, node, target) = (task.job, task.node, task.target);
+        let job = &self.jobs[slot];
+        let class = job.class as usize;
+        let plan = &self.classes[class];
+        let n = &plan.graph.nodes[node as usize];
+        let spec = n.effect.clone().expect("validated payload");
+        let graph_name = plan.name.clone();
+        let request = EffectRequest {
+            node: n.id.clone(),
+            action: spec.action.clone(),
+            risk: spec.risk,
+            priority: plan.graph.qos.priority,
+            evidence: plan.nodes[node as usize]
+                .evidence_nodes
+                .iter()
+                .filter_map(|&a| job.evidence[a as usize].clone())
+                .collect(),
+            escalations: job.escalations.clone(),
+        };
+        let (decision, fault) =
+            gate_decision(self.policy.gate.decide(&request), self.hw.gate.fail_closed);
+        if let Some(fault) = fault {
+            self.counters.policy_faults += 1;
+            self.emit(TraceEvent::PolicyFault {
+                t_ms: self.now_ms,
+                role: "gate".into(),
+                fault,
+                fallback: format!("fail closed: {decision:?}"),
+            })?;
+        }
+        let job_id = self.jobs[slot].id;
+        let mut review_id = None;
+        match &decision {
+            GateDecision::Allow => self.counters.gate_allow += 1,
+            GateDecision::Deny(_) => self.counters.gate_deny += 1,
+            GateDecision::RequireReview(reasons) => {
+                self.counters.gate_review += 1;
+                if let Some(q) = &mut self.reviews {
+                    review_id = Some(q.hold(ReviewItem {
+                        id: String::new(),
+                        graph: graph_name,
+                        job: job_id,
+                        node: request.node.clone(),
+                        action: spec.action.clone(),
+                        risk: spec.risk,
+                        reasons: reasons.clone(),
+                        evidence: request.evidence,
+                        status: ReviewStatus::Pending,
+                        decided_by: None,
+                        note: None,
+                    })?);
+                }
+            }
+        }
+        let (status, output) = effect_outcome(&decision, &spec, review_id.as_deref());
+        self.emit(TraceEvent::Gate {
+            t_ms: self.now_ms,
+            job: job_id,
+            node: request.node,
+            decision,
+            review_id,
+        })?;
+        let measured = self.config.mode == Mode::Execute;
+        self.trace_end(slot, node, target, status, 0.0, 0.0, measured, || {
+            Some(output.clone())
+        })?;
+        self.dispatch(target.device())?;
+        self.close_node(slot, node, status, None, Some(output))
+    }
+}

@@ -1,0 +1,101 @@
+//! What the run records: the trace (whole events, only when tracing) and
+//! the counters of the run report.
+
+use serde::Serialize;
+
+use super::{Engine, EngineError};
+use crate::device::{PerDevice, Target};
+use crate::trace::{FailureAction, FailureKind, NodeStatus, TraceEvent};
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counters {
+    pub decisions: u64,
+    pub fallbacks: u64,
+    pub rejections: u64,
+    pub preemptions: u64,
+    pub timeouts: u64,
+    pub early_stops: u64,
+    pub nonconvergence: u64,
+    pub drift_events: u64,
+    pub policy_faults: u64,
+    pub gate_allow: u64,
+    pub gate_review: u64,
+    pub gate_deny: u64,
+    pub degraded_diagnostics: u64,
+    /// Busy milliseconds per device (cpu, gpu, tsu), for utilisation.
+    pub busy_ms: PerDevice<f64>,
+    /// Sum and count of the expected error of the targets chosen for
+    /// sampling nodes (the accuracy the routing bought).
+    pub sampling_error_sum: f64,
+    pub sampling_decisions: u64,
+}
+
+impl Engine {
+    /// Records a node's end in the trace; `output` is built only when tracing.
+    pub(super) fn trace_end(
+        &mut self,
+        slot: u32,
+        node: u32,
+        target: Target,
+        status: NodeStatus,
+        service_ms: f64,
+        energy_j: f64,
+        measured: bool,
+        output: impl FnOnce() -> Option<serde_json::Value>,
+    ) -> Result<(), EngineError> {
+        if self.trace.is_none() {
+            return Ok(());
+        }
+        let (job, node) = self.ids(slot, node);
+        self.emit(TraceEvent::End {
+            t_ms: self.now_ms,
+            job,
+            node,
+            target,
+            status,
+            service_ms,
+            energy_j,
+            measured,
+            output: output(),
+        })
+    }
+
+    pub(super) fn emit_failure(
+        &mut self,
+        slot: u32,
+        node: u32,
+        kind: FailureKind,
+        action: FailureAction,
+        detail: String,
+    ) -> Result<(), EngineError> {
+        if self.trace.is_some() {
+            let (job, node_id) = self.ids(slot, node);
+            self.emit(TraceEvent::Failure {
+                t_ms: self.now_ms,
+                job,
+                node: node_id,
+                kind,
+                action,
+                detail,
+            })?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn emit(&mut self, event: TraceEvent) -> Result<(), EngineError> {
+        if let Some(t) = &mut self.trace {
+            t.write(&event)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn ids(&self, slot: u32, node: u32) -> (u64, String) {
+        let job = &self.jobs[slot];
+        (
+            job.id,
+            self.classes[job.class as usize].graph.nodes[node as usize]
+                .id
+                .clone(),
+        )
+    }
+}

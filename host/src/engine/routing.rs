@@ -1,0 +1,224 @@
+//! The routing step of the event loop: gathers a ready node's candidates
+//! and what the host knows of them, asks the cost model, lets
+//! [`decide::route`](super::decide::route) choose, and records and applies
+//! the decision.
+
+use super::decide::explain;
+use super::decide::route::{CandidateFacts, HostReason, Routed, assess, choose};
+use super::report::CandidateBrief;
+use super::{Engine, EngineError, Mode};
+use crate::policy::{CandidateInput, CostTerms, DecisionContext, PolicyFault, validate_costs};
+use crate::trace::{JobStatus, NodeBudget, TraceEvent};
+
+impl Engine {
+    /// Chooses a target for a ready node and admits it, or ends the job.
+    pub(super) fn route(&mut self, slot: u32, node: u32) -> Result<(), EngineError> {
+        self.counters.decisions += 1;
+        let (class, job_id, arrival_ms, excluded, attempt) = {
+            let j = &self.jobs[slot];
+            let rt = &j.nodes[node as usize];
+            (
+                j.class as usize,
+                j.id,
+                j.arrival_ms,
+                rt.excluded,
+                rt.attempt,
+            )
+        };
+        let elapsed = self.now_ms - arrival_ms;
+        let plan = &self.classes[class];
+        let np = &plan.nodes[node as usize];
+        let priority = plan.graph.qos.priority;
+        let (spent_j, reserve_j) =
+            if plan.graph.qos.energy_j.is_some() || plan.graph.qos.energy_relative.is_some() {
+                let job = &self.jobs[slot];
+                let reserve = job
+                    .nodes
+                    .iter()
+                    .enumerate()
+                    .filter(|(m, rt)| *m != node as usize && rt.status.is_none())
+                    .map(|(m, _)| plan.nodes[m].min_energy_j)
+                    .sum();
+                (job.energy_j, reserve)
+            } else {
+                (0.0, 0.0)
+            };
+        let budget = plan.budget(node as usize, &self.hw, elapsed, spent_j, reserve_j);
+
+        self.scratch.clear();
+        self.scratch_inputs.clear();
+        for (k, &target) in np.targets.iter().enumerate() {
+            let device = target.device();
+            let host_reason = HostReason::of(
+                self.hw.slots(device) > 0,
+                self.config.mode != Mode::Execute || self.backends.serves(target),
+                self.device_online(device),
+                excluded & (1 << target.index()) != 0,
+            );
+            let learned = self.tables.get(np.slots[k]);
+            let facts = CandidateFacts {
+                target,
+                host_reason,
+                policy_ok: np.verdicts[k].is_empty(),
+                mean_ms: learned.mean_ms,
+                p95_ms: learned.p95_ms,
+                energy_j: learned.energy_j,
+                error: np.prior[k].error,
+            };
+            let queue = self.devices[device]
+                .snapshot(self.hw.queues.limit(device), self.hw.queues.batch_share);
+            let c = assess(&facts, &queue, priority, &budget, attempt);
+            if c.eligible() {
+                self.scratch_inputs.push(CandidateInput {
+                    target,
+                    estimate: c.estimate,
+                });
+            }
+            self.scratch.push(c);
+        }
+        // One call scores every eligible candidate.
+        let ctx = DecisionContext {
+            node: &np.summary,
+            qos: &plan.graph.qos,
+            weights: &self.hw.weights,
+        };
+        let scored = self
+            .policy
+            .cost
+            .score(&ctx, &self.scratch_inputs, &mut self.scratch_costs)
+            .and_then(|()| {
+                check_costs(
+                    &self.scratch_costs,
+                    self.scratch_inputs.len(),
+                    self.policy.cost.name(),
+                )
+            });
+        if let Err(fault) = scored {
+            self.counters.policy_faults += 1;
+            self.native
+                .cost
+                .score(&ctx, &self.scratch_inputs, &mut self.scratch_costs)
+                .expect("the native cost model does not fail");
+            if self.trace.is_some() {
+                self.emit(TraceEvent::PolicyFault {
+                    t_ms: self.now_ms,
+                    role: "cost".into(),
+                    fault,
+                    fallback: "native cost model".into(),
+                })?;
+            }
+        }
+        for (c, cost) in self
+            .scratch
+            .iter_mut()
+            .filter(|c| c.eligible())
+            .zip(&self.scratch_costs)
+        {
+            c.cost = *cost;
+        }
+        let plan = &self.classes[class];
+        let np = &plan.nodes[node as usize];
+        let outcome = choose(&self.scratch, priority, || {
+            explain::infeasible_explanation(
+                &plan.graph.nodes[node as usize].id,
+                &self.scratch,
+                &np.verdicts,
+                &budget,
+            )
+        });
+        if self.trace.is_some() || self.config.record_jobs {
+            self.record_decision(slot, node, attempt, &outcome, budget)?;
+        }
+        match outcome {
+            Routed::Chosen(i) => {
+                let c = self.scratch[i];
+                if c.target.samples() {
+                    self.counters.sampling_error_sum += c.estimate.error;
+                    self.counters.sampling_decisions += 1;
+                }
+                self.admit(slot, node, c.target, c.estimate, budget.timeout_ms)
+            }
+            Routed::Busy {
+                retry_after_ms,
+                why,
+            } => {
+                self.counters.rejections += 1;
+                self.emit(TraceEvent::Reject {
+                    t_ms: self.now_ms,
+                    job: job_id,
+                    node: self.classes[class].graph.nodes[node as usize].id.clone(),
+                    retry_after_ms,
+                    reason: why.clone(),
+                })?;
+                self.jobs[slot].retry_after_ms = Some(retry_after_ms);
+                self.end_job_early(slot, JobStatus::Rejected, why, Some(node as usize))
+            }
+            Routed::Infeasible(why) => {
+                self.end_job_early(slot, JobStatus::Infeasible, why, Some(node as usize))
+            }
+        }
+    }
+
+    pub(super) fn record_decision(
+        &mut self,
+        slot: u32,
+        node: u32,
+        attempt: u32,
+        outcome: &Routed,
+        budget: NodeBudget,
+    ) -> Result<(), EngineError> {
+        let class = self.jobs[slot].class as usize;
+        let chosen = match outcome {
+            Routed::Chosen(i) => Some(self.scratch[*i].target),
+            _ => None,
+        };
+        let verdicts = &self.classes[class].nodes[node as usize].verdicts;
+        let records = explain::candidate_records(&self.scratch, verdicts);
+        let explanation = explain::decision_explanation(&self.scratch, outcome);
+        let job = &mut self.jobs[slot];
+        let job_id = job.id;
+        if let Some(r) = &mut job.record {
+            let n = &mut r.nodes[node as usize];
+            n.backend = chosen;
+            n.candidates = records
+                .iter()
+                .map(|c| CandidateBrief {
+                    target: c.target,
+                    eligible: c.eligible,
+                    feasible: c.eligible && c.violations.is_empty(),
+                    cost: c.cost.map(|t| t.total),
+                    reasons: c
+                        .reasons
+                        .iter()
+                        .map(|r| r.to_string())
+                        .chain(c.violations.iter().map(|v| format!("violates {v}")))
+                        .collect(),
+                })
+                .collect();
+        }
+        if self.trace.is_some() {
+            let node_id = self.classes[class].graph.nodes[node as usize].id.clone();
+            self.emit(TraceEvent::Route {
+                t_ms: self.now_ms,
+                job: job_id,
+                node: node_id,
+                attempt,
+                chosen,
+                candidates: records,
+                budget,
+                explanation,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Rejects a cost model's answer that cannot be compared: wrong length, NaN,
+/// infinite or negative costs.
+fn check_costs(costs: &[CostTerms], expected: usize, policy: &str) -> Result<(), PolicyFault> {
+    validate_costs(costs, expected).map_err(|reason| PolicyFault {
+        policy: policy.into(),
+        reason,
+        kind: "invalid_output".into(),
+    })
+}

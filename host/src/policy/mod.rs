@@ -1,0 +1,157 @@
+//! The policy seams: cost model, eligibility rules and policy gate, with the
+//! native defaults that implement the design note's rules.
+//!
+//! The engine asks these three traits every policy question it has; the
+//! plugin runtime implements them with WebAssembly components. Policies see
+//! plain summaries (no graph internals), so the same inputs cross the WIT
+//! boundary unchanged.
+
+mod native;
+mod types;
+
+use serde::{Deserialize, Serialize};
+
+use crate::device::Target;
+use crate::hardware::Hardware;
+use crate::model::graph::Qos;
+
+pub use native::{NativeCost, NativeEligibility, NativeGate};
+pub use types::{
+    BackendLimits, CandidateInput, CostTerms, DecisionContext, DiagnosticsLevel, EffectRequest,
+    Estimate, Evidence, GateDecision, Ineligible, NodeSummary, ProgramSummary,
+};
+
+/// A policy that failed to answer (a trapping plugin, an invalid result).
+/// Never fatal: the engine falls back to the native default and records it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
+#[error("policy {policy} failed: {reason}")]
+pub struct PolicyFault {
+    pub policy: String,
+    pub reason: String,
+    /// `out_of_fuel`, `memory_limit`, `stack_overflow`, `trap`,
+    /// `guest_error`, `invalid_output`, `instantiate`.
+    #[serde(default)]
+    pub kind: String,
+}
+
+/// A change in the version that serves a policy role (a plugin hot reload,
+/// or a broken new version refused), for the trace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyNotice {
+    pub role: String,
+    pub policy: String,
+    /// The version serving after the notice (`name@hash`).
+    pub version: String,
+    /// Whether the new version was taken.
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// Checks a cost model's answer: one finite, non-negative total per candidate.
+pub fn validate_costs(costs: &[CostTerms], expected: usize) -> Result<(), String> {
+    if costs.len() != expected {
+        return Err(format!(
+            "returned {} costs for {expected} candidates",
+            costs.len()
+        ));
+    }
+    for (i, c) in costs.iter().enumerate() {
+        if !(c.total.is_finite() && c.total >= 0.0) {
+            return Err(format!("cost {i} is {} (must be finite and >= 0)", c.total));
+        }
+    }
+    Ok(())
+}
+
+/// Scores every candidate of one decision in one call.
+pub trait CostModel: Send {
+    fn name(&self) -> &str;
+    /// The serving version (`name@hash`) of a plugin; `None` for native code.
+    fn version(&self) -> Option<String> {
+        None
+    }
+    /// Moves pending hot-reload notices into `out`.
+    fn take_notices(&self, _out: &mut Vec<PolicyNotice>) {}
+    /// Writes one [`CostTerms`] per candidate into `out` (cleared first).
+    fn score(
+        &self,
+        ctx: &DecisionContext<'_>,
+        candidates: &[CandidateInput],
+        out: &mut Vec<CostTerms>,
+    ) -> Result<(), PolicyFault>;
+}
+
+/// Decides whether a target may run a node.
+pub trait Eligibility: Send {
+    fn name(&self) -> &str;
+    /// The serving version (`name@hash`) of a plugin; `None` for native code.
+    fn version(&self) -> Option<String> {
+        None
+    }
+    /// Moves pending hot-reload notices into `out`.
+    fn take_notices(&self, _out: &mut Vec<PolicyNotice>) {}
+    /// Empty: eligible; otherwise every reason it is not.
+    fn verdict(
+        &self,
+        node: &NodeSummary,
+        qos: &Qos,
+        target: Target,
+        limits: &BackendLimits,
+    ) -> Result<Vec<Ineligible>, PolicyFault>;
+}
+
+/// Decides whether an effect may be applied.
+pub trait Gate: Send {
+    fn name(&self) -> &str;
+    /// The serving version (`name@hash`) of a plugin; `None` for native code.
+    fn version(&self) -> Option<String> {
+        None
+    }
+    /// Moves pending hot-reload notices into `out`.
+    fn take_notices(&self, _out: &mut Vec<PolicyNotice>) {}
+    fn decide(&self, request: &EffectRequest) -> Result<GateDecision, PolicyFault>;
+}
+
+/// The three policy roles the engine consults.
+pub struct Policy {
+    pub cost: Box<dyn CostModel>,
+    pub eligibility: Box<dyn Eligibility>,
+    pub gate: Box<dyn Gate>,
+}
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl Policy {
+    /// The design note's rules with this hardware's knobs.
+    pub fn native(hw: &Hardware) -> Self {
+        Policy {
+            cost: Box::new(NativeCost {
+                policy: hw.policy.clone(),
+            }),
+            eligibility: Box::new(NativeEligibility {
+                policy: hw.policy.clone(),
+            }),
+            gate: Box::new(NativeGate {
+                spec: hw.gate.clone(),
+            }),
+        }
+    }
+
+    /// `cost=…, eligibility=…, gate=…`, with plugin versions (`name@hash`).
+    pub fn describe(&self) -> String {
+        let part = |name: &str, version: Option<String>| match version {
+            Some(v) => format!("{name} ({v})"),
+            None => name.to_string(),
+        };
+        format!(
+            "cost={}, eligibility={}, gate={}",
+            part(self.cost.name(), self.cost.version()),
+            part(self.eligibility.name(), self.eligibility.version()),
+            part(self.gate.name(), self.gate.version())
+        )
+    }
+}

@@ -5,8 +5,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
-use super::runtime::MAX_TEXT;
-use super::{Instance, LoadedPlugin, PluginError, PluginFault, Role, Runtime, convert};
+use super::cases::{cost_cases, eligibility_cases, gate_cases};
+use super::convert;
+use super::error::{PluginError, PluginFault};
+use super::runtime::{Instance, LoadedPlugin, MAX_TEXT, Runtime};
+use super::world::Role;
 use crate::hardware::{GateSpec, Hardware, PolicySpec};
 use crate::model::graph::{Qos, Risk};
 use crate::policy::{
@@ -39,17 +42,39 @@ fn require_role(plugin: &LoadedPlugin, role: Role) -> Result<(), PluginError> {
     Err(PluginError::MissingRole {
         path: plugin.path.clone(),
         wanted: role.interface(),
-        world: match role {
-            Role::Cost => "cost-plugin",
-            Role::Eligibility => "eligibility-plugin",
-            Role::Gate => "gate-plugin",
-        },
+        world: role.world(),
         found: if plugin.exports.is_empty() {
             "nothing".into()
         } else {
             plugin.exports.join(", ")
         },
     })
+}
+
+/// The cases of one role, run on a freshly loaded version before it may
+/// replace the serving one.
+fn smoke(runtime: &'static Runtime, plugin: &Arc<LoadedPlugin>, role: Role) -> Result<(), String> {
+    let cases = match role {
+        Role::Cost => cost_cases(&PluginCost::from_plugin(
+            runtime,
+            Arc::clone(plugin),
+            PolicySpec::default(),
+        )),
+        Role::Eligibility => eligibility_cases(&PluginEligibility::from_plugin(
+            runtime,
+            Arc::clone(plugin),
+            PolicySpec::default(),
+        )),
+        Role::Gate => gate_cases(&PluginGate::from_plugin(
+            runtime,
+            Arc::clone(plugin),
+            GateSpec::default(),
+        )),
+    };
+    match cases.into_iter().find(|c| !c.passed) {
+        None => Ok(()),
+        Some(c) => Err(format!("fails conformance: {}: {}", c.name, c.detail)),
+    }
 }
 
 fn modified(path: &Path) -> Option<(SystemTime, u64)> {
@@ -91,11 +116,9 @@ impl Slot {
         let old = self.current();
         let attempt = self.runtime.load(&self.path).and_then(|p| {
             require_role(&p, self.role)?;
-            super::check::smoke(self.runtime, &p, self.role).map_err(|detail| {
-                PluginError::Instantiate {
-                    path: self.path.clone(),
-                    detail,
-                }
+            smoke(self.runtime, &p, self.role).map_err(|detail| PluginError::Instantiate {
+                path: self.path.clone(),
+                detail,
             })?;
             Ok(p)
         });

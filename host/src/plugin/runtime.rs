@@ -16,10 +16,14 @@ use wasmtime_wasi::{
     HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
 };
 
+use super::authoring::Manifest;
 use super::bindings::{
     COST_EXPORT, ELIGIBILITY_EXPORT, GATE_EXPORT, cost_model, eligibility, gate,
 };
-use super::{Manifest, PluginError, PluginFault, PluginLimits, Roles};
+use super::cache_dir::default_cache_dir;
+use super::error::{PluginError, PluginFault};
+use super::limits::PluginLimits;
+use super::world::Roles;
 
 /// Seed of the guests' (deterministic) randomness.
 const GUEST_RANDOM_SEED: u64 = 0x7468_6572_6d6f;
@@ -116,11 +120,11 @@ impl Runtime {
     }
 
     /// The runtime shared by the whole process, caching compiled code in
-    /// [`super::default_cache_dir`].
+    /// [`default_cache_dir`].
     pub fn shared() -> Result<&'static Runtime, PluginError> {
         static SHARED: OnceLock<Result<Runtime, String>> = OnceLock::new();
         SHARED
-            .get_or_init(|| Runtime::new(super::default_cache_dir()).map_err(|e| e.to_string()))
+            .get_or_init(|| Runtime::new(default_cache_dir()).map_err(|e| e.to_string()))
             .as_ref()
             .map_err(|e| PluginError::Runtime(e.clone()))
     }

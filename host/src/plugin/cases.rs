@@ -14,7 +14,8 @@ use crate::model::Schedule;
 use crate::model::graph::{LatencyTarget, NodeKind, Priority, Qos, Risk};
 use crate::policy::{
     BackendLimits, CandidateInput, CostModel, DecisionContext, DiagnosticsLevel, EffectRequest,
-    Eligibility, Estimate, Evidence, Gate, GateDecision, NodeSummary, ProgramSummary, Target,
+    Eligibility, Estimate, Evidence, Gate, GateDecision, NodeSummary, PolicyFault, ProgramSummary,
+    Target,
 };
 
 /// One conformance case's outcome.
@@ -109,6 +110,20 @@ fn case(role: &'static str, name: &str, outcome: Result<(), String>) -> Conforma
         name: name.into(),
         passed: outcome.is_ok(),
         detail: outcome.err().unwrap_or_default(),
+    }
+}
+
+/// Asks twice; a deterministic policy answers alike (`differ` says it did not).
+fn same_answer_twice<T: PartialEq>(
+    ask: impl Fn() -> Result<T, PolicyFault>,
+    differ: &str,
+) -> Result<(), String> {
+    let first = ask().map_err(|f| f.reason)?;
+    let second = ask().map_err(|f| f.reason)?;
+    if first == second {
+        Ok(())
+    } else {
+        Err(differ.into())
     }
 }
 
@@ -216,19 +231,10 @@ pub fn eligibility_cases(rules: &dyn Eligibility) -> Vec<ConformanceCase> {
                 }
             };
             let q = qos(Risk::Reversible);
-            let outcome = rules
-                .verdict(&node, &q, target, &limits)
-                .map_err(|f| f.reason)
-                .and_then(|a| {
-                    let b = rules
-                        .verdict(&node, &q, target, &limits)
-                        .map_err(|f| f.reason)?;
-                    if a == b {
-                        Ok(())
-                    } else {
-                        Err("the same question answered twice differently".into())
-                    }
-                });
+            let outcome = same_answer_twice(
+                || rules.verdict(&node, &q, target, &limits),
+                "the same question answered twice differently",
+            );
             cases.push(case(
                 "eligibility",
                 &format!(
@@ -255,14 +261,10 @@ pub fn gate_cases(gate: &dyn Gate) -> Vec<ConformanceCase> {
     let mut cases = Vec::new();
     for risk in [Risk::Reversible, Risk::Irreversible] {
         let r = request(risk, vec![evidence()]);
-        let outcome = gate.decide(&r).map_err(|f| f.reason).and_then(|a| {
-            let b = gate.decide(&r).map_err(|f| f.reason)?;
-            if a == b {
-                Ok(())
-            } else {
-                Err("the same request decided twice differently".into())
-            }
-        });
+        let outcome = same_answer_twice(
+            || gate.decide(&r),
+            "the same request decided twice differently",
+        );
         cases.push(case(
             "gate",
             &format!(

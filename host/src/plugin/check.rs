@@ -23,23 +23,32 @@ use crate::policy::{
 /// What `plugin check` reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckReport {
+    /// The component file.
     pub path: String,
+    /// `sha256:<hex>` of the file.
     pub hash: String,
+    /// Size of the file.
     pub bytes: usize,
+    /// The WIT world its exports implement.
     pub world: &'static str,
+    /// Its exported interfaces.
     pub exports: Vec<String>,
     /// Each import and what the sandbox grants it.
     pub imports: Vec<(String, String)>,
+    /// Whether the compiled code came from the cache.
     pub cache: CacheUse,
+    /// Time to load it (read, compile or cache, link, instantiate once).
     pub load_ms: f64,
     /// Cold instantiation (fresh store and instance), microseconds.
     pub instantiate_us: f64,
+    /// The conformance cases of every role it exports.
     pub cases: Vec<ConformanceCase>,
     /// Mean time of one warm call per role, microseconds.
     pub call_us: Vec<(&'static str, f64)>,
 }
 
 impl CheckReport {
+    /// Whether every case passed.
     pub fn passed(&self) -> bool {
         self.cases.iter().all(|c| c.passed)
     }

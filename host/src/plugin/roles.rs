@@ -256,6 +256,24 @@ impl RolePlugin {
     }
 }
 
+/// The policy-trait methods every role wrapper answers from its `inner`
+/// `RolePlugin`: the three traits share them, with no common supertrait.
+macro_rules! role_plugin_identity {
+    () => {
+        fn name(&self) -> &str {
+            &self.inner.name
+        }
+
+        fn version(&self) -> Option<String> {
+            self.inner.version()
+        }
+
+        fn take_notices(&self, out: &mut Vec<PolicyNotice>) {
+            self.inner.slot.take_notices(out);
+        }
+    };
+}
+
 fn invalid(detail: String) -> PluginFault {
     PluginFault::InvalidOutput { detail }
 }
@@ -315,6 +333,7 @@ impl CostScratch {
 }
 
 impl PluginCost {
+    /// Loads the cost model at `path`; `watch` polls the file for hot reload.
     pub fn open(
         runtime: &'static Runtime,
         path: &Path,
@@ -341,17 +360,7 @@ impl PluginCost {
 }
 
 impl CostModel for PluginCost {
-    fn name(&self) -> &str {
-        &self.inner.name
-    }
-
-    fn version(&self) -> Option<String> {
-        self.inner.version()
-    }
-
-    fn take_notices(&self, out: &mut Vec<PolicyNotice>) {
-        self.inner.slot.take_notices(out);
-    }
+    role_plugin_identity!();
 
     fn score(
         &self,
@@ -389,6 +398,7 @@ pub struct PluginEligibility {
 }
 
 impl PluginEligibility {
+    /// Loads the eligibility rules at `path`; `watch` polls the file for hot reload.
     pub fn open(
         runtime: &'static Runtime,
         path: &Path,
@@ -415,17 +425,7 @@ impl PluginEligibility {
 }
 
 impl Eligibility for PluginEligibility {
-    fn name(&self) -> &str {
-        &self.inner.name
-    }
-
-    fn version(&self) -> Option<String> {
-        self.inner.version()
-    }
-
-    fn take_notices(&self, out: &mut Vec<PolicyNotice>) {
-        self.inner.slot.take_notices(out);
-    }
+    role_plugin_identity!();
 
     fn verdict(
         &self,
@@ -460,6 +460,7 @@ pub struct PluginGate {
 }
 
 impl PluginGate {
+    /// Loads the gate at `path`; `watch` polls the file for hot reload.
     pub fn open(
         runtime: &'static Runtime,
         path: &Path,
@@ -486,17 +487,7 @@ impl PluginGate {
 }
 
 impl Gate for PluginGate {
-    fn name(&self) -> &str {
-        &self.inner.name
-    }
-
-    fn version(&self) -> Option<String> {
-        self.inner.version()
-    }
-
-    fn take_notices(&self, out: &mut Vec<PolicyNotice>) {
-        self.inner.slot.take_notices(out);
-    }
+    role_plugin_identity!();
 
     fn decide(&self, request: &EffectRequest) -> Result<GateDecision, PolicyFault> {
         let thresholds = match request.risk {
@@ -519,8 +510,11 @@ impl Gate for PluginGate {
 /// defaults.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PluginSet {
+    /// The cost-model component.
     pub cost: Option<PathBuf>,
+    /// The eligibility-rules component.
     pub eligibility: Option<PathBuf>,
+    /// The policy-gate component.
     pub gate: Option<PathBuf>,
 }
 
@@ -559,6 +553,7 @@ impl PluginSet {
         Ok(set)
     }
 
+    /// Whether no role has a plugin (the policy is all native).
     pub fn is_empty(&self) -> bool {
         self.cost.is_none() && self.eligibility.is_none() && self.gate.is_none()
     }

@@ -98,6 +98,7 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
+    /// A runtime caching compiled code in `cache_dir` (none: no cache).
     pub fn new(cache_dir: Option<PathBuf>) -> Result<Runtime, PluginError> {
         let mut config = Config::new();
         config.wasm_component_model(true);
@@ -129,6 +130,7 @@ impl Runtime {
             .map_err(|e| PluginError::Runtime(e.clone()))
     }
 
+    /// Where compiled code is cached, if anywhere.
     pub fn cache_dir(&self) -> Option<&Path> {
         self.cache_dir.as_deref()
     }
@@ -298,16 +300,23 @@ fn read_manifest(component: &Path) -> Result<PluginLimits, PluginError> {
 
 /// A compiled, linked component, ready to instantiate.
 pub struct LoadedPlugin {
+    /// The component file.
     pub path: PathBuf,
     /// File stem: `cost-python` for `cost-python.wasm`.
     pub name: String,
     /// `sha256:<hex>` of the component file.
     pub hash: String,
+    /// Size of the file.
     pub bytes: usize,
+    /// The roles it exports.
     pub roles: Roles,
+    /// Its imported interfaces.
     pub imports: Vec<String>,
+    /// Its exported interfaces.
     pub exports: Vec<String>,
+    /// The limits it runs under (from `NAME.toml`, else the defaults).
     pub limits: PluginLimits,
+    /// Whether the compiled code came from the cache.
     pub cache: CacheUse,
     /// Read, compile or cache load, link and a first instantiation.
     pub load_time: Duration,
@@ -404,6 +413,7 @@ struct Live {
 }
 
 impl Instance {
+    /// The component it instantiates.
     pub fn plugin(&self) -> &Arc<LoadedPlugin> {
         &self.plugin
     }
@@ -471,6 +481,7 @@ impl Instance {
         }
     }
 
+    /// Calls the cost model's `score`.
     pub fn score(
         &mut self,
         decision: &cost_model::Decision,
@@ -485,6 +496,7 @@ impl Instance {
         })
     }
 
+    /// Calls the eligibility rules' `verdict`.
     pub fn verdict(
         &mut self,
         node: &super::bindings::types::NodeSummary,
@@ -502,6 +514,7 @@ impl Instance {
         })
     }
 
+    /// Calls the gate's `decide`.
     pub fn decide(
         &mut self,
         request: &gate::EffectRequest,

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
 use thermoroute::hardware::Hardware;
-use thermoroute::plugin::build::{self, Lang};
+use thermoroute::plugin::authoring::{self, Lang};
 use thermoroute::plugin::{PluginSet, Role, Runtime, conformance};
 use thermoroute::policy::Policy;
 
@@ -116,7 +116,7 @@ pub fn plugin(command: PluginCommand) -> Result<ExitCode> {
                 RoleArg::Eligibility => Role::Eligibility,
                 RoleArg::Gate => Role::Gate,
             };
-            let files = build::new_plugin(&dir, lang, role)?;
+            let files = authoring::new_plugin(&dir, lang, role)?;
             for f in &files {
                 println!("{}", f.display());
             }
@@ -124,7 +124,7 @@ pub fn plugin(command: PluginCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         PluginCommand::Build { dir } => {
-            let out = build::build(&dir, &|step| eprintln!("{}: {step}", dir.display()))?;
+            let out = authoring::build(&dir, &|step| eprintln!("{}: {step}", dir.display()))?;
             println!("{}", out.display());
             Ok(ExitCode::SUCCESS)
         }

@@ -5,16 +5,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
-use super::runtime::MAX_TEXT;
-use super::{Instance, LoadedPlugin, PluginError, PluginFault, Role, Runtime, convert};
-use crate::device::Target;
+use super::cases::{cost_cases, eligibility_cases, gate_cases};
+use super::convert;
+use super::error::{PluginError, PluginFault};
+use super::runtime::{Instance, LoadedPlugin, MAX_TEXT, Runtime};
+use super::world::Role;
 use crate::hardware::{GateSpec, Hardware, PolicySpec};
 use crate::model::graph::{Qos, Risk};
-use crate::policy::{
-    BackendLimits, CandidateInput, CostModel, CostTerms, DecisionContext, EffectRequest,
-    Eligibility, Gate, GateDecision, Ineligible, NodeSummary, Policy, PolicyFault, PolicyNotice,
-    validate_costs,
-};
+use crate::policy::{BackendLimits, CandidateInput, CostModel, CostTerms, DecisionContext, EffectRequest, Eligibility, Gate, GateDecision, Ineligible, NodeSummary, Policy, PolicyFault, PolicyNotice, validate_costs};
+use crate::device::Target;
 
 /// Longest list of reasons a plugin may return.
 const MAX_REASONS: usize = 64;
@@ -40,17 +39,39 @@ fn require_role(plugin: &LoadedPlugin, role: Role) -> Result<(), PluginError> {
     Err(PluginError::MissingRole {
         path: plugin.path.clone(),
         wanted: role.interface(),
-        world: match role {
-            Role::Cost => "cost-plugin",
-            Role::Eligibility => "eligibility-plugin",
-            Role::Gate => "gate-plugin",
-        },
+        world: role.world(),
         found: if plugin.exports.is_empty() {
             "nothing".into()
         } else {
             plugin.exports.join(", ")
         },
     })
+}
+
+/// The cases of one role, run on a freshly loaded version before it may
+/// replace the serving one.
+fn smoke(runtime: &'static Runtime, plugin: &Arc<LoadedPlugin>, role: Role) -> Result<(), String> {
+    let cases = match role {
+        Role::Cost => cost_cases(&PluginCost::from_plugin(
+            runtime,
+            Arc::clone(plugin),
+            PolicySpec::default(),
+        )),
+        Role::Eligibility => eligibility_cases(&PluginEligibility::from_plugin(
+            runtime,
+            Arc::clone(plugin),
+            PolicySpec::default(),
+        )),
+        Role::Gate => gate_cases(&PluginGate::from_plugin(
+            runtime,
+            Arc::clone(plugin),
+            GateSpec::default(),
+        )),
+    };
+    match cases.into_iter().find(|c| !c.passed) {
+        None => Ok(()),
+        Some(c) => Err(format!("fails conformance: {}: {}", c.name, c.detail)),
+    }
 }
 
 fn modified(path: &Path) -> Option<(SystemTime, u64)> {
@@ -92,11 +113,9 @@ impl Slot {
         let old = self.current();
         let attempt = self.runtime.load(&self.path).and_then(|p| {
             require_role(&p, self.role)?;
-            super::check::smoke(self.runtime, &p, self.role).map_err(|detail| {
-                PluginError::Instantiate {
-                    path: self.path.clone(),
-                    detail,
-                }
+            smoke(self.runtime, &p, self.role).map_err(|detail| PluginError::Instantiate {
+                path: self.path.clone(),
+                detail,
             })?;
             Ok(p)
         });
@@ -234,6 +253,24 @@ impl RolePlugin {
     }
 }
 
+/// The policy-trait methods every role wrapper answers from its `inner`
+/// `RolePlugin`: the three traits share them, with no common supertrait.
+macro_rules! role_plugin_identity {
+    () => {
+        fn name(&self) -> &str {
+            &self.inner.name
+        }
+
+        fn version(&self) -> Option<String> {
+            self.inner.version()
+        }
+
+        fn take_notices(&self, out: &mut Vec<PolicyNotice>) {
+            self.inner.slot.take_notices(out);
+        }
+    };
+}
+
 fn invalid(detail: String) -> PluginFault {
     PluginFault::InvalidOutput { detail }
 }
@@ -293,6 +330,7 @@ impl CostScratch {
 }
 
 impl PluginCost {
+    /// Loads the cost model at `path`; `watch` polls the file for hot reload.
     pub fn open(
         runtime: &'static Runtime,
         path: &Path,
@@ -319,17 +357,7 @@ impl PluginCost {
 }
 
 impl CostModel for PluginCost {
-    fn name(&self) -> &str {
-        &self.inner.name
-    }
-
-    fn version(&self) -> Option<String> {
-        self.inner.version()
-    }
-
-    fn take_notices(&self, out: &mut Vec<PolicyNotice>) {
-        self.inner.slot.take_notices(out);
-    }
+    role_plugin_identity!();
 
     fn score(
         &self,
@@ -367,6 +395,7 @@ pub struct PluginEligibility {
 }
 
 impl PluginEligibility {
+    /// Loads the eligibility rules at `path`; `watch` polls the file for hot reload.
     pub fn open(
         runtime: &'static Runtime,
         path: &Path,
@@ -393,17 +422,7 @@ impl PluginEligibility {
 }
 
 impl Eligibility for PluginEligibility {
-    fn name(&self) -> &str {
-        &self.inner.name
-    }
-
-    fn version(&self) -> Option<String> {
-        self.inner.version()
-    }
-
-    fn take_notices(&self, out: &mut Vec<PolicyNotice>) {
-        self.inner.slot.take_notices(out);
-    }
+    role_plugin_identity!();
 
     fn verdict(
         &self,
@@ -438,6 +457,7 @@ pub struct PluginGate {
 }
 
 impl PluginGate {
+    /// Loads the gate at `path`; `watch` polls the file for hot reload.
     pub fn open(
         runtime: &'static Runtime,
         path: &Path,
@@ -464,17 +484,7 @@ impl PluginGate {
 }
 
 impl Gate for PluginGate {
-    fn name(&self) -> &str {
-        &self.inner.name
-    }
-
-    fn version(&self) -> Option<String> {
-        self.inner.version()
-    }
-
-    fn take_notices(&self, out: &mut Vec<PolicyNotice>) {
-        self.inner.slot.take_notices(out);
-    }
+    role_plugin_identity!();
 
     fn decide(&self, request: &EffectRequest) -> Result<GateDecision, PolicyFault> {
         let thresholds = match request.risk {
@@ -497,8 +507,11 @@ impl Gate for PluginGate {
 /// defaults.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PluginSet {
+    /// The cost-model component.
     pub cost: Option<PathBuf>,
+    /// The eligibility-rules component.
     pub eligibility: Option<PathBuf>,
+    /// The policy-gate component.
     pub gate: Option<PathBuf>,
 }
 
@@ -537,6 +550,7 @@ impl PluginSet {
         Ok(set)
     }
 
+    /// Whether no role has a plugin (the policy is all native).
     pub fn is_empty(&self) -> bool {
         self.cost.is_none() && self.eligibility.is_none() && self.gate.is_none()
     }

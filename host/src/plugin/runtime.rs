@@ -16,10 +16,14 @@ use wasmtime_wasi::{
     HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
 };
 
+use super::authoring::Manifest;
 use super::bindings::{
     COST_EXPORT, ELIGIBILITY_EXPORT, GATE_EXPORT, cost_model, eligibility, gate,
 };
-use super::{Manifest, PluginError, PluginFault, PluginLimits, Roles};
+use super::cache_dir::default_cache_dir;
+use super::error::{PluginError, PluginFault};
+use super::limits::PluginLimits;
+use super::world::Roles;
 
 /// Seed of the guests' (deterministic) randomness.
 const GUEST_RANDOM_SEED: u64 = 0x7468_6572_6d6f;
@@ -94,6 +98,7 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
+    /// A runtime caching compiled code in `cache_dir` (none: no cache).
     pub fn new(cache_dir: Option<PathBuf>) -> Result<Runtime, PluginError> {
         let mut config = Config::new();
         config.wasm_component_model(true);
@@ -116,15 +121,16 @@ impl Runtime {
     }
 
     /// The runtime shared by the whole process, caching compiled code in
-    /// [`super::default_cache_dir`].
+    /// [`default_cache_dir`].
     pub fn shared() -> Result<&'static Runtime, PluginError> {
         static SHARED: OnceLock<Result<Runtime, String>> = OnceLock::new();
         SHARED
-            .get_or_init(|| Runtime::new(super::default_cache_dir()).map_err(|e| e.to_string()))
+            .get_or_init(|| Runtime::new(default_cache_dir()).map_err(|e| e.to_string()))
             .as_ref()
             .map_err(|e| PluginError::Runtime(e.clone()))
     }
 
+    /// Where compiled code is cached, if anywhere.
     pub fn cache_dir(&self) -> Option<&Path> {
         self.cache_dir.as_deref()
     }
@@ -294,16 +300,23 @@ fn read_manifest(component: &Path) -> Result<PluginLimits, PluginError> {
 
 /// A compiled, linked component, ready to instantiate.
 pub struct LoadedPlugin {
+    /// The component file.
     pub path: PathBuf,
     /// File stem: `cost-python` for `cost-python.wasm`.
     pub name: String,
     /// `sha256:<hex>` of the component file.
     pub hash: String,
+    /// Size of the file.
     pub bytes: usize,
+    /// The roles it exports.
     pub roles: Roles,
+    /// Its imported interfaces.
     pub imports: Vec<String>,
+    /// Its exported interfaces.
     pub exports: Vec<String>,
+    /// The limits it runs under (from `NAME.toml`, else the defaults).
     pub limits: PluginLimits,
+    /// Whether the compiled code came from the cache.
     pub cache: CacheUse,
     /// Read, compile or cache load, link and a first instantiation.
     pub load_time: Duration,
@@ -400,6 +413,7 @@ struct Live {
 }
 
 impl Instance {
+    /// The component it instantiates.
     pub fn plugin(&self) -> &Arc<LoadedPlugin> {
         &self.plugin
     }
@@ -467,6 +481,7 @@ impl Instance {
         }
     }
 
+    /// Calls the cost model's `score`.
     pub fn score(
         &mut self,
         decision: &cost_model::Decision,
@@ -481,6 +496,7 @@ impl Instance {
         })
     }
 
+    /// Calls the eligibility rules' `verdict`.
     pub fn verdict(
         &mut self,
         node: &super::bindings::types::NodeSummary,
@@ -498,6 +514,7 @@ impl Instance {
         })
     }
 
+    /// Calls the gate's `decide`.
     pub fn decide(
         &mut self,
         request: &gate::EffectRequest,

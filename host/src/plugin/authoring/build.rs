@@ -1,90 +1,61 @@
-//! `thermoroute plugin new` and `plugin build`: templates per language and
-//! role, and the toolchains that turn them into components (cargo for Rust,
-//! componentize-py for Python, jco/componentize-js for JavaScript), installed
-//! on first use when missing.
+//! `thermoroute plugin new` writes a template into a directory; `plugin
+//! build` turns the directory into a component with its language's toolchain
+//! (cargo for Rust, componentize-py for Python, jco/componentize-js for
+//! JavaScript), installed on first use when missing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde::{Deserialize, Serialize};
-
-use super::Role;
-
-/// The WIT package, embedded so templates are self-contained.
-pub const POLICY_WIT: &str = include_str!("../../../wit/policy.wit");
-
-/// Pinned guest toolchain versions (measured in `../shared/TOOLCHAIN.md`).
-pub const COMPONENTIZE_PY: &str = "componentize-py==0.25.*";
-pub const JCO: &str = "@bytecodealliance/jco@1.35.0";
-pub const COMPONENTIZE_JS: &str = "@bytecodealliance/componentize-js@0.23.0";
-pub const WIT_BINDGEN: &str = "0.61";
-
-/// A plugin source language.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Lang {
-    Rust,
-    Python,
-    Js,
-}
-
-impl Lang {
-    pub fn name(self) -> &'static str {
-        match self {
-            Lang::Rust => "rust",
-            Lang::Python => "python",
-            Lang::Js => "js",
-        }
-    }
-}
-
-/// `[plugin]` in a plugin directory's `plugin.toml`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BuildSpec {
-    pub lang: Lang,
-    /// The WIT world it implements (`cost-plugin`, `gate-plugin`, ...).
-    pub world: String,
-    /// The WIT directory, relative to the plugin directory.
-    #[serde(default = "default_wit")]
-    pub wit: String,
-    /// Python: the module that defines the export classes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub module: Option<String>,
-    /// JavaScript: the entry file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub entry: Option<String>,
-}
-
-fn default_wit() -> String {
-    "wit".into()
-}
+use super::lang::{COMPONENTIZE_JS, COMPONENTIZE_PY, JCO, Lang};
+use super::manifest::{BuildSpec, Manifest};
+use super::templates;
+use crate::plugin::cache_dir::default_cache_dir;
+use crate::plugin::world::Role;
 
 /// A plugin that could not be created or built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
+    /// `plugin.toml` or `Cargo.toml` is missing or malformed.
     #[error("{path}: {detail}")]
-    Manifest { path: PathBuf, detail: String },
-    #[error("{0} already exists and is not empty; pick a new directory")]
-    Exists(PathBuf),
-    #[error("cannot write {path}: {source}")]
-    Io {
+    Manifest {
+        /// The file.
         path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{tool} is needed to build {lang} plugins and could not be installed: {detail}")]
-    Toolchain {
-        tool: &'static str,
-        lang: &'static str,
+        /// What is wrong with it.
         detail: String,
     },
+    /// `plugin new` was pointed at a directory that already has files.
+    #[error("{0} already exists and is not empty; pick a new directory")]
+    Exists(PathBuf),
+    /// A file could not be read or written.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A guest toolchain is missing and could not be installed.
+    #[error("{tool} is needed to build {lang} plugins and could not be installed: {detail}")]
+    Toolchain {
+        /// The tool.
+        tool: &'static str,
+        /// The language it builds.
+        lang: &'static str,
+        /// Why it could not be installed.
+        detail: String,
+    },
+    /// A build step exited with an error.
     #[error("`{command}` failed ({status}):\n{output}")]
     Failed {
+        /// The command line.
         command: String,
+        /// Its exit status.
         status: String,
+        /// The last lines of its output.
         output: String,
     },
+    /// The build succeeded but left no component where it should be.
     #[error("the build produced no component (looked for {0})")]
     NoArtifact(PathBuf),
 }
@@ -99,7 +70,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
 /// Where installed guest toolchains live: `toolchains/` beside the compile
 /// cache.
 pub fn toolchains_dir() -> PathBuf {
-    super::default_cache_dir()
+    default_cache_dir()
         .and_then(|c| c.parent().map(Path::to_path_buf))
         .unwrap_or_else(|| PathBuf::from(".thermoroute"))
         .join("toolchains")
@@ -126,6 +97,10 @@ fn run(cmd: &mut Command) -> Result<(), BuildError> {
     })
 }
 
+fn toolchain_failure(tool: &'static str, lang: &'static str) -> impl Fn(String) -> BuildError {
+    move |detail| BuildError::Toolchain { tool, lang, detail }
+}
+
 fn on_path(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
@@ -147,11 +122,7 @@ pub fn componentize_py(progress: &dyn Fn(&str)) -> Result<PathBuf, BuildError> {
     if tool.is_file() {
         return Ok(tool);
     }
-    let fail = |detail: String| BuildError::Toolchain {
-        tool: "componentize-py",
-        lang: "Python",
-        detail,
-    };
+    let fail = toolchain_failure("componentize-py", "Python");
     progress(&format!(
         "installing {COMPONENTIZE_PY} into {} (once)",
         venv.display()
@@ -178,11 +149,7 @@ pub fn jco(progress: &dyn Fn(&str)) -> Result<PathBuf, BuildError> {
     if script.is_file() {
         return Ok(script);
     }
-    let fail = |detail: String| BuildError::Toolchain {
-        tool: "jco",
-        lang: "JavaScript",
-        detail,
-    };
+    let fail = toolchain_failure("jco", "JavaScript");
     if on_path("node").is_none() {
         return Err(fail("no node on PATH (install Node.js 18 or newer)".into()));
     }
@@ -227,7 +194,7 @@ pub fn read_spec(dir: &Path) -> Result<BuildSpec, BuildError> {
             "{e} (a plugin directory has a plugin.toml; `thermoroute plugin new` writes one)"
         ),
     })?;
-    let manifest: super::Manifest = toml::from_str(&text).map_err(|e| BuildError::Manifest {
+    let manifest: Manifest = toml::from_str(&text).map_err(|e| BuildError::Manifest {
         path: path.clone(),
         detail: e.to_string(),
     })?;
@@ -337,15 +304,6 @@ fn crate_name(dir: &Path) -> Result<String, BuildError> {
         })
 }
 
-/// The world a role's template implements.
-pub fn world_of(role: Role) -> &'static str {
-    match role {
-        Role::Cost => "cost-plugin",
-        Role::Eligibility => "eligibility-plugin",
-        Role::Gate => "gate-plugin",
-    }
-}
-
 /// A crate or file name from a directory name.
 pub fn plugin_name(dir: &Path) -> String {
     let raw = dir
@@ -375,7 +333,7 @@ pub fn new_plugin(dir: &Path, lang: Lang, role: Role) -> Result<Vec<PathBuf>, Bu
     }
     let name = plugin_name(dir);
     let mut written = Vec::new();
-    for (rel, text) in super::templates::files(lang, role, &name) {
+    for (rel, text) in templates::files(lang, role, &name) {
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io(parent))?;

@@ -1,12 +1,12 @@
 //! What `thermoroute plugin new` writes: a working plugin per language and
 //! role, with the WIT package beside it so the directory stands alone.
 
-use super::Role;
-use super::build::Lang;
+use super::lang::{Lang, POLICY_WIT, WIT_BINDGEN};
+use crate::plugin::world::Role;
 
 /// (relative path, contents) of every file of a new plugin.
 pub fn files(lang: Lang, role: Role, name: &str) -> Vec<(String, String)> {
-    let world = super::build::world_of(role);
+    let world = role.world();
     let (entry, body) = match lang {
         Lang::Rust => ("src/lib.rs", rust(role, world)),
         Lang::Python => ("app.py", python(role).to_string()),
@@ -39,10 +39,7 @@ pub fn files(lang: Lang, role: Role, name: &str) -> Vec<(String, String)> {
                 memory = if lang == Lang::Python { 128 } else { 64 },
             ),
         ),
-        (
-            "wit/policy.wit".to_string(),
-            super::build::POLICY_WIT.to_string(),
-        ),
+        ("wit/policy.wit".to_string(), POLICY_WIT.to_string()),
         (entry.to_string(), body),
     ];
     if lang == Lang::Rust {
@@ -63,7 +60,7 @@ pub fn files(lang: Lang, role: Role, name: &str) -> Vec<(String, String)> {
                  strip = true\n\n\
                  # Stand-alone, whatever workspace encloses it.\n\
                  [workspace]\n",
-                super::build::WIT_BINDGEN
+                WIT_BINDGEN
             ),
         ));
     }

@@ -1,0 +1,39 @@
+//! The languages a plugin can be written in and the guest toolchains each
+//! one builds with.
+
+use serde::{Deserialize, Serialize};
+
+/// The WIT package, embedded so templates are self-contained.
+pub const POLICY_WIT: &str = include_str!("../../../../wit/policy.wit");
+
+/// Pinned componentize-py (measured in `../shared/TOOLCHAIN.md`).
+pub const COMPONENTIZE_PY: &str = "componentize-py==0.25.*";
+/// Pinned jco.
+pub const JCO: &str = "@bytecodealliance/jco@1.35.0";
+/// Pinned componentize-js.
+pub const COMPONENTIZE_JS: &str = "@bytecodealliance/componentize-js@0.23.0";
+/// The wit-bindgen version Rust templates depend on.
+pub const WIT_BINDGEN: &str = "0.61";
+
+/// A plugin source language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    /// Rust, built with cargo for `wasm32-wasip2`.
+    Rust,
+    /// Python, built with componentize-py.
+    Python,
+    /// JavaScript, built with jco and componentize-js.
+    Js,
+}
+
+impl Lang {
+    /// The name `plugin.toml` and `plugin new --lang` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lang::Rust => "rust",
+            Lang::Python => "python",
+            Lang::Js => "js",
+        }
+    }
+}

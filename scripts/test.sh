@@ -21,5 +21,8 @@ if ! command -v tmux >/dev/null; then
 fi
 
 cargo fmt --all -- --check
+# No import circles between modules (file and top-level grain).
+python3 -B -m unittest scripts/test_layer_check.py
+python3 scripts/layer_check.py
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace --all-targets

@@ -1,0 +1,111 @@
+//! The prior: what a node should cost on each target according to the
+//! hardware description, before anything has been observed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::hardware::{Hardware, ServiceDistribution};
+use crate::device::{Device, Target};
+use crate::model::graph::NodeKind;
+use crate::policy::NodeSummary;
+
+/// Service figures of one node on one target.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    pub mean_ms: f64,
+    pub p95_ms: f64,
+    pub energy_j: f64,
+    /// Expected largest marginal error (0 for exact deterministic work).
+    pub error: f64,
+}
+
+/// Ratio p95 / mean of the service-time distribution simulate mode draws from.
+pub fn p95_ratio(hw: &Hardware) -> f64 {
+    match hw.simulate.service {
+        ServiceDistribution::Deterministic => 1.0,
+        ServiceDistribution::Exponential => 20f64.ln(),
+        ServiceDistribution::Lognormal => {
+            let s2 = (1.0 + hw.simulate.cv * hw.simulate.cv).ln();
+            (-0.5 * s2 + 1.644_853_6 * s2.sqrt()).exp()
+        }
+    }
+}
+
+/// The built-in cost model: what a node should cost on a target according to
+/// the hardware description (roofline-style work / throughput + overheads),
+/// unless a `[[perf]]` prior in the description says otherwise.
+pub fn prior(hw: &Hardware, node: &NodeSummary, target: Target) -> Service {
+    let ratio = p95_ratio(hw);
+    let seconds = match target {
+        Target::Cpu => hw.cpu.overhead_us * 1e-6 + node.flops / (hw.cpu.gflops_per_core * 1e9),
+        Target::Gpu => {
+            hw.gpu.launch_us * 1e-6
+                + node.bytes / (hw.gpu.transfer_gb_per_s * 1e9)
+                + node.flops / (hw.gpu.gflops * 1e9)
+        }
+        Target::CpuRef => {
+            let updates = node.program.as_ref().map_or(0.0, |p| p.updates);
+            hw.cpu.overhead_us * 1e-6 + updates / hw.cpu.spin_updates_per_s
+        }
+        Target::GpuSim => {
+            let updates = node.program.as_ref().map_or(0.0, |p| p.updates);
+            hw.gpu.launch_us * 1e-6 + updates / hw.gpu.spin_updates_per_s
+        }
+        Target::Tsu => {
+            let updates = node.program.as_ref().map_or(0.0, |p| p.updates);
+            hw.tsu.setup_us * 1e-6 + updates / (hw.tsu.spin_updates_per_s * hw.tsu.shared_fraction)
+        }
+    };
+    let energy = match target {
+        Target::Cpu | Target::CpuRef => seconds * hw.cpu.active_w_per_core,
+        Target::Gpu | Target::GpuSim => seconds * hw.gpu.active_w,
+        Target::Tsu => {
+            let updates = node.program.as_ref().map_or(0.0, |p| p.updates);
+            hw.tsu.setup_us * 1e-6 * hw.tsu.setup_w + updates * hw.tsu.energy_pj_per_update * 1e-12
+        }
+    };
+    let error = match (&node.program, target) {
+        (Some(p), _) => {
+            // Monte Carlo error of a marginal, assuming half the draws are
+            // effectively independent, plus the target's calibrated bias.
+            let ess = (p.chains * p.samples) as f64 * 0.5;
+            let mc = if ess > 0.0 { 0.5 / ess.sqrt() } else { 1.0 };
+            mc + match target {
+                Target::Tsu => hw.tsu.sampling_bias,
+                Target::GpuSim => hw.gpu.sampling_bias,
+                _ => 0.0,
+            }
+        }
+        (None, Target::Gpu) if matches!(node.kind, NodeKind::Tensor | NodeKind::Nn) => {
+            hw.gpu.deterministic_error
+        }
+        (None, _) => 0.0,
+    };
+    let mut service = Service {
+        mean_ms: seconds * 1e3,
+        p95_ms: seconds * 1e3 * ratio,
+        energy_j: energy,
+        error,
+    };
+    if let Some(p) = hw
+        .perf
+        .iter()
+        .rev()
+        .find(|p| p.target == target.name() && node.class.starts_with(&p.class))
+    {
+        service.mean_ms = p.mean_ms;
+        service.p95_ms = p.mean_ms * ratio;
+        if let Some(e) = p.energy_j {
+            service.energy_j = e;
+        }
+    }
+    service
+}
+
+/// Energy a device draws for `ms` of work, for work whose energy is not modelled otherwise.
+pub fn busy_energy(hw: &Hardware, device: Device, ms: f64) -> f64 {
+    match device {
+        Device::Cpu => ms * 1e-3 * hw.cpu.active_w_per_core,
+        Device::Gpu => ms * 1e-3 * hw.gpu.active_w,
+        Device::Tsu => ms * 1e-3 * hw.tsu.setup_w,
+    }
+}

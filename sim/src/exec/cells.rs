@@ -1,0 +1,105 @@
+//! The per-cell kernels: each cell sums its couplings for every chain, then
+//! the p-bit decides.
+
+use super::noise::{Comparator, Noise, NoiseKey, decide};
+use crate::image::TsuImage;
+
+/// What every cell of a phase reads.
+pub(super) struct Phase<'a> {
+    pub(super) image: &'a TsuImage,
+    pub(super) comparator: &'a Comparator,
+    pub(super) noise: Noise,
+    pub(super) drift_lsb: i32,
+    pub(super) spins: &'a [i8],
+    pub(super) keys: &'a [NoiseKey],
+    pub(super) sweep: u64,
+}
+
+/// [`cells`] for exactly `L` chains: the accumulators live in registers.
+#[inline(always)]
+pub(super) fn cells_fixed<const D: usize, const L: usize>(
+    ctx: &Phase<'_>,
+    start: usize,
+    out: &mut [i8],
+    prev: &mut [u32],
+) {
+    let image = ctx.image;
+    let spins = ctx.spins;
+    for (j, (o, p)) in out
+        .chunks_exact_mut(L)
+        .zip(prev.chunks_exact_mut(L))
+        .enumerate()
+    {
+        let i = start + j;
+        let (a, z) = if D > 0 {
+            (i * D, i * D + D)
+        } else {
+            (image.row_ptr[i] as usize, image.row_ptr[i + 1] as usize)
+        };
+        let bias = image.bias_q[i] + ctx.drift_lsb;
+        let mut acc = [bias; L];
+        for (&c, &w) in image.col[a..z].iter().zip(&image.weight_q[a..z]) {
+            let s: &[i8; L] = spins[c as usize * L..c as usize * L + L]
+                .try_into()
+                .expect("L lanes");
+            for t in 0..L {
+                acc[t] += i32::from(w) * i32::from(s[t]);
+            }
+        }
+        for t in 0..L {
+            let x = ctx.keys[t].draw(ctx.sweep, i);
+            o[t] = decide(ctx.comparator, ctx.noise, x, &mut p[t], acc[t]);
+        }
+    }
+}
+
+/// Chains handled together per pass over a cell's couplings.
+pub(super) const LANE_GROUP: usize = 8;
+
+#[inline(always)]
+pub(super) fn cells<const D: usize>(
+    ctx: &Phase<'_>,
+    start: usize,
+    out: &mut [i8],
+    prev: &mut [u32],
+) {
+    let image = ctx.image;
+    let lanes = ctx.keys.len();
+    let spins = ctx.spins;
+    for (j, (o, p)) in out
+        .chunks_exact_mut(lanes)
+        .zip(prev.chunks_exact_mut(lanes))
+        .enumerate()
+    {
+        let i = start + j;
+        let (a, z) = if D > 0 {
+            (i * D, i * D + D)
+        } else {
+            (image.row_ptr[i] as usize, image.row_ptr[i + 1] as usize)
+        };
+        let (cols, weights) = (&image.col[a..z], &image.weight_q[a..z]);
+        let bias = image.bias_q[i] + ctx.drift_lsb;
+        for g in (0..lanes).step_by(LANE_GROUP) {
+            let m = (lanes - g).min(LANE_GROUP);
+            let mut acc = [bias; LANE_GROUP];
+            if m == 1 {
+                let mut a1 = bias;
+                for (&c, &w) in cols.iter().zip(weights) {
+                    a1 += i32::from(w) * i32::from(spins[c as usize * lanes + g]);
+                }
+                acc[0] = a1;
+            } else {
+                for (&c, &w) in cols.iter().zip(weights) {
+                    let base = c as usize * lanes + g;
+                    for (t, &s) in spins[base..base + m].iter().enumerate() {
+                        acc[t] += i32::from(w) * i32::from(s);
+                    }
+                }
+            }
+            for t in 0..m {
+                let x = ctx.keys[g + t].draw(ctx.sweep, i);
+                o[g + t] = decide(ctx.comparator, ctx.noise, x, &mut p[g + t], acc[t]);
+            }
+        }
+    }
+}

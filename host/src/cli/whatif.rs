@@ -6,13 +6,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
 use thermoroute::whatif::{
-    METRICS, Prepared, VariantResult, aggregate, parse_shard, plot, read_runs, write_outputs,
+    METRICS, Prepared, RunResult, VariantResult, aggregate, parse_shard, plot, read_runs,
+    write_outputs,
 };
 
-use crate::print_json;
+use super::{print_json, table};
 
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -59,12 +59,7 @@ pub fn whatif(args: WhatifArgs) -> Result<ExitCode> {
         json,
     }) = args.command
     {
-        let runs = read_runs(&dirs)?;
-        let rows = aggregate(runs.clone(), baseline.as_deref());
-        write_outputs(&out, &runs, &rows)?;
-        plot(&out, &rows)?;
-        report(&rows, &out, json)?;
-        return Ok(ExitCode::SUCCESS);
+        return finish(read_runs(&dirs)?, baseline.as_deref(), &out, json);
     }
     let Some(file) = args.experiment else {
         bail!("give an experiment file (see `thermoroute whatif --help`) or `whatif merge DIR...`");
@@ -99,10 +94,21 @@ pub fn whatif(args: WhatifArgs) -> Result<ExitCode> {
         .baseline
         .as_deref()
         .or(prepared.experiment.baseline.as_deref());
+    finish(runs, baseline, &args.out, args.json)
+}
+
+/// Aggregates runs, writes them with the results and plots into `out`, and
+/// shows the results.
+fn finish(
+    runs: Vec<RunResult>,
+    baseline: Option<&str>,
+    out: &Path,
+    json: bool,
+) -> Result<ExitCode> {
     let rows = aggregate(runs.clone(), baseline);
-    write_outputs(&args.out, &runs, &rows)?;
-    plot(&args.out, &rows)?;
-    report(&rows, &args.out, args.json)?;
+    write_outputs(out, &runs, &rows)?;
+    plot(out, &rows)?;
+    report(&rows, out, json)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -119,11 +125,9 @@ fn report(rows: &[VariantResult], out: &Path, json: bool) -> Result<()> {
         "rejected",
         "util_tsu",
     ];
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED);
     let mut header = vec!["variant (load | hardware | policy | qos)".to_string()];
     header.extend(shown.iter().map(|s| s.to_string()));
-    t.set_header(header);
+    let mut t = table(header);
     for r in rows {
         let mut cells = vec![r.variant.clone()];
         for m in shown {

@@ -1,6 +1,7 @@
 //! The input files of a run, loaded in one place: workload graphs as job
 //! classes, the hardware description (or the default), a calibration
-//! applied to it, and the routing tables learned by earlier runs.
+//! applied to it, the routing tables learned by earlier runs, and the
+//! plugin components of a policy.
 //!
 //! Every error names the file it comes from; callers decide how to show it
 //! (`run` lists a graph's problems one per line, the others print the error).
@@ -12,6 +13,7 @@ use crate::engine::JobClass;
 use crate::hardware::{Hardware, HardwareError};
 use crate::model::{Graph, ModelError};
 use crate::perf::{PerfTables, StateError};
+use crate::plugin::{PluginError, PluginSet};
 
 /// Why the inputs of a run could not be loaded. Each variant shows exactly
 /// the message of the loader it wraps.
@@ -112,4 +114,35 @@ pub fn load_graph_document(path: &Path) -> Result<serde_json::Value, ModelError>
     let text = crate::model::error::read_file(path)?;
     Graph::from_json(path, &text)?;
     crate::model::error::parse_json(path, &text)
+}
+
+/// Plugin components named one by one; any role left out is native.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PluginFiles<'a> {
+    /// A policy directory (cost.wasm, eligibility.wasm, gate.wasm, policy.wasm).
+    pub policy: Option<&'a Path>,
+    pub cost: Option<&'a Path>,
+    pub eligibility: Option<&'a Path>,
+    pub gate: Option<&'a Path>,
+}
+
+impl PluginFiles<'_> {
+    /// The plugins of the policy directory, each role overridden by a
+    /// component named on its own.
+    pub fn plugin_set(&self) -> Result<PluginSet, PluginError> {
+        let mut set = match self.policy {
+            Some(dir) => PluginSet::from_dir(dir)?,
+            None => PluginSet::default(),
+        };
+        for (slot, file) in [
+            (&mut set.cost, self.cost),
+            (&mut set.eligibility, self.eligibility),
+            (&mut set.gate, self.gate),
+        ] {
+            if let Some(f) = file {
+                *slot = Some(f.to_path_buf());
+            }
+        }
+        Ok(set)
+    }
 }

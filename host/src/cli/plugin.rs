@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 
 use thermoroute::hardware::Hardware;
+use thermoroute::inputs::PluginFiles;
 use thermoroute::plugin::build::{self, Lang};
 use thermoroute::plugin::{PluginSet, Role, Runtime, conformance};
 use thermoroute::policy::Policy;
@@ -36,20 +37,13 @@ pub struct PolicyArgs {
 
 impl PolicyArgs {
     pub fn plugins(&self) -> Result<PluginSet> {
-        let mut set = match &self.policy {
-            Some(dir) => PluginSet::from_dir(dir)?,
-            None => PluginSet::default(),
+        let files = PluginFiles {
+            policy: self.policy.as_deref(),
+            cost: self.cost.as_deref(),
+            eligibility: self.eligibility.as_deref(),
+            gate: self.gate.as_deref(),
         };
-        if let Some(p) = &self.cost {
-            set.cost = Some(p.clone());
-        }
-        if let Some(p) = &self.eligibility {
-            set.eligibility = Some(p.clone());
-        }
-        if let Some(p) = &self.gate {
-            set.gate = Some(p.clone());
-        }
-        Ok(set)
+        Ok(files.plugin_set()?)
     }
 
     /// The policy for `hw`; plugin files are watched and hot-reloaded.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{WhatifError, file_error};
 use crate::engine::JobClass;
 use crate::hardware::Hardware;
-use crate::inputs::load_graph_document;
+use crate::inputs::{PluginFiles, load_graph_document};
 use crate::model::Graph;
 use crate::policy::Policy;
 
@@ -211,19 +211,20 @@ impl Prepared {
             variant: pv.name.clone(),
             reason: e.to_string(),
         };
-        let mut set = match &pv.policy {
-            Some(d) => crate::plugin::PluginSet::from_dir(&dir.join(d)).map_err(|e| fail(&e))?,
-            None => crate::plugin::PluginSet::default(),
+        let in_dir = |p: &Option<PathBuf>| p.as_ref().map(|p| dir.join(p));
+        let (policy, cost, eligibility, gate) = (
+            in_dir(&pv.policy),
+            in_dir(&pv.cost),
+            in_dir(&pv.eligibility),
+            in_dir(&pv.gate),
+        );
+        let files = PluginFiles {
+            policy: policy.as_deref(),
+            cost: cost.as_deref(),
+            eligibility: eligibility.as_deref(),
+            gate: gate.as_deref(),
         };
-        for (slot, path) in [
-            (&mut set.cost, &pv.cost),
-            (&mut set.eligibility, &pv.eligibility),
-            (&mut set.gate, &pv.gate),
-        ] {
-            if let Some(p) = path {
-                *slot = Some(dir.join(p));
-            }
-        }
+        let set = files.plugin_set().map_err(|e| fail(&e))?;
         set.policy(hw, None).map_err(|e| fail(&e))
     }
 

@@ -9,7 +9,7 @@ use clap::Args;
 use thermoroute::calibration::{BackendCalibration, Calibration, calibrate as run_calibration};
 use thermoroute::inputs::load_hardware;
 
-use super::{print_json, table};
+use super::{print_json, progress_bar, table};
 
 #[derive(Args, Debug)]
 pub struct CalibrateArgs {
@@ -31,10 +31,7 @@ pub struct CalibrateArgs {
 pub fn calibrate(args: CalibrateArgs) -> Result<ExitCode> {
     let hw = load_hardware(args.hardware.as_deref())?;
     let steps = args.programs as u64 * if hw.tsu.count > 0 { 2 } else { 1 };
-    let bar = indicatif::ProgressBar::new(steps).with_style(
-        indicatif::ProgressStyle::with_template("calibrating {bar:30} {pos}/{len} {msg}")
-            .expect("valid template"),
-    );
+    let bar = progress_bar(steps, "calibrating {bar:30} {pos}/{len} {msg}");
     if args.json {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }

@@ -51,6 +51,12 @@ pub fn report_model_error(err: &ModelError) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// A progress bar on stderr drawn with `template`.
+pub fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
+    indicatif::ProgressBar::new(len)
+        .with_style(indicatif::ProgressStyle::with_template(template).expect("valid template"))
+}
+
 /// An empty table in the style every subcommand prints.
 pub fn table(header: impl Into<Row>) -> Table {
     let mut t = Table::new();

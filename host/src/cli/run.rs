@@ -12,7 +12,9 @@ use thermoroute::review::DEFAULT_REVIEW_FILE;
 use thermoroute::trace::JobStatus;
 
 use super::plugin::PolicyArgs;
-use super::{EXIT_INFEASIBLE, fmt_ms, print_json, report_model_error, table, truncate};
+use super::{
+    EXIT_INFEASIBLE, fmt_ms, print_json, progress_bar, report_model_error, table, truncate,
+};
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ModeArg {
@@ -129,14 +131,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let policy = args.plugins.build(&hw)?;
     let mut engine = Engine::new(classes, hw, policy, tables, config)?;
     let bar = (!args.json && total_jobs >= 10_000).then(|| {
-        let bar = indicatif::ProgressBar::new(total_jobs);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {pos}/{len} jobs ended [{elapsed_precise}] {per_sec}",
-            )
-            .expect("valid template"),
-        );
-        bar
+        progress_bar(
+            total_jobs,
+            "{spinner} {pos}/{len} jobs ended [{elapsed_precise}] {per_sec}",
+        )
     });
     let mut events: u64 = 0;
     while engine.step()? == Step::Progressed {

@@ -13,7 +13,7 @@ use thermoroute::model::EProgram;
 use thermoroute::report::{DrawsFile, InfeasibleReport, SampleReport};
 use thermoroute::sampler::{self, Draws, SampleError, SampleOptions};
 
-use super::{EXIT_INFEASIBLE, fmt_opt, print_json, report_model_error, table};
+use super::{EXIT_INFEASIBLE, fmt_opt, print_json, progress_bar, report_model_error, table};
 
 #[derive(Args, Debug)]
 pub struct SampleArgs {
@@ -190,12 +190,7 @@ fn sample_with_progress(
     std::thread::scope(|scope| {
         if show {
             scope.spawn(|| {
-                let bar = indicatif::ProgressBar::new(total).with_style(
-                    indicatif::ProgressStyle::with_template(
-                        "sampling {bar:40} {pos}/{len} sweeps  eta {eta}",
-                    )
-                    .expect("valid template"),
-                );
+                let bar = progress_bar(total, "sampling {bar:40} {pos}/{len} sweeps  eta {eta}");
                 while !done.load(Ordering::Relaxed) {
                     bar.set_position(counter.load(Ordering::Relaxed));
                     std::thread::sleep(std::time::Duration::from_millis(100));

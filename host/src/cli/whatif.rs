@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
@@ -12,7 +11,7 @@ use thermoroute::whatif::{
     write_outputs,
 };
 
-use super::{print_json, table};
+use super::{print_json, progress_bar, table};
 
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -74,21 +73,15 @@ pub fn whatif(args: WhatifArgs) -> Result<ExitCode> {
         .iter()
         .filter(|r| r.index % shard.1 == shard.0)
         .count() as u64;
-    let bar = indicatif::ProgressBar::new(total).with_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg} {bar:30} {pos}/{len} runs  elapsed {elapsed}  eta {eta}",
-        )
-        .expect("valid template"),
+    let bar = progress_bar(
+        total,
+        "{msg} {bar:30} {pos}/{len} runs  elapsed {elapsed}  eta {eta}",
     );
     bar.set_message(prepared.experiment.name.clone());
     if args.json {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let done = AtomicU64::new(0);
-    let runs = prepared.run_shard(shard, &|| {
-        done.fetch_add(1, Ordering::Relaxed);
-        bar.inc(1);
-    })?;
+    let runs = prepared.run_shard(shard, &|| bar.inc(1))?;
     bar.finish_and_clear();
     let baseline = args
         .baseline

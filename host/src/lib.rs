@@ -14,6 +14,7 @@ pub mod engine;
 pub mod exec;
 pub mod export;
 pub mod hardware;
+pub mod inputs;
 pub mod model;
 pub mod perf;
 pub mod plugin;

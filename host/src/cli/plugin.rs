@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
 use thermoroute::hardware::Hardware;
+use thermoroute::inputs::PluginFiles;
 use thermoroute::plugin::authoring::{self, Lang};
 use thermoroute::plugin::{PluginSet, Role, Runtime, conformance};
 use thermoroute::policy::Policy;
 
-use crate::print_json;
+use super::{print_json, table};
 
 /// Policy plugins for a run: any role not given uses the native default.
 #[derive(Args, Debug, Clone, Default)]
@@ -37,20 +37,13 @@ pub struct PolicyArgs {
 
 impl PolicyArgs {
     pub fn plugins(&self) -> Result<PluginSet> {
-        let mut set = match &self.policy {
-            Some(dir) => PluginSet::from_dir(dir)?,
-            None => PluginSet::default(),
+        let files = PluginFiles {
+            policy: self.policy.as_deref(),
+            cost: self.cost.as_deref(),
+            eligibility: self.eligibility.as_deref(),
+            gate: self.gate.as_deref(),
         };
-        if let Some(p) = &self.cost {
-            set.cost = Some(p.clone());
-        }
-        if let Some(p) = &self.eligibility {
-            set.eligibility = Some(p.clone());
-        }
-        if let Some(p) = &self.gate {
-            set.gate = Some(p.clone());
-        }
-        Ok(set)
+        Ok(files.plugin_set()?)
     }
 
     /// The policy for `hw`; plugin files are watched and hot-reloaded.
@@ -153,17 +146,13 @@ fn check(file: &Path, json: bool) -> Result<ExitCode> {
         if report.imports.is_empty() {
             println!("imports: none");
         } else {
-            let mut t = Table::new();
-            t.load_preset(UTF8_FULL_CONDENSED);
-            t.set_header(vec!["import", "sandbox grants"]);
+            let mut t = table(["import", "sandbox grants"]);
             for (name, grant) in &report.imports {
                 t.add_row(vec![name.as_str(), grant.as_str()]);
             }
             println!("{t}");
         }
-        let mut t = Table::new();
-        t.load_preset(UTF8_FULL_CONDENSED);
-        t.set_header(vec!["", "role", "conformance case", "detail"]);
+        let mut t = table(["", "role", "conformance case", "detail"]);
         for c in &report.cases {
             t.add_row(vec![
                 if c.passed { "ok" } else { "FAIL" },
@@ -191,141 +180,4 @@ fn check(file: &Path, json: bool) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
-}
-
-/// Default components of `bench --suite plugins`: the committed cost models
-/// in each language, as `plugin build` leaves them.
-pub const BENCH_PLUGINS: [&str; 3] = [
-    "plugins/cost-rust/target/cost-rust.wasm",
-    "plugins/cost-python/target/cost-python.wasm",
-    "plugins/cost-js/target/cost-js.wasm",
-];
-
-/// Routing decisions per second in simulate mode with the native cost model
-/// and with each plugin, plus compile, cache-load and instantiation times.
-pub fn bench_plugins(files: &[PathBuf], jobs: u64, json: bool) -> Result<ExitCode> {
-    use std::time::Instant;
-    use thermoroute::engine::{Arrivals, Engine, EngineConfig, JobClass, Mode};
-    use thermoroute::model::Graph;
-    use thermoroute::perf::PerfTables;
-    use thermoroute::plugin::PluginCost;
-
-    let files: Vec<PathBuf> = if files.is_empty() {
-        BENCH_PLUGINS.iter().map(PathBuf::from).collect()
-    } else {
-        files.to_vec()
-    };
-    for f in &files {
-        if !f.is_file() {
-            anyhow::bail!(
-                "{} is missing: build it first (`thermoroute plugin build {}`), or name components with --plugin",
-                f.display(),
-                f.parent()
-                    .and_then(Path::parent)
-                    .map_or_else(|| "DIR".into(), |d| d.display().to_string())
-            );
-        }
-    }
-    let graph = Graph::from_json(
-        Path::new("fraud-triage.json"),
-        include_str!("../../../examples/graphs/fraud-triage.json"),
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let hw = Hardware::default();
-    let simulate = |policy: Policy, jobs: u64| -> Result<(u64, f64)> {
-        let mut engine = Engine::new(
-            vec![JobClass {
-                name: "fraud-triage".into(),
-                graph: graph.clone(),
-            }],
-            hw.clone(),
-            policy,
-            PerfTables::default(),
-            EngineConfig {
-                mode: Mode::Simulate,
-                seed: 1,
-                arrivals: Arrivals::Poisson {
-                    jobs,
-                    rate_per_s: 200.0,
-                },
-                record_jobs: false,
-                ..Default::default()
-            },
-        )?;
-        let t = Instant::now();
-        engine.run()?;
-        let seconds = t.elapsed().as_secs_f64();
-        let r = engine.report();
-        Ok((r.counters.decisions, seconds))
-    };
-    let (native_decisions, native_s) = simulate(Policy::native(&hw), jobs)?;
-    let native_rate = native_decisions as f64 / native_s;
-    let mut rows = vec![serde_json::json!({
-        "policy": "native",
-        "decisions": native_decisions,
-        "decisions_per_s": native_rate,
-    })];
-    if !json {
-        eprintln!(
-            "native cost model: {:.0} k decisions/s ({native_decisions} decisions, {jobs} fraud-triage jobs, simulate mode)",
-            native_rate / 1e3
-        );
-    }
-    for file in &files {
-        let cache = tempfile::tempdir()?;
-        let cold = Runtime::new(Some(cache.path().to_path_buf()))?;
-        let compiled = cold.load(file)?;
-        let cached = Runtime::new(Some(cache.path().to_path_buf()))?.load(file)?;
-        let mut instance = cached.instance();
-        let t = Instant::now();
-        instance.instantiate()?;
-        let first_us = t.elapsed().as_secs_f64() * 1e6;
-        const WARM: u32 = 50;
-        let t = Instant::now();
-        for _ in 0..WARM {
-            instance.instantiate()?;
-        }
-        let warm_us = t.elapsed().as_secs_f64() * 1e6 / f64::from(WARM);
-        // Slow guests get fewer jobs; the rate is per decision either way.
-        let plugin_jobs = if compiled.bytes > 1 << 20 {
-            (jobs / 10).max(100)
-        } else {
-            jobs
-        };
-        let mut policy = Policy::native(&hw);
-        policy.cost = Box::new(PluginCost::open(
-            Runtime::shared()?,
-            file,
-            hw.policy.clone(),
-            None,
-        )?);
-        let (decisions, seconds) = simulate(policy, plugin_jobs)?;
-        let rate = decisions as f64 / seconds;
-        let added_us = (1.0 / rate - 1.0 / native_rate) * 1e6;
-        if !json {
-            eprintln!(
-                "{}: {:.0} k decisions/s (+{added_us:.2} µs per decision); compile {:.0} ms, cache load {:.1} ms, instantiate first {first_us:.0} µs, warm {warm_us:.1} µs ({} KiB)",
-                compiled.name,
-                rate / 1e3,
-                compiled.load_time.as_secs_f64() * 1e3,
-                cached.load_time.as_secs_f64() * 1e3,
-                compiled.bytes / 1024
-            );
-        }
-        rows.push(serde_json::json!({
-            "policy": compiled.label(),
-            "bytes": compiled.bytes,
-            "decisions": decisions,
-            "decisions_per_s": rate,
-            "added_us_per_decision": added_us,
-            "compile_ms": compiled.load_time.as_secs_f64() * 1e3,
-            "cache_load_ms": cached.load_time.as_secs_f64() * 1e3,
-            "instantiate_first_us": first_us,
-            "instantiate_warm_us": warm_us,
-        }));
-    }
-    if json {
-        print_json(&rows)?;
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -9,16 +9,16 @@ use anyhow::{Context, Result};
 use clap::Args;
 use crossterm::event::{self, Event, KeyEventKind};
 
-use thermoroute::engine::{Arrivals, Command, Engine, EngineConfig, JobClass, Mode};
+use thermoroute::engine::{Arrivals, Command, Engine, EngineConfig};
 use thermoroute::hardware::Hardware;
-use thermoroute::model::Graph;
+use thermoroute::inputs::{load_hardware, load_job_classes};
 use thermoroute::perf::PerfTables;
 use thermoroute::policy::Policy;
 use thermoroute::trace::TraceTail;
 use thermoroute::tui::{Action, App, Live, command_for, render};
 
-use super::ModeArg;
 use super::plugin::PolicyArgs;
+use super::run::ModeArg;
 
 /// Frames per second of the UI loop.
 const FRAME: Duration = Duration::from_millis(33);
@@ -117,19 +117,8 @@ pub fn replay(args: ReplayArgs) -> Result<ExitCode> {
 }
 
 pub fn tui(args: TuiArgs) -> Result<ExitCode> {
-    let mut classes = Vec::new();
-    for path in &args.graphs {
-        let graph = Graph::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let name = graph.name.clone().unwrap_or_else(|| {
-            path.file_stem()
-                .map_or("graph".into(), |s| s.to_string_lossy().into_owned())
-        });
-        classes.push(JobClass { name, graph });
-    }
-    let hw = match &args.hardware {
-        Some(p) => Hardware::load(p)?,
-        None => Hardware::default(),
-    };
+    let classes = load_job_classes(&args.graphs).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hw = load_hardware(args.hardware.as_deref())?;
     let plugin_set = args.plugins.plugins()?;
     let has_plugins = !plugin_set.is_empty();
     let build_plugins = |hw: &Hardware| -> Result<Policy> { args.plugins.build(hw) };
@@ -144,10 +133,7 @@ pub fn tui(args: TuiArgs) -> Result<ExitCode> {
         policy,
         PerfTables::default(),
         EngineConfig {
-            mode: match args.mode {
-                ModeArg::Execute => Mode::Execute,
-                ModeArg::Simulate => Mode::Simulate,
-            },
+            mode: args.mode.into(),
             seed: args.seed,
             arrivals: Arrivals::Poisson {
                 jobs: args.jobs,

@@ -2,17 +2,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
 use thermoroute::whatif::{
-    METRICS, Prepared, VariantResult, aggregate, parse_shard, plot, read_runs, write_outputs,
+    METRICS, Prepared, RunResult, VariantResult, aggregate, parse_shard, plot, read_runs,
+    write_outputs,
 };
 
-use crate::print_json;
+use super::{print_json, progress_bar, table};
 
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -59,12 +58,7 @@ pub fn whatif(args: WhatifArgs) -> Result<ExitCode> {
         json,
     }) = args.command
     {
-        let runs = read_runs(&dirs)?;
-        let rows = aggregate(runs.clone(), baseline.as_deref());
-        write_outputs(&out, &runs, &rows)?;
-        plot(&out, &rows)?;
-        report(&rows, &out, json)?;
-        return Ok(ExitCode::SUCCESS);
+        return finish(read_runs(&dirs)?, baseline.as_deref(), &out, json);
     }
     let Some(file) = args.experiment else {
         bail!("give an experiment file (see `thermoroute whatif --help`) or `whatif merge DIR...`");
@@ -79,30 +73,35 @@ pub fn whatif(args: WhatifArgs) -> Result<ExitCode> {
         .iter()
         .filter(|r| r.index % shard.1 == shard.0)
         .count() as u64;
-    let bar = indicatif::ProgressBar::new(total).with_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg} {bar:30} {pos}/{len} runs  elapsed {elapsed}  eta {eta}",
-        )
-        .expect("valid template"),
+    let bar = progress_bar(
+        total,
+        "{msg} {bar:30} {pos}/{len} runs  elapsed {elapsed}  eta {eta}",
     );
     bar.set_message(prepared.experiment.name.clone());
     if args.json {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let done = AtomicU64::new(0);
-    let runs = prepared.run_shard(shard, &|| {
-        done.fetch_add(1, Ordering::Relaxed);
-        bar.inc(1);
-    })?;
+    let runs = prepared.run_shard(shard, &|| bar.inc(1))?;
     bar.finish_and_clear();
     let baseline = args
         .baseline
         .as_deref()
         .or(prepared.experiment.baseline.as_deref());
+    finish(runs, baseline, &args.out, args.json)
+}
+
+/// Aggregates runs, writes them with the results and plots into `out`, and
+/// shows the results.
+fn finish(
+    runs: Vec<RunResult>,
+    baseline: Option<&str>,
+    out: &Path,
+    json: bool,
+) -> Result<ExitCode> {
     let rows = aggregate(runs.clone(), baseline);
-    write_outputs(&args.out, &runs, &rows)?;
-    plot(&args.out, &rows)?;
-    report(&rows, &args.out, args.json)?;
+    write_outputs(out, &runs, &rows)?;
+    plot(out, &rows)?;
+    report(&rows, out, json)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -119,11 +118,9 @@ fn report(rows: &[VariantResult], out: &Path, json: bool) -> Result<()> {
         "rejected",
         "util_tsu",
     ];
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED);
     let mut header = vec!["variant (load | hardware | policy | qos)".to_string()];
     header.extend(shown.iter().map(|s| s.to_string()));
-    t.set_header(header);
+    let mut t = table(header);
     for r in rows {
         let mut cells = vec![r.variant.clone()];
         for m in shown {

@@ -1,0 +1,79 @@
+//! `thermoroute bench`: every suite, one module each.
+
+mod gpu;
+mod plugins;
+mod sampler;
+mod scheduler;
+mod tsu;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+
+use thermoroute::model::Graph;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// What to measure: the Gibbs sampler on lattices, the scheduler in
+    /// simulate mode on the M/M/3 example (jobs/s, decisions/s), the TSU
+    /// simulator (simulated cell updates/s, energy per sample), or
+    /// routing decisions/s with each cost-model plugin against the
+    /// native one, with compile, cache-load and instantiation times; or
+    /// the GPU sampler's spin updates/s on ±J lattices (at least 32
+    /// chains) on the adapter wgpu finds.
+    #[arg(long, value_enum, default_value_t = Suite::Sampler)]
+    suite: Suite,
+    /// Scheduler and plugins suites: jobs to simulate (default 2,000,000
+    /// for the scheduler, 20,000 for plugins).
+    #[arg(long)]
+    jobs: Option<u64>,
+    /// Plugins suite: cost-model components to measure (default: the
+    /// committed Rust, Python and JavaScript ones, once built with
+    /// `plugin build`).
+    #[arg(long = "plugin", value_name = "PLUGIN.wasm")]
+    plugins: Vec<PathBuf>,
+    /// Lattice sides.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![64, 256])]
+    sizes: Vec<usize>,
+    /// Thread counts to compare.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 2])]
+    threads: Vec<usize>,
+    /// Chains per run (run in parallel across threads).
+    #[arg(long, default_value_t = 2)]
+    chains: u64,
+    /// Target updates per measurement (sets the sweep count).
+    #[arg(long, default_value_t = 400_000_000)]
+    updates: u64,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Suite {
+    Sampler,
+    Scheduler,
+    Tsu,
+    Plugins,
+    Gpu,
+}
+
+pub fn bench(args: BenchArgs) -> Result<ExitCode> {
+    let json = args.json;
+    match args.suite {
+        Suite::Sampler => {
+            sampler::bench(&args.sizes, &args.threads, args.chains, args.updates, json)
+        }
+        Suite::Scheduler => scheduler::bench(args.jobs.unwrap_or(2_000_000), json),
+        Suite::Tsu => tsu::bench(json),
+        Suite::Plugins => plugins::bench(&args.plugins, args.jobs.unwrap_or(20_000), json),
+        Suite::Gpu => gpu::bench(&args.sizes, args.chains, json),
+    }
+}
+
+/// A graph compiled into the binary, so that suites measure the same
+/// workload wherever they run; `name` is only used in messages.
+fn embedded_graph(name: &str, json: &str) -> Result<Graph> {
+    Graph::from_json(Path::new(name), json).map_err(|e| anyhow::anyhow!("{e}"))
+}

@@ -1,0 +1,353 @@
+//! The experiment file, its variants, and the cross product of runs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{WhatifError, file_error};
+use crate::engine::JobClass;
+use crate::hardware::Hardware;
+use crate::inputs::{PluginFiles, load_graph_document};
+use crate::model::Graph;
+use crate::policy::Policy;
+
+/// A named set of dotted-path edits; policy variants may also name plugin
+/// components (paths relative to the experiment file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    pub name: String,
+    #[serde(default)]
+    pub set: BTreeMap<String, toml::Value>,
+    /// Cost-model plugin (policy variants only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<PathBuf>,
+    /// Eligibility plugin (policy variants only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eligibility: Option<PathBuf>,
+    /// Policy-gate plugin (policy variants only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<PathBuf>,
+    /// A policy directory (cost.wasm, eligibility.wasm, gate.wasm, policy.wasm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PathBuf>,
+}
+
+impl Variant {
+    fn has_plugins(&self) -> bool {
+        self.cost.is_some()
+            || self.eligibility.is_some()
+            || self.gate.is_some()
+            || self.policy.is_some()
+    }
+}
+
+/// One load level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Load {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Poisson arrivals per second (absent: all jobs at once).
+    #[serde(default)]
+    pub rate: Option<f64>,
+    pub jobs: u64,
+}
+
+impl Load {
+    fn label(&self) -> String {
+        self.name.clone().unwrap_or_else(|| match self.rate {
+            Some(r) => format!("{r}/s x {}", self.jobs),
+            None => format!("{} at once", self.jobs),
+        })
+    }
+}
+
+/// The experiment file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    pub name: String,
+    /// Workload graphs, relative to the experiment file.
+    pub graphs: Vec<PathBuf>,
+    #[serde(default)]
+    pub mix: Vec<f64>,
+    /// Base hardware description, relative to the experiment file.
+    #[serde(default)]
+    pub hardware: Option<PathBuf>,
+    #[serde(default = "simulate")]
+    pub mode: String,
+    #[serde(default = "three")]
+    pub replications: u64,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default)]
+    pub baseline: Option<String>,
+    pub load: Vec<Load>,
+    #[serde(default)]
+    pub hardware_variant: Vec<Variant>,
+    #[serde(default)]
+    pub policy_variant: Vec<Variant>,
+    #[serde(default)]
+    pub qos_variant: Vec<Variant>,
+}
+
+fn simulate() -> String {
+    "simulate".into()
+}
+
+fn three() -> u64 {
+    3
+}
+
+/// One run of the cross product.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    pub index: usize,
+    pub variant: String,
+    /// The variant without its load: one line of a latency-vs-load plot.
+    #[serde(default)]
+    pub series: String,
+    /// Arrival rate of the load level (jobs/s), when Poisson.
+    #[serde(default)]
+    pub load_rate: Option<f64>,
+    pub load: usize,
+    pub hardware: usize,
+    pub policy: usize,
+    pub qos: usize,
+    pub replication: u64,
+}
+
+/// A loaded, checked experiment ready to run.
+#[derive(Debug)]
+pub struct Prepared {
+    pub experiment: Experiment,
+    pub file: PathBuf,
+    base_hardware: toml::Table,
+    graphs: Vec<serde_json::Value>,
+}
+
+fn with_default(v: &[Variant], name: &str) -> Vec<Variant> {
+    if v.is_empty() {
+        vec![Variant {
+            name: name.into(),
+            set: BTreeMap::new(),
+            cost: None,
+            eligibility: None,
+            gate: None,
+            policy: None,
+        }]
+    } else {
+        v.to_vec()
+    }
+}
+
+impl Prepared {
+    pub fn load(file: &Path) -> Result<Self, WhatifError> {
+        let text = std::fs::read_to_string(file).map_err(|e| file_error(file, e.to_string()))?;
+        let experiment: Experiment = toml::from_str(&text)
+            .map_err(|e| file_error(file, e.to_string().trim().to_string()))?;
+        let dir = file.parent().unwrap_or(Path::new("."));
+        let base_hardware = match &experiment.hardware {
+            Some(h) => {
+                let p = dir.join(h);
+                let t = std::fs::read_to_string(&p).map_err(|e| file_error(&p, e.to_string()))?;
+                toml::from_str(&t).map_err(|e| file_error(&p, e.to_string()))?
+            }
+            None => toml::Table::new(),
+        };
+        let mut graphs = Vec::new();
+        for g in &experiment.graphs {
+            let p = dir.join(g);
+            graphs.push(load_graph_document(&p).map_err(|e| file_error(&p, e.to_string()))?);
+        }
+        if experiment.graphs.is_empty() || experiment.load.is_empty() {
+            return Err(file_error(
+                file,
+                "needs at least one graph and one [[load]]",
+            ));
+        }
+        if experiment.replications == 0 {
+            return Err(file_error(file, "replications must be at least 1"));
+        }
+        for v in experiment
+            .hardware_variant
+            .iter()
+            .chain(&experiment.qos_variant)
+        {
+            if v.has_plugins() {
+                return Err(WhatifError::Variant {
+                    variant: v.name.clone(),
+                    reason:
+                        "plugins (cost, eligibility, gate, policy) belong in [[policy_variant]]"
+                            .into(),
+                });
+            }
+        }
+        let prepared = Prepared {
+            experiment,
+            file: file.into(),
+            base_hardware,
+            graphs,
+        };
+        // Build every variant once so a bad one fails before any run.
+        for spec in prepared.runs() {
+            let (_, hw) = prepared.build(&spec)?;
+            prepared.policy(&spec, &hw)?;
+        }
+        Ok(prepared)
+    }
+
+    /// The policy of a run: native defaults, with the policy variant's
+    /// plugins (loaded once per process and shared across runs).
+    pub(super) fn policy(&self, spec: &RunSpec, hw: &Hardware) -> Result<Policy, WhatifError> {
+        let pv = &self.policy_variants()[spec.policy];
+        if !pv.has_plugins() {
+            return Ok(Policy::native(hw));
+        }
+        let dir = self.file.parent().unwrap_or(Path::new("."));
+        let fail = |e: &dyn std::fmt::Display| WhatifError::Variant {
+            variant: pv.name.clone(),
+            reason: e.to_string(),
+        };
+        let in_dir = |p: &Option<PathBuf>| p.as_ref().map(|p| dir.join(p));
+        let (policy, cost, eligibility, gate) = (
+            in_dir(&pv.policy),
+            in_dir(&pv.cost),
+            in_dir(&pv.eligibility),
+            in_dir(&pv.gate),
+        );
+        let files = PluginFiles {
+            policy: policy.as_deref(),
+            cost: cost.as_deref(),
+            eligibility: eligibility.as_deref(),
+            gate: gate.as_deref(),
+        };
+        let set = files.plugin_set().map_err(|e| fail(&e))?;
+        set.policy(hw, None).map_err(|e| fail(&e))
+    }
+
+    fn hardware_variants(&self) -> Vec<Variant> {
+        with_default(&self.experiment.hardware_variant, "hw")
+    }
+
+    fn policy_variants(&self) -> Vec<Variant> {
+        with_default(&self.experiment.policy_variant, "native")
+    }
+
+    fn qos_variants(&self) -> Vec<Variant> {
+        with_default(&self.experiment.qos_variant, "qos")
+    }
+
+    /// Every run of the cross product, in a fixed order.
+    pub fn runs(&self) -> Vec<RunSpec> {
+        let (h, p, q) = (
+            self.hardware_variants(),
+            self.policy_variants(),
+            self.qos_variants(),
+        );
+        let mut runs = Vec::new();
+        for (li, load) in self.experiment.load.iter().enumerate() {
+            for (hi, hv) in h.iter().enumerate() {
+                for (pi, pv) in p.iter().enumerate() {
+                    for (qi, qv) in q.iter().enumerate() {
+                        for r in 0..self.experiment.replications {
+                            runs.push(RunSpec {
+                                index: runs.len(),
+                                variant: variant_name(&load.label(), &hv.name, &pv.name, &qv.name),
+                                series: format!("{} | {} | {}", hv.name, pv.name, qv.name),
+                                load_rate: load.rate,
+                                load: li,
+                                hardware: hi,
+                                policy: pi,
+                                qos: qi,
+                                replication: r,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        runs
+    }
+
+    pub(super) fn build(&self, spec: &RunSpec) -> Result<(Vec<JobClass>, Hardware), WhatifError> {
+        let hv = &self.hardware_variants()[spec.hardware];
+        let pv = &self.policy_variants()[spec.policy];
+        let qv = &self.qos_variants()[spec.qos];
+        let mut hw = toml::Value::Table(self.base_hardware.clone());
+        for v in [hv, pv] {
+            for (path, value) in &v.set {
+                set_toml(&mut hw, path, value.clone()).map_err(|reason| WhatifError::Variant {
+                    variant: v.name.clone(),
+                    reason,
+                })?;
+            }
+        }
+        let text = toml::to_string(&hw).expect("tables serialise");
+        let hardware = Hardware::from_toml(Path::new(&format!("variant {}", hv.name)), &text)
+            .map_err(|e| WhatifError::Variant {
+                variant: format!("{} / {}", hv.name, pv.name),
+                reason: e.to_string(),
+            })?;
+        let mut classes = Vec::new();
+        for (i, g) in self.graphs.iter().enumerate() {
+            let mut g = g.clone();
+            for (path, value) in &qv.set {
+                let json = serde_json::to_value(value).expect("TOML values are JSON");
+                set_json(&mut g["qos"], path, json);
+            }
+            let graph =
+                Graph::from_json(&self.experiment.graphs[i], &g.to_string()).map_err(|e| {
+                    WhatifError::Variant {
+                        variant: qv.name.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
+            classes.push(JobClass {
+                name: graph.name.clone().unwrap_or_else(|| format!("class{i}")),
+                graph,
+            });
+        }
+        Ok((classes, hardware))
+    }
+}
+
+fn variant_name(load: &str, hw: &str, policy: &str, qos: &str) -> String {
+    format!("{load} | {hw} | {policy} | {qos}")
+}
+
+/// Sets `path` (dotted) in a TOML document, creating tables on the way.
+fn set_toml(doc: &mut toml::Value, path: &str, value: toml::Value) -> Result<(), String> {
+    let mut cur = doc;
+    let parts: Vec<&str> = path.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let table = cur
+            .as_table_mut()
+            .ok_or_else(|| format!("{path}: {} is not a table", parts[..i].join(".")))?;
+        if i + 1 == parts.len() {
+            table.insert(part.to_string(), value);
+            return Ok(());
+        }
+        cur = table
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    }
+    Ok(())
+}
+
+fn set_json(doc: &mut serde_json::Value, path: &str, value: serde_json::Value) {
+    let mut cur = doc;
+    let parts: Vec<&str> = path.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if !cur.is_object() {
+            *cur = serde_json::json!({});
+        }
+        if i + 1 == parts.len() {
+            cur[*part] = value;
+            return;
+        }
+        cur = &mut cur[*part];
+    }
+}

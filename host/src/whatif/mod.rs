@@ -1,0 +1,43 @@
+//! What-if experiments: the cross product of load levels, hardware variants,
+//! policy variants and QoS variants, replicated with seeds, each run in the
+//! engine (simulate mode by default); per-variant means with 95% confidence
+//! intervals, best variant per metric, ratios to a baseline.
+//!
+//! Variants edit documents by dotted path: hardware and policy variants set
+//! fields of the hardware TOML (`"tsu.count" = 4`, `"weights.energy" = 0`),
+//! QoS variants set fields of every graph's `qos` (`"latency_ms.p95" = 20`).
+
+mod experiment;
+mod output;
+mod plot;
+mod run;
+mod stats;
+
+use std::path::{Path, PathBuf};
+
+pub use experiment::{Experiment, Load, Prepared, RunSpec, Variant};
+pub use output::{read_runs, write_outputs};
+pub use plot::{pareto_front, plot};
+pub use run::{RunResult, parse_shard};
+pub use stats::{METRICS, Stat, VariantResult, aggregate};
+
+/// Errors of an experiment. Fatal for it; they name the file and field.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WhatifError {
+    #[error("{file}: {reason}")]
+    File { file: PathBuf, reason: String },
+    #[error("variant {variant:?}: {reason}")]
+    Variant { variant: String, reason: String },
+    #[error("run {run}: {reason}")]
+    Run { run: String, reason: String },
+    #[error("--shard {0}: expected i/n with i < n")]
+    Shard(String),
+}
+
+fn file_error(file: &Path, reason: impl Into<String>) -> WhatifError {
+    WhatifError::File {
+        file: file.into(),
+        reason: reason.into(),
+    }
+}

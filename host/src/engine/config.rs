@@ -25,13 +25,16 @@ pub enum Mode {
 /// A workload graph and the jobs made from it.
 #[derive(Debug, Clone)]
 pub struct JobClass {
+    /// The class name (reports, traces, `--mix` order).
     pub name: String,
+    /// The workload graph every job of the class runs.
     pub graph: Graph,
 }
 
 /// One arrival of a recorded arrival list.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RecordedArrival {
+    /// Arrival time, milliseconds of virtual time.
     pub t_ms: f64,
     /// Index into the job classes (default 0).
     #[serde(default)]
@@ -42,9 +45,17 @@ pub struct RecordedArrival {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Arrivals {
     /// `jobs` jobs, all at time 0.
-    AtOnce { jobs: u64 },
+    AtOnce {
+        /// How many.
+        jobs: u64,
+    },
     /// `jobs` jobs, Poisson arrivals at `rate_per_s` (virtual time).
-    Poisson { jobs: u64, rate_per_s: f64 },
+    Poisson {
+        /// How many.
+        jobs: u64,
+        /// Mean arrivals per second.
+        rate_per_s: f64,
+    },
     /// Exactly these arrivals.
     Recorded(Vec<RecordedArrival>),
 }
@@ -52,12 +63,16 @@ pub enum Arrivals {
 /// Everything a run is configured with besides the policy.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
+    /// Where durations come from.
     pub mode: Mode,
+    /// Seed of arrivals, class choice, service draws and sample seeds.
     pub seed: u64,
+    /// How jobs arrive.
     pub arrivals: Arrivals,
     /// Relative frequency of each class for counted and Poisson arrivals
     /// (empty: equal).
     pub mix: Vec<f64>,
+    /// Where the JSON Lines trace goes (none: no trace).
     pub trace: Option<PathBuf>,
     /// Keep a per-job record (for `--json`) instead of aggregates only.
     pub record_jobs: bool,
@@ -85,17 +100,23 @@ impl Default for EngineConfig {
 /// Steering from outside while the engine runs (the TUI drives these).
 #[derive(Debug)]
 pub enum Command {
+    /// Stop processing events until resumed.
     Pause,
+    /// Continue processing events.
     Resume,
     /// New Poisson arrival rate (jobs per second of virtual time).
     SetRate {
+        /// Jobs per second.
         per_s: f64,
     },
     /// Take a device offline (its queued work falls back) or bring it back.
     SetOnline {
+        /// The device.
         device: Device,
+        /// Whether it takes work.
         online: bool,
     },
+    /// New cost weights for later decisions.
     SetWeights(Weights),
     /// Replace the cost model, eligibility rules and gate.
     SwapPolicy(Policy),
@@ -123,20 +144,37 @@ impl Command {
 #[non_exhaustive]
 pub enum EngineError {
     #[error("no job classes: give at least one workload graph")]
+    /// No workload graph was given.
     NoClasses,
     #[error(
         "--mix has {got} weight(s) for {classes} class(es); weights must be finite, >= 0, not all 0"
     )]
-    BadMix { got: usize, classes: usize },
+    /// `--mix` weights that do not fit the classes.
+    BadMix {
+        /// Weights given.
+        got: usize,
+        /// Classes there are.
+        classes: usize,
+    },
     #[error("recorded arrival {index}: {reason}")]
-    BadArrival { index: usize, reason: String },
+    /// A recorded arrival that cannot happen.
+    BadArrival {
+        /// Its position in the list.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
     #[error("arrival rate must be a positive number, got {0}")]
+    /// A Poisson rate that is not a positive number.
     BadRate(f64),
     #[error(transparent)]
+    /// The trace could not be written.
     Trace(#[from] TraceError),
     #[error(transparent)]
+    /// The review queue could not be opened or written.
     Review(#[from] crate::review::ReviewError),
     #[error(transparent)]
+    /// The TSU driver could not be built for the configured chip.
     Tsu(#[from] crate::backends::tsu::TsuError),
 }
 

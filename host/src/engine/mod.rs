@@ -17,6 +17,8 @@
 //! performance model and computes nothing. The loop can be stepped and
 //! steered ([`Command`]) while it runs; every change is a trace event.
 
+#![warn(missing_docs)]
+
 mod arrivals;
 mod config;
 pub mod decide;
@@ -116,18 +118,22 @@ impl Engine {
             .sum()
     }
 
+    /// What the run counted so far.
     pub fn counters(&self) -> &Counters {
         &self.counters
     }
 
+    /// The learning tables as they stand.
     pub fn tables(&self) -> &PerfTables {
         &self.tables
     }
 
+    /// The hardware description the run uses.
     pub fn hardware(&self) -> &Hardware {
         &self.hw
     }
 
+    /// Whether a `Pause` command holds the loop.
     pub fn is_paused(&self) -> bool {
         self.paused
     }

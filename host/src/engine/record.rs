@@ -8,25 +8,40 @@ use crate::device::{PerDevice, Target};
 use crate::trace::{FailureAction, FailureKind, NodeStatus, TraceEvent};
 
 #[derive(Debug, Clone, Default, Serialize)]
+/// Counters kept for the run report.
 pub struct Counters {
+    /// Routing decisions made (fallbacks re-route).
     pub decisions: u64,
+    /// Nodes moved to another target after a failure.
     pub fallbacks: u64,
+    /// Jobs rejected by backpressure.
     pub rejections: u64,
+    /// Running tasks suspended for interactive work.
     pub preemptions: u64,
+    /// Nodes stopped by their timeout.
     pub timeouts: u64,
+    /// Sampling nodes stopped early (converged).
     pub early_stops: u64,
+    /// Sampling nodes that did not converge.
     pub nonconvergence: u64,
+    /// Page-Hinkley drift alarms.
     pub drift_events: u64,
+    /// Policy calls that failed (native fallback or fail closed).
     pub policy_faults: u64,
+    /// Effects the gate allowed.
     pub gate_allow: u64,
+    /// Effects held for review.
     pub gate_review: u64,
+    /// Effects denied.
     pub gate_deny: u64,
+    /// Sampling nodes whose diagnostics were degraded under load.
     pub degraded_diagnostics: u64,
     /// Busy milliseconds per device (cpu, gpu, tsu), for utilisation.
     pub busy_ms: PerDevice<f64>,
     /// Sum and count of the expected error of the targets chosen for
     /// sampling nodes (the accuracy the routing bought).
     pub sampling_error_sum: f64,
+    /// Sampling decisions (the count behind `sampling_error_sum`).
     pub sampling_decisions: u64,
 }
 

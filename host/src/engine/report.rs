@@ -11,44 +11,66 @@ use crate::trace::{JobStatus, NodeStatus};
 /// A candidate a node's target was chosen over.
 #[derive(Debug, Clone, Serialize)]
 pub struct CandidateBrief {
+    /// The candidate target.
     pub target: Target,
+    /// Neither the host nor the policy ruled it out.
     pub eligible: bool,
     /// Eligible and within every QoS constraint.
     pub feasible: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Its total cost, when eligible.
     pub cost: Option<f64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Why it was ineligible or infeasible.
     pub reasons: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// One node of a recorded job.
 pub struct NodeRecord {
+    /// The node id.
     pub id: String,
+    /// The node kind.
     pub kind: NodeKind,
+    /// How the node ended.
     pub status: NodeStatus,
     /// The chosen target.
     pub backend: Option<Target>,
+    /// Every candidate of the last routing decision.
     pub candidates: Vec<CandidateBrief>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// From ready to end, milliseconds.
     pub latency_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Why it ended as it did, when not completed.
     pub explanation: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// What the node produced (summary, effect outcome).
     pub output: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// One job, as `run --json` lists it.
 pub struct JobRecord {
+    /// The job id (arrival order).
     pub job: u64,
+    /// The job class.
     pub class: String,
+    /// How the job ended.
     pub status: JobStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Why, when it did not complete.
     pub explanation: Option<String>,
+    /// Arrival time, milliseconds.
     pub arrival_ms: f64,
+    /// From arrival to end, milliseconds.
     pub latency_ms: f64,
+    /// Energy of every node run, joules.
     pub energy_j: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// When to retry a rejected job, milliseconds.
     pub retry_after_ms: Option<f64>,
+    /// Every node of the job.
     pub nodes: Vec<NodeRecord>,
 }
 
@@ -96,16 +118,27 @@ impl ClassStats {
 /// Summary of one job class.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClassSummary {
+    /// The class name.
     pub class: String,
+    /// The class priority.
     pub priority: Priority,
+    /// The QoS targets of the class.
     pub qos: Qos,
+    /// Jobs that arrived.
     pub submitted: u64,
+    /// Jobs completed.
     pub completed: u64,
+    /// Jobs infeasible.
     pub infeasible: u64,
+    /// Jobs rejected (backpressure).
     pub rejected: u64,
+    /// Jobs failed.
     pub failed: u64,
+    /// Median latency of completed jobs, milliseconds.
     pub latency_p50_ms: Option<f64>,
+    /// 95th percentile latency of completed jobs, milliseconds.
     pub latency_p95_ms: Option<f64>,
+    /// Mean energy per completed job, joules.
     pub mean_energy_j: Option<f64>,
     /// The job's energy budget in joules (absolute, or relative x CPU baseline).
     pub energy_budget_j: Option<f64>,
@@ -125,20 +158,31 @@ pub struct NodeMix {
 /// The whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
+    /// Execute or simulate.
     pub mode: Mode,
+    /// Which policies decided.
     pub policy: String,
+    /// Jobs that arrived.
     pub submitted: u64,
+    /// Jobs completed.
     pub completed: u64,
+    /// Jobs infeasible.
     pub infeasible: u64,
+    /// Jobs rejected (backpressure).
     pub rejected: u64,
+    /// Jobs failed.
     pub failed: u64,
     /// Jobs neither terminal nor accounted (always 0 after a finished run).
     pub in_flight: u64,
+    /// Virtual time at the end, milliseconds.
     pub virtual_ms: f64,
+    /// Wall-clock seconds the run took.
     pub wall_s: f64,
     /// Over every completed job of every class.
     pub latency_p50_ms: Option<f64>,
+    /// 95th percentile latency over every class, milliseconds.
     pub latency_p95_ms: Option<f64>,
+    /// Mean energy per completed job, joules.
     pub mean_energy_j: Option<f64>,
     /// Completed within target over submitted, all classes.
     pub slo_attainment: Option<f64>,
@@ -146,9 +190,12 @@ pub struct RunReport {
     pub utilisation: PerDevice<Option<f64>>,
     /// Mean expected error of the targets chosen for sampling nodes.
     pub mean_sampling_error: Option<f64>,
+    /// The run's counters.
     pub counters: Counters,
+    /// Per class summaries.
     pub classes: Vec<ClassSummary>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Every job (when recorded).
     pub jobs: Vec<JobRecord>,
 }
 

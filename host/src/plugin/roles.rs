@@ -10,10 +10,14 @@ use super::convert;
 use super::error::{PluginError, PluginFault};
 use super::runtime::{Instance, LoadedPlugin, MAX_TEXT, Runtime};
 use super::world::Role;
+use crate::device::Target;
 use crate::hardware::{GateSpec, Hardware, PolicySpec};
 use crate::model::graph::{Qos, Risk};
-use crate::policy::{BackendLimits, CandidateInput, CostModel, CostTerms, DecisionContext, EffectRequest, Eligibility, Gate, GateDecision, Ineligible, NodeSummary, Policy, PolicyFault, PolicyNotice, validate_costs};
-use crate::device::Target;
+use crate::policy::{
+    BackendLimits, CandidateInput, CostModel, CostTerms, DecisionContext, EffectRequest,
+    Eligibility, Gate, GateDecision, Ineligible, NodeSummary, Policy, PolicyFault, PolicyNotice,
+    validate_costs,
+};
 
 /// Longest list of reasons a plugin may return.
 const MAX_REASONS: usize = 64;

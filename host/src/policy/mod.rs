@@ -6,6 +6,8 @@
 //! plain summaries (no graph internals), so the same inputs cross the WIT
 //! boundary unchanged.
 
+#![warn(missing_docs)]
+
 mod native;
 mod types;
 
@@ -26,7 +28,9 @@ pub use types::{
 #[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
 #[error("policy {policy} failed: {reason}")]
 pub struct PolicyFault {
+    /// The policy (plugin name and version, or `native`).
     pub policy: String,
+    /// What went wrong.
     pub reason: String,
     /// `out_of_fuel`, `memory_limit`, `stack_overflow`, `trap`,
     /// `guest_error`, `invalid_output`, `instantiate`.
@@ -38,12 +42,15 @@ pub struct PolicyFault {
 /// or a broken new version refused), for the trace.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyNotice {
+    /// The role whose version changed.
     pub role: String,
+    /// The plugin.
     pub policy: String,
     /// The version serving after the notice (`name@hash`).
     pub version: String,
     /// Whether the new version was taken.
     pub ok: bool,
+    /// What happened, in words.
     pub detail: String,
 }
 
@@ -65,6 +72,7 @@ pub fn validate_costs(costs: &[CostTerms], expected: usize) -> Result<(), String
 
 /// Scores every candidate of one decision in one call.
 pub trait CostModel: Send {
+    /// The name traces and reports show.
     fn name(&self) -> &str;
     /// The serving version (`name@hash`) of a plugin; `None` for native code.
     fn version(&self) -> Option<String> {
@@ -83,6 +91,7 @@ pub trait CostModel: Send {
 
 /// Decides whether a target may run a node.
 pub trait Eligibility: Send {
+    /// The name traces and reports show.
     fn name(&self) -> &str;
     /// The serving version (`name@hash`) of a plugin; `None` for native code.
     fn version(&self) -> Option<String> {
@@ -102,6 +111,7 @@ pub trait Eligibility: Send {
 
 /// Decides whether an effect may be applied.
 pub trait Gate: Send {
+    /// The name traces and reports show.
     fn name(&self) -> &str;
     /// The serving version (`name@hash`) of a plugin; `None` for native code.
     fn version(&self) -> Option<String> {
@@ -109,13 +119,17 @@ pub trait Gate: Send {
     }
     /// Moves pending hot-reload notices into `out`.
     fn take_notices(&self, _out: &mut Vec<PolicyNotice>) {}
+    /// Allows, holds for review or denies one effect.
     fn decide(&self, request: &EffectRequest) -> Result<GateDecision, PolicyFault>;
 }
 
 /// The three policy roles the engine consults.
 pub struct Policy {
+    /// Scores candidates.
     pub cost: Box<dyn CostModel>,
+    /// Rules candidates out.
     pub eligibility: Box<dyn Eligibility>,
+    /// Gates effects.
     pub gate: Box<dyn Gate>,
 }
 

@@ -13,10 +13,12 @@ use crate::model::graph::{NodeKind, Qos, Risk};
 /// hardware stochasticity applies to irreversible jobs only.
 #[derive(Debug, Clone)]
 pub struct NativeCost {
+    /// Per-target risk penalties and stochasticity rules from the hardware file.
     pub policy: PolicySpec,
 }
 
 impl NativeCost {
+    /// The risk penalty of running `qos`'s job on `target`.
     pub fn risk_penalty(&self, qos: &Qos, target: Target) -> f64 {
         match (qos.risk, target) {
             (Risk::Irreversible, Target::Tsu) => self.policy.tsu_irreversible_penalty,
@@ -63,6 +65,7 @@ impl CostModel for NativeCost {
 /// permission for hardware stochasticity.
 #[derive(Debug, Clone)]
 pub struct NativeEligibility {
+    /// The TSU rules' knobs from the hardware file.
     pub policy: PolicySpec,
 }
 
@@ -166,6 +169,7 @@ impl Eligibility for NativeEligibility {
 /// Thresholds by risk class, confidence checks and provenance requirements.
 #[derive(Debug, Clone)]
 pub struct NativeGate {
+    /// Thresholds per risk class and the fail-closed choice.
     pub spec: GateSpec,
 }
 

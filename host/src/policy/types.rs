@@ -11,17 +11,27 @@ use crate::model::graph::{NodeKind, Priority, Qos, Risk};
 /// What a sampling node asks for, as eligibility rules see it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProgramSummary {
+    /// Variables in all.
     pub n_vars: usize,
+    /// Spin variables.
     pub n_spins: usize,
+    /// Categorical variables.
     pub n_categorical: usize,
+    /// General factor tables.
     pub n_factors: usize,
+    /// Hard constraints.
     pub n_constraints: usize,
+    /// Pairwise couplings.
     pub n_edges: usize,
+    /// Clamped variables.
     pub n_clamped: usize,
     /// Biases are rewritten from upstream outputs at run time (`bias_from`).
     pub runtime_conditioning: bool,
+    /// Chains.
     pub chains: u64,
+    /// Kept samples per chain.
     pub samples: u64,
+    /// Sweeps per chain, warmup included.
     pub sweeps_per_chain: u64,
     /// Free-variable updates of the whole run.
     pub updates: f64,
@@ -30,6 +40,7 @@ pub struct ProgramSummary {
 /// A node as policies see it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeSummary {
+    /// The node kind.
     pub kind: NodeKind,
     /// Program class: the key of the performance tables (`sample:ising:2^10`).
     pub class: String,
@@ -37,6 +48,7 @@ pub struct NodeSummary {
     pub flops: f64,
     /// Bytes moved in and out, for tensor and NN nodes.
     pub bytes: f64,
+    /// The sampling program, for sample nodes.
     pub program: Option<ProgramSummary>,
 }
 
@@ -47,7 +59,9 @@ pub struct Estimate {
     pub latency_p50_ms: f64,
     /// Queue wait plus 95th-percentile service time.
     pub latency_p95_ms: f64,
+    /// Expected wait in the device queue, milliseconds.
     pub queue_wait_ms: f64,
+    /// Expected energy, joules.
     pub energy_j: f64,
     /// Expected largest marginal error (calibration bias + Monte Carlo error).
     pub error: f64,
@@ -56,7 +70,9 @@ pub struct Estimate {
 /// One candidate handed to the cost model.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CandidateInput {
+    /// The candidate target.
     pub target: Target,
+    /// Its estimated figures.
     pub estimate: Estimate,
 }
 
@@ -64,19 +80,28 @@ pub struct CandidateInput {
 /// penalty the policy assigned.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct CostTerms {
+    /// Weighted latency term.
     pub latency: f64,
+    /// Weighted energy term.
     pub energy: f64,
+    /// Weighted error term.
     pub error: f64,
+    /// Weighted risk term.
     pub risk: f64,
+    /// The unweighted risk penalty the policy assigned.
     pub risk_penalty: f64,
+    /// The sum of the weighted terms.
     pub total: f64,
 }
 
 /// Everything a cost model is told about one decision.
 #[derive(Debug, Clone, Copy)]
 pub struct DecisionContext<'a> {
+    /// The node being routed.
     pub node: &'a NodeSummary,
+    /// Its job's QoS.
     pub qos: &'a Qos,
+    /// The cost weights in force.
     pub weights: &'a Weights,
 }
 
@@ -89,47 +114,68 @@ pub enum Ineligible {
     NotPresent,
     /// This build has no driver for the device yet.
     NotBuilt {
+        /// Why.
         detail: String,
     },
     /// The device is offline (fault injection, availability window, operator).
     Offline,
     /// The target does not run this kind of node.
     UnsupportedNodeKind {
+        /// The node kind.
         kind: NodeKind,
     },
+    /// The program has variables the target cannot sample.
     UnsupportedVariables {
+        /// Which, and why.
         detail: String,
     },
+    /// The program has factors the target cannot run.
     UnsupportedFactors {
+        /// Which, and why.
         detail: String,
     },
+    /// The program has constraints the target cannot run.
     UnsupportedConstraints {
+        /// Which, and why.
         detail: String,
     },
+    /// A size beyond the target's limits.
     ExceedsLimits {
+        /// What is too large.
         what: String,
+        /// The limit.
         limit: f64,
+        /// What the node asks for.
         requested: f64,
     },
+    /// The schedule is outside what the target runs.
     ScheduleOutOfRange {
+        /// Why.
         detail: String,
     },
+    /// Runtime conditioning cannot be compiled for the target.
     ConditioningNotCompilable {
+        /// Why.
         detail: String,
     },
+    /// The policy forbids the target here.
     PolicyForbids {
+        /// Why.
         detail: String,
     },
     /// The target failed this node earlier (fallback does not retry it).
     Failed {
+        /// Why.
         detail: String,
     },
     /// The program does not fit the device (cells, couplings, colours, placement).
     Capacity {
+        /// Why.
         detail: String,
     },
     /// Quantised weights or biases would saturate or lose too much precision.
     Precision {
+        /// Why.
         detail: String,
     },
 }
@@ -164,12 +210,16 @@ impl std::fmt::Display for Ineligible {
 /// A backend's limits, as eligibility rules see them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BackendLimits {
+    /// Most variables the target samples.
     pub max_vars: usize,
+    /// Most sweeps per chain.
     pub max_sweeps: u64,
+    /// Whether biases can be rewritten at run time (conditioning).
     pub runtime_bias: bool,
 }
 
 impl BackendLimits {
+    /// The limits of `target` on `hw`.
     pub fn of(target: Target, hw: &Hardware) -> Self {
         match target {
             Target::Tsu => BackendLimits {
@@ -189,20 +239,29 @@ impl BackendLimits {
 /// Evidence behind an effect: one upstream node's provenance and confidence.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
+    /// The upstream node.
     pub node: String,
+    /// Its kind.
     pub kind: Option<NodeKind>,
+    /// The target it ran on.
     pub backend: Option<String>,
+    /// Its sampling schedule.
     pub schedule: Option<crate::model::Schedule>,
+    /// Hash of its canonical program.
     pub program_hash: Option<String>,
     /// How many inputs the node read.
     pub inputs: usize,
     /// Hashes of the node's inputs, in input order.
     pub input_hashes: Vec<String>,
+    /// Hash of its output (absent in simulate mode).
     pub output_hash: Option<String>,
+    /// Largest R-hat of its draws.
     pub max_rhat: Option<f64>,
+    /// Smallest bulk ESS of its draws.
     pub min_ess_bulk: Option<f64>,
     /// Fraction of draws that satisfy the program's hard constraints.
     pub constraint_rate: Option<f64>,
+    /// How much diagnostics it ran.
     pub diagnostics_level: Option<DiagnosticsLevel>,
 }
 
@@ -210,18 +269,26 @@ pub struct Evidence {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DiagnosticsLevel {
+    /// No diagnostics (queues nearly full).
     None,
+    /// R-hat and ESS on at most 16 variables.
     Basic,
+    /// R-hat and ESS on every variable.
     Full,
 }
 
 /// An effect asking to be applied.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EffectRequest {
+    /// The effect node.
     pub node: String,
+    /// What it does, in words.
     pub action: String,
+    /// Whether it can be undone.
     pub risk: Risk,
+    /// The job's priority.
     pub priority: Priority,
+    /// Evidence of every upstream node.
     pub evidence: Vec<Evidence>,
     /// Reasons raised upstream that demand a human (e.g. non-convergence).
     pub escalations: Vec<String>,
@@ -231,7 +298,10 @@ pub struct EffectRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "decision", content = "reasons", rename_all = "snake_case")]
 pub enum GateDecision {
+    /// Apply the effect.
     Allow,
+    /// Hold it for a human, with the reasons.
     RequireReview(Vec<String>),
+    /// Drop it, with the reasons.
     Deny(Vec<String>),
 }

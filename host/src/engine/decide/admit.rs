@@ -27,8 +27,11 @@ pub fn next_to_start(queues: &[VecDeque<u32>; 2]) -> Option<(usize, u32)> {
 /// What preemption needs to know of a running task.
 #[derive(Debug, Clone, Copy)]
 pub struct RunningTask {
+    /// The task.
     pub id: u32,
+    /// Its job's priority.
     pub priority: Priority,
+    /// Where it runs.
     pub target: Target,
     /// A preemption was already asked for (execute mode waits for a sweep
     /// boundary).

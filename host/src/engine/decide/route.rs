@@ -82,7 +82,9 @@ pub struct QueueSnapshot {
 /// What is known of one candidate before estimating it.
 #[derive(Debug, Clone, Copy)]
 pub struct CandidateFacts {
+    /// The candidate target.
     pub target: Target,
+    /// Why the host rules it out, if it does.
     pub host_reason: Option<HostReason>,
     /// The eligibility policy accepted it.
     pub policy_ok: bool,
@@ -99,9 +101,13 @@ pub struct CandidateFacts {
 /// One assessed row of a routing decision.
 #[derive(Debug, Clone, Copy)]
 pub struct Candidate {
+    /// The candidate target.
     pub target: Target,
+    /// Why the host rules it out, if it does.
     pub host_reason: Option<HostReason>,
+    /// The eligibility policy accepted it.
     pub policy_ok: bool,
+    /// Queue wait, latency, energy and error expected on this target.
     pub estimate: Estimate,
     /// Filled by the cost model after [`assess`].
     pub cost: CostTerms,
@@ -129,7 +135,12 @@ pub enum Routed {
     /// Index of the chosen candidate.
     Chosen(usize),
     /// Feasible only on an idle machine: reject with a retry-after.
-    Busy { retry_after_ms: f64, why: String },
+    Busy {
+        /// When the queued work should have drained.
+        retry_after_ms: f64,
+        /// The reason, in words.
+        why: String,
+    },
     /// No candidate can meet the QoS even on an idle machine.
     Infeasible(String),
 }

@@ -12,7 +12,7 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
 use thermoroute::model::eprogram::Schedule;
 use thermoroute::model::{EProgram, Graph, ModelError};
-use thermoroute::report::{DrawsFile, InfeasibleReport, SampleReport};
+use thermoroute::sample_report::{AdapterProvenance, DrawsFile, InfeasibleReport, SampleReport};
 use thermoroute::sampler::{self, SampleError, SampleOptions};
 use thermoroute::workloads::pm_j_lattice;
 
@@ -383,7 +383,14 @@ fn sample(
     let result = if backend == Backend::Gpu {
         let gpu = thermoroute::backends::gpu::GpuDevice::shared()?;
         let draws = gpu.sample(&program, seed)?;
-        adapter = Some(gpu.info.clone());
+        let info = &gpu.info;
+        adapter = Some(AdapterProvenance {
+            name: info.name.clone(),
+            backend: info.backend.clone(),
+            device_type: info.device_type.clone(),
+            driver: info.driver.clone(),
+            timing: info.timing.clone(),
+        });
         Ok(draws)
     } else if backend == Backend::Tsu {
         match cli::tsu::sample_on_tsu(&program, seed, hardware)? {
@@ -672,7 +679,7 @@ fn validate(path: &Path, json: bool) -> Result<ExitCode> {
     let checked: Result<Option<thermoroute::model::Infeasible>, ModelError> = if is_graph {
         Graph::from_json(path, &text).map(|g| {
             g.nodes.iter().enumerate().find_map(|(i, n)| {
-                n.sample.as_ref().and_then(|s| {
+                n.sample().and_then(|s| {
                     s.program
                         .feasibility(&format!("$.nodes[{i}].sample.program"))
                         .err()

@@ -30,11 +30,12 @@ use serde_json::json;
 
 use crate::backends::gpu::GpuBackend;
 use crate::backends::tsu::TsuDriver;
+use crate::backends::value::{NodeResult, Value};
 use crate::backends::{Backend, BackendError, CpuBackend, SamplingTask};
 use crate::diagnostics::{Diagnostics, diagnose, diagnose_vars};
-use crate::exec::{self, Value};
+use crate::exec;
 use crate::hardware::{Device, Hardware, ServiceDistribution, Weights};
-use crate::model::graph::{ControlOp, NodeKind, Priority};
+use crate::model::graph::{ControlOp, EffectSpec, NodeKind, Priority};
 use crate::model::{EProgram, Graph};
 use crate::perf::{PerfTables, busy_energy};
 use crate::policy::{
@@ -268,7 +269,7 @@ struct Task {
     preempt_requested: bool,
     preempted_by: u64,
     /// Execute mode, deterministic nodes: the result, delivered at TaskDone.
-    result: Option<Box<exec::NodeResult>>,
+    result: Option<Box<NodeResult>>,
     last_checked_samples: usize,
 }
 
@@ -885,7 +886,7 @@ impl Engine {
                 .iter()
                 .map(|node| NodeRecord {
                     id: node.id.clone(),
-                    kind: node.kind,
+                    kind: node.kind(),
                     status: NodeStatus::Skipped,
                     backend: None,
                     candidates: Vec::new(),
@@ -1472,8 +1473,7 @@ impl Engine {
         let priority = self.classes[class].graph.qos.priority;
         let service = estimate.latency_p50_ms - estimate.queue_wait_ms;
         let seed = self.classes[class].graph.nodes[node as usize]
-            .sample
-            .as_ref()
+            .sample()
             .map_or(0, |s| s.seed)
             .wrapping_add(self.config.seed)
             .wrapping_add(job.id);
@@ -1692,12 +1692,13 @@ impl Engine {
                 format!("injected {device} error"),
             );
         }
-        let kind = {
+        let (kind, effect) = {
             let job = &self.jobs[slot as usize];
-            self.classes[job.class as usize].graph.nodes[node as usize].kind
+            let n = &self.classes[job.class as usize].graph.nodes[node as usize];
+            (n.kind(), n.effect().cloned())
         };
-        if kind == NodeKind::Effect {
-            return self.run_effect(task_id);
+        if let Some(spec) = effect {
+            return self.run_effect(task_id, spec);
         }
         match self.config.mode {
             Mode::Simulate => self.start_simulated(task_id),
@@ -1921,7 +1922,7 @@ impl Engine {
         self.jobs[slot as usize].energy_j += energy;
         if timed_out {
             self.counters.timeouts += 1;
-            let kind = self.classes[class].graph.nodes[node as usize].kind;
+            let kind = self.classes[class].graph.nodes[node as usize].kind();
             if kind == NodeKind::Sample {
                 // The sampler keeps the draws made before the timeout.
                 let owed = (task.drawn_ms - task.run_ms).max(0.0);
@@ -1972,7 +1973,7 @@ impl Engine {
         let plan = &self.classes[class];
         let n = &plan.graph.nodes[node as usize];
         // Nothing was computed: a branch goes either way with equal odds.
-        if let Some(c) = &n.control
+        if let Some(c) = n.control()
             && c.op == ControlOp::Branch
         {
             let taken_then: bool = self.rng.random();
@@ -1993,9 +1994,9 @@ impl Engine {
             // Simulated evidence: what is known without computing anything.
             let evidence = Evidence {
                 node: n.id.clone(),
-                kind: Some(n.kind),
+                kind: Some(n.kind()),
                 backend: Some(target.name().into()),
-                schedule: n.sample.as_ref().map(|s| s.program.schedule),
+                schedule: n.sample().map(|s| s.program.schedule),
                 program_hash: plan.nodes[node as usize].program_hash.clone(),
                 inputs: plan.nodes[node as usize].preds.len(),
                 ..Default::default()
@@ -2284,7 +2285,7 @@ impl Engine {
         let class = self.jobs[slot as usize].class as usize;
         if let (Value::Bool(taken), Some(c)) = (
             &value,
-            &self.classes[class].graph.nodes[node as usize].control,
+            self.classes[class].graph.nodes[node as usize].control(),
         ) && c.op == ControlOp::Branch
         {
             let not_taken = if *taken { &c.else_nodes } else { &c.then_nodes };
@@ -2302,7 +2303,7 @@ impl Engine {
             let inputs = self.classes[class].nodes[node as usize].preds.len();
             self.jobs[slot as usize].evidence[node as usize] = Some(Evidence {
                 node: n.id.clone(),
-                kind: Some(n.kind),
+                kind: Some(n.kind()),
                 backend: Some(target.name().into()),
                 inputs,
                 input_hashes,
@@ -2325,14 +2326,13 @@ impl Engine {
     }
 
     /// Gate, then apply, hold or drop an effect. Effects take no device time.
-    fn run_effect(&mut self, task_id: u32) -> Result<(), EngineError> {
+    fn run_effect(&mut self, task_id: u32, spec: EffectSpec) -> Result<(), EngineError> {
         let task = self.release(task_id);
         let (slot, node, target) = (task.job, task.node, task.target);
         let job = &self.jobs[slot as usize];
         let class = job.class as usize;
         let plan = &self.classes[class];
         let n = &plan.graph.nodes[node as usize];
-        let spec = n.effect.clone().expect("validated payload");
         let graph_name = plan.name.clone();
         let request = EffectRequest {
             node: n.id.clone(),

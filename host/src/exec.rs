@@ -10,13 +10,13 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use ndarray::ArrayD;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::backends::cpu::{self, KernelError};
-use crate::model::graph::{ControlOp, Graph, NodeKind, SourceField};
-use crate::report::SampleReport;
+use crate::backends::cpu::kernels::{self, KernelError};
+use crate::backends::value::{NodeInputs, NodeResult, Value, kernel_failure, tensor_output};
+use crate::model::graph::{ControlOp, Graph, NodeKind, Payload, SampleSpec, SourceField};
+use crate::sample_report::SampleReport;
 use crate::sampler::{self, SampleError, SampleOptions};
 
 pub use crate::trace::{JobStatus, NodeStatus};
@@ -42,15 +42,6 @@ pub struct JobOutcome {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explanation: Option<String>,
     pub nodes: Vec<NodeOutcome>,
-}
-
-/// A node's output value.
-#[derive(Debug, Clone)]
-pub enum Value {
-    Tensor(ArrayD<f64>),
-    Samples { marginals: Vec<Option<f64>> },
-    Bool(bool),
-    Index(usize),
 }
 
 /// Options for [`execute`].
@@ -90,7 +81,7 @@ pub fn execute(graph: &Graph, options: ExecOptions) -> JobOutcome {
                 run_node(
                     graph,
                     i,
-                    &Inputs {
+                    &NodeInputs {
                         values: &values,
                         index: &index,
                     },
@@ -100,7 +91,7 @@ pub fn execute(graph: &Graph, options: ExecOptions) -> JobOutcome {
         let seconds = start.elapsed().as_secs_f64();
         let outcome = match result {
             Ok((value, summary)) => {
-                if let (Value::Bool(taken), Some(c)) = (&value, &node.control)
+                if let (Value::Bool(taken), Some(c)) = (&value, node.control())
                     && c.op == ControlOp::Branch
                 {
                     let not_taken = if *taken { &c.else_nodes } else { &c.then_nodes };
@@ -112,7 +103,7 @@ pub fn execute(graph: &Graph, options: ExecOptions) -> JobOutcome {
                 status[i] = Some(NodeStatus::Completed);
                 NodeOutcome {
                     id: node.id.clone(),
-                    kind: node.kind,
+                    kind: node.kind(),
                     backend: "cpu",
                     status: NodeStatus::Completed,
                     explanation: None,
@@ -134,7 +125,7 @@ pub fn execute(graph: &Graph, options: ExecOptions) -> JobOutcome {
                 }
                 NodeOutcome {
                     id: node.id.clone(),
-                    kind: node.kind,
+                    kind: node.kind(),
                     backend: "cpu",
                     status: s,
                     explanation: Some(why),
@@ -152,86 +143,26 @@ pub fn execute(graph: &Graph, options: ExecOptions) -> JobOutcome {
     }
 }
 
-/// A node's value and a JSON summary of it, or why it has none.
-pub type NodeResult = Result<(Value, serde_json::Value), (NodeStatus, String)>;
-
-fn failed(e: KernelError) -> (NodeStatus, String) {
-    (NodeStatus::Failed, e.to_string())
-}
-
-/// A kernel error as the node's failure (any backend).
-pub fn kernel_failure(e: KernelError) -> (NodeStatus, String) {
-    failed(e)
-}
-
-/// A finished tensor node's value and trace summary (any backend).
-pub fn tensor_output(out: ArrayD<f64>) -> (Value, serde_json::Value) {
-    let summary = json!({ "shape": out.shape(), "values": preview(&out) });
-    (Value::Tensor(out), summary)
-}
-
-/// The tensors node `i` reads, in input order (none for non-tensor nodes'
-/// other inputs: an input that is not a tensor is the node's failure).
-pub fn tensor_inputs<'a>(
-    graph: &Graph,
-    i: usize,
-    values: &'a HashMap<usize, Value>,
-    index: &'a HashMap<&'a str, usize>,
-) -> Result<Vec<&'a ArrayD<f64>>, (NodeStatus, String)> {
-    let inputs = Inputs { values, index };
-    graph.nodes[i]
-        .inputs
-        .iter()
-        .map(|id| inputs.tensor(id))
-        .collect()
-}
-
-/// The completed outputs a node can read.
-struct Inputs<'a> {
-    values: &'a HashMap<usize, Value>,
-    index: &'a HashMap<&'a str, usize>,
-}
-
-impl<'a> Inputs<'a> {
-    fn get(&self, id: &str) -> &'a Value {
-        &self.values[&self.index[id]]
-    }
-
-    fn tensor(&self, id: &str) -> Result<&'a ArrayD<f64>, (NodeStatus, String)> {
-        match self.get(id) {
-            Value::Tensor(t) => Ok(t),
-            _ => Err(failed(KernelError::WrongInput(format!(
-                "input {id:?} is not a tensor"
-            )))),
-        }
-    }
-}
-
-fn run_node(graph: &Graph, i: usize, inputs: &Inputs<'_>, options: ExecOptions) -> NodeResult {
+fn run_node(graph: &Graph, i: usize, inputs: &NodeInputs<'_>, options: ExecOptions) -> NodeResult {
     let node = &graph.nodes[i];
     let tensor_input = |id: &str| inputs.tensor(id);
     let input = |id: &str| inputs.get(id);
-    match node.kind {
-        NodeKind::Tensor => {
-            let spec = node.tensor.as_ref().expect("validated payload");
+    match &node.payload {
+        Payload::Tensor(spec) => {
             let inputs = node
                 .inputs
                 .iter()
                 .map(|id| tensor_input(id))
                 .collect::<Result<Vec<_>, _>>()?;
-            cpu::tensor(spec, &inputs)
+            kernels::tensor(spec, &inputs)
                 .map(tensor_output)
-                .map_err(failed)
+                .map_err(kernel_failure)
         }
-        NodeKind::Nn => {
-            let spec = node.nn.as_ref().expect("validated payload");
-            cpu::mlp(spec, tensor_input(&node.inputs[0])?)
-                .map(tensor_output)
-                .map_err(failed)
-        }
-        NodeKind::Sample => {
-            let spec = node.sample.as_ref().expect("validated payload");
-            let program = conditioned_program(graph, i, inputs.values, inputs.index)?;
+        Payload::Nn(spec) => kernels::mlp(spec, tensor_input(&node.inputs[0])?)
+            .map(tensor_output)
+            .map_err(kernel_failure),
+        Payload::Sample(spec) => {
+            let program = condition(spec, inputs)?;
             let seed = spec.seed.wrapping_add(options.seed);
             match sampler::sample(
                 &program,
@@ -249,8 +180,7 @@ fn run_node(graph: &Graph, i: usize, inputs: &Inputs<'_>, options: ExecOptions) 
                 Err(e) => Err((NodeStatus::Failed, e.to_string())),
             }
         }
-        NodeKind::Control => {
-            let spec = node.control.as_ref().expect("validated payload");
+        Payload::Control(spec) => {
             let src = &spec.source;
             let vector: Vec<f64> = match (input(&src.node), src.field) {
                 (Value::Tensor(t), SourceField::Value) => t.iter().copied().collect(),
@@ -260,7 +190,7 @@ fn run_node(graph: &Graph, i: usize, inputs: &Inputs<'_>, options: ExecOptions) 
                 (Value::Bool(b), SourceField::Value) => vec![f64::from(u8::from(*b))],
                 (Value::Index(k), SourceField::Value) => vec![*k as f64],
                 (_, field) => {
-                    return Err(failed(KernelError::WrongInput(format!(
+                    return Err(kernel_failure(KernelError::WrongInput(format!(
                         "input {:?} has no {field:?} to read",
                         src.node
                     ))));
@@ -268,7 +198,7 @@ fn run_node(graph: &Graph, i: usize, inputs: &Inputs<'_>, options: ExecOptions) 
             };
             match spec.op {
                 ControlOp::Argmax => {
-                    let k = cpu::argmax(&vector).map_err(failed)?;
+                    let k = kernels::argmax(&vector).map_err(kernel_failure)?;
                     Ok((Value::Index(k), json!({ "argmax": k })))
                 }
                 ControlOp::Threshold | ControlOp::Branch => {
@@ -276,13 +206,13 @@ fn run_node(graph: &Graph, i: usize, inputs: &Inputs<'_>, options: ExecOptions) 
                         (Some(k), len) if k < len => vector[k],
                         (None, 1) => vector[0],
                         (k, len) => {
-                            return Err(failed(KernelError::WrongInput(format!(
+                            return Err(kernel_failure(KernelError::WrongInput(format!(
                                 "source index {k:?} does not pick one of {len} values"
                             ))));
                         }
                     };
                     if !x.is_finite() {
-                        return Err(failed(KernelError::NonFinite(format!(
+                        return Err(kernel_failure(KernelError::NonFinite(format!(
                             "source value is {x}"
                         ))));
                     }
@@ -296,8 +226,7 @@ fn run_node(graph: &Graph, i: usize, inputs: &Inputs<'_>, options: ExecOptions) 
                 }
             }
         }
-        NodeKind::Effect => {
-            let spec = node.effect.as_ref().expect("validated payload");
+        Payload::Effect(spec) => {
             // thermoroute never performs the action; it records it with its evidence.
             Ok((
                 Value::Bool(true),
@@ -314,13 +243,29 @@ pub fn conditioned_program(
     values: &HashMap<usize, Value>,
     index: &HashMap<&str, usize>,
 ) -> Result<crate::model::EProgram, (NodeStatus, String)> {
-    let spec = graph.nodes[i].sample.as_ref().expect("validated payload");
-    let inputs = Inputs { values, index };
+    let node = &graph.nodes[i];
+    let Some(spec) = node.sample() else {
+        return Err((
+            NodeStatus::Failed,
+            format!(
+                "node {:?} is a {} node, not a sample node",
+                node.id,
+                node.kind().name()
+            ),
+        ));
+    };
+    condition(spec, &NodeInputs { values, index })
+}
+
+fn condition(
+    spec: &SampleSpec,
+    inputs: &NodeInputs<'_>,
+) -> Result<crate::model::EProgram, (NodeStatus, String)> {
     let mut program = spec.program.clone();
     for b in &spec.bias_from {
         let x = inputs.tensor(&b.node)?;
         if x.len() != b.vars.len() {
-            return Err(failed(KernelError::Shape(format!(
+            return Err(kernel_failure(KernelError::Shape(format!(
                 "bias_from {:?} gives {} values for {} spins",
                 b.node,
                 x.len(),
@@ -370,9 +315,5 @@ pub fn run_one(
     index: &HashMap<&str, usize>,
     options: ExecOptions,
 ) -> NodeResult {
-    run_node(graph, i, &Inputs { values, index }, options)
-}
-
-fn preview(x: &ArrayD<f64>) -> Vec<f64> {
-    x.iter().take(16).copied().collect()
+    run_node(graph, i, &NodeInputs { values, index }, options)
 }

@@ -6,13 +6,16 @@ pub mod cpu;
 pub mod gpu;
 pub mod registry;
 pub mod tsu;
+pub mod value;
+
+pub use cpu::CpuBackend;
 
 use std::collections::HashMap;
 
 use crate::device::Target;
-use crate::exec::{ExecOptions, NodeResult, Value};
 use crate::model::{EProgram, Graph};
-use crate::sampler::{Draws, SampleError, SamplerRun};
+use crate::sampler::{Draws, SampleError};
+use value::{NodeResult, Value};
 
 /// A backend failure while starting or running work.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -86,90 +89,4 @@ pub trait Backend: Send {
         program: &EProgram,
         seed: u64,
     ) -> Result<Result<Box<dyn SamplingTask>, SampleError>, BackendError>;
-}
-
-/// The CPU: ndarray kernels and the reference Gibbs sampler.
-#[derive(Debug, Default)]
-pub struct CpuBackend {
-    pub threads: Option<usize>,
-}
-
-impl Backend for CpuBackend {
-    fn targets(&self) -> &[Target] {
-        &[Target::Cpu, Target::CpuRef]
-    }
-
-    fn run_node(
-        &mut self,
-        graph: &Graph,
-        node: usize,
-        values: &HashMap<usize, Value>,
-        index: &HashMap<&str, usize>,
-    ) -> Result<NodeResult, BackendError> {
-        Ok(crate::exec::run_one(
-            graph,
-            node,
-            values,
-            index,
-            ExecOptions {
-                seed: 0,
-                threads: self.threads,
-            },
-        ))
-    }
-
-    fn start_sampling(
-        &mut self,
-        program: &EProgram,
-        seed: u64,
-    ) -> Result<Result<Box<dyn SamplingTask>, SampleError>, BackendError> {
-        Ok(SamplerRun::new(program, seed).map(|run| {
-            Box::new(CpuSampling {
-                run,
-                threads: self.threads,
-                total_samples: program.schedule.samples as usize,
-            }) as Box<dyn SamplingTask>
-        }))
-    }
-}
-
-struct CpuSampling {
-    run: SamplerRun,
-    threads: Option<usize>,
-    total_samples: usize,
-}
-
-impl SamplingTask for CpuSampling {
-    fn advance(&mut self, sweeps: u64) -> Result<SliceCost, BackendError> {
-        let start = std::time::Instant::now();
-        self.run
-            .advance(sweeps, self.threads, None)
-            .map_err(|e| BackendError::Failed(e.to_string()))?;
-        Ok(SliceCost {
-            seconds: start.elapsed().as_secs_f64(),
-            device_seconds: None,
-            cycles: None,
-            energy_j: None,
-        })
-    }
-
-    fn sweeps_done(&self) -> u64 {
-        self.run.sweeps_done()
-    }
-
-    fn total_sweeps(&self) -> u64 {
-        self.run.total_sweeps_per_chain()
-    }
-
-    fn samples_done(&self) -> usize {
-        self.run.samples_done()
-    }
-
-    fn total_samples(&self) -> usize {
-        self.total_samples
-    }
-
-    fn draws(&self) -> Draws {
-        self.run.draws()
-    }
 }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use thermoroute_sim::{ChipConfig, CompileIssue, SimError, SpinProblem, TsuImage, TsuRun};
 
+use super::value::{NodeResult, Value};
 use super::{Backend, BackendError, SamplingTask, SliceCost};
 use crate::device::Target;
-use crate::exec::{NodeResult, Value};
 use crate::hardware::Hardware;
 use crate::model::{EProgram, Graph};
 use crate::policy::Ineligible;

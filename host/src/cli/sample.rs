@@ -10,7 +10,7 @@ use thermoroute::backends::SamplingTask;
 use thermoroute::backends::tsu::{TsuDriver, tsu_draws};
 use thermoroute::inputs::load_hardware;
 use thermoroute::model::EProgram;
-use thermoroute::report::{DrawsFile, InfeasibleReport, SampleReport};
+use thermoroute::sample_report::{AdapterProvenance, DrawsFile, InfeasibleReport, SampleReport};
 use thermoroute::sampler::{self, Draws, SampleError, SampleOptions};
 
 use super::{EXIT_INFEASIBLE, fmt_opt, print_json, progress_bar, report_model_error, table};
@@ -68,7 +68,14 @@ pub fn sample(args: SampleArgs) -> Result<ExitCode> {
         Backend::Gpu => {
             let gpu = thermoroute::backends::gpu::GpuDevice::shared()?;
             let draws = gpu.sample(&program, args.seed)?;
-            adapter = Some(gpu.info.clone());
+            let info = &gpu.info;
+            adapter = Some(AdapterProvenance {
+                name: info.name.clone(),
+                backend: info.backend.clone(),
+                device_type: info.device_type.clone(),
+                driver: info.driver.clone(),
+                timing: info.timing.clone(),
+            });
             Ok(draws)
         }
         Backend::Tsu => {

@@ -43,7 +43,7 @@ pub fn validate(args: ValidateArgs) -> Result<ExitCode> {
     let checked: Result<Option<Infeasible>, ModelError> = if is_graph {
         Graph::from_json(path, &text).map(|g| {
             g.nodes.iter().enumerate().find_map(|(i, n)| {
-                n.sample.as_ref().and_then(|s| {
+                n.sample().and_then(|s| {
                     s.program
                         .feasibility(&format!("$.nodes[{i}].sample.program"))
                         .err()

@@ -94,7 +94,7 @@ impl Engine {
                 .iter()
                 .map(|node| NodeRecord {
                     id: node.id.clone(),
-                    kind: node.kind,
+                    kind: node.kind(),
                     status: NodeStatus::Skipped,
                     backend: None,
                     candidates: Vec::new(),

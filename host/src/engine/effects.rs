@@ -4,20 +4,20 @@
 
 use super::decide::gate::{effect_outcome, gate_decision};
 use super::{Engine, EngineError, Mode};
+use crate::model::graph::EffectSpec;
 use crate::policy::{EffectRequest, GateDecision};
 use crate::review::{ReviewItem, ReviewStatus};
 use crate::trace::TraceEvent;
 
 impl Engine {
     /// Gate, then apply, hold or drop an effect. Effects take no device time.
-    pub(super) fn run_effect(&mut self, task_id: u32) -> Result<(), EngineError> {
+    pub(super) fn run_effect(&mut self, task_id: u32, spec: EffectSpec) -> Result<(), EngineError> {
         let task = self.release(task_id);
         let (slot, node, target) = (task.job, task.node, task.target);
         let job = &self.jobs[slot];
         let class = job.class as usize;
         let plan = &self.classes[class];
         let n = &plan.graph.nodes[node as usize];
-        let spec = n.effect.clone().expect("validated payload");
         let graph_name = plan.name.clone();
         let request = EffectRequest {
             node: n.id.clone(),

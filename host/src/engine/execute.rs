@@ -10,9 +10,10 @@ use super::decide::sampling::{
 };
 use super::{Engine, EngineError};
 use crate::backends::BackendError;
+use crate::backends::value::Value;
 use crate::device::Target;
 use crate::diagnostics::diagnose;
-use crate::exec::{self, Value};
+use crate::exec;
 use crate::model::EProgram;
 use crate::model::graph::{ControlOp, NodeKind};
 use crate::perf::busy_energy;
@@ -401,7 +402,7 @@ impl Engine {
         let class = self.jobs[slot].class as usize;
         if let (Value::Bool(taken), Some(c)) = (
             &value,
-            &self.classes[class].graph.nodes[node as usize].control,
+            self.classes[class].graph.nodes[node as usize].control(),
         ) && c.op == ControlOp::Branch
         {
             let not_taken = if *taken { &c.else_nodes } else { &c.then_nodes };
@@ -419,7 +420,7 @@ impl Engine {
             let inputs = self.classes[class].nodes[node as usize].preds.len();
             self.jobs[slot].evidence[node as usize] = Some(Evidence {
                 node: n.id.clone(),
-                kind: Some(n.kind),
+                kind: Some(n.kind()),
                 backend: Some(target.name().into()),
                 inputs,
                 input_hashes,

@@ -101,7 +101,7 @@ impl ClassPlan {
         let mut nodes: Vec<NodePlan> = Vec::with_capacity(n);
         for (i, summary) in summaries.into_iter().enumerate() {
             let node = &graph.nodes[i];
-            let targets: Vec<Target> = Target::candidates(node.kind).to_vec();
+            let targets: Vec<Target> = Target::candidates(node.kind()).to_vec();
             let prior_of: Vec<Service> = targets.iter().map(|&t| prior(hw, &summary, t)).collect();
             let slots = targets
                 .iter()
@@ -142,10 +142,10 @@ impl ClassPlan {
                 own_fraction: 1.0,
                 min_energy_j: 0.0,
                 cpu_energy_j,
-                program_hash: node.sample.as_ref().map(|s| s.program.canonical_hash()),
+                program_hash: node.sample().map(|s| s.program.canonical_hash()),
                 evidence_nodes: Vec::new(),
                 is_evidence: false,
-                tsu_reasons: match (tsu, &node.sample) {
+                tsu_reasons: match (tsu, node.sample()) {
                     // Spin problems only: the policy already names other kinds.
                     (Some(driver), Some(spec)) if TsuDriver::problem(&spec.program).is_ok() => {
                         driver.compile(&spec.program).err().unwrap_or_default()
@@ -156,7 +156,7 @@ impl ClassPlan {
         }
         // Effects are judged on everything upstream of them.
         for i in 0..n {
-            if graph.nodes[i].kind == NodeKind::Effect {
+            if graph.nodes[i].kind() == NodeKind::Effect {
                 let mut seen = vec![false; n];
                 let mut stack: Vec<u32> = nodes[i].preds.clone();
                 while let Some(p) = stack.pop() {
@@ -171,7 +171,7 @@ impl ClassPlan {
             }
         }
         let static_infeasible = graph.nodes.iter().enumerate().find_map(|(i, node)| {
-            let spec = node.sample.as_ref()?;
+            let spec = node.sample()?;
             spec.program.feasibility("$").err().map(|inf| {
                 (
                     i,

@@ -8,7 +8,6 @@ use super::decide::admit::{
 use super::state::Task;
 use super::{Engine, EngineError, Mode};
 use crate::device::{Device, Target};
-use crate::model::graph::NodeKind;
 use crate::policy::Estimate;
 use crate::trace::{FailureKind, TraceEvent};
 
@@ -27,8 +26,7 @@ impl Engine {
         let priority = self.classes[class].graph.qos.priority;
         let service = estimate.latency_p50_ms - estimate.queue_wait_ms;
         let seed = self.classes[class].graph.nodes[node as usize]
-            .sample
-            .as_ref()
+            .sample()
             .map_or(0, |s| s.seed)
             .wrapping_add(self.config.seed)
             .wrapping_add(job.id);
@@ -225,12 +223,13 @@ impl Engine {
                 format!("injected {device} error"),
             );
         }
-        let kind = {
+        let (kind, effect) = {
             let job = &self.jobs[slot];
-            self.classes[job.class as usize].graph.nodes[node as usize].kind
+            let n = &self.classes[job.class as usize].graph.nodes[node as usize];
+            (n.kind(), n.effect().cloned())
         };
-        if kind == NodeKind::Effect {
-            return self.run_effect(task_id);
+        if let Some(spec) = effect {
+            return self.run_effect(task_id, spec);
         }
         match self.config.mode {
             Mode::Simulate => self.start_simulated(task_id),

@@ -82,7 +82,7 @@ impl Engine {
         self.jobs[slot].energy_j += energy;
         if timed_out {
             self.counters.timeouts += 1;
-            let kind = self.classes[class].graph.nodes[node as usize].kind;
+            let kind = self.classes[class].graph.nodes[node as usize].kind();
             if kind == NodeKind::Sample {
                 // The sampler keeps the draws made before the timeout.
                 let owed = (task.drawn_ms - task.run_ms).max(0.0);
@@ -133,7 +133,7 @@ impl Engine {
         let plan = &self.classes[class];
         let n = &plan.graph.nodes[node as usize];
         // Nothing was computed: a branch goes either way with equal odds.
-        if let Some(c) = &n.control
+        if let Some(c) = n.control()
             && c.op == ControlOp::Branch
         {
             let taken_then: bool = self.rng.random();
@@ -154,9 +154,9 @@ impl Engine {
             // Simulated evidence: what is known without computing anything.
             let evidence = Evidence {
                 node: n.id.clone(),
-                kind: Some(n.kind),
+                kind: Some(n.kind()),
                 backend: Some(target.name().into()),
-                schedule: n.sample.as_ref().map(|s| s.program.schedule),
+                schedule: n.sample().map(|s| s.program.schedule),
                 program_hash: plan.nodes[node as usize].program_hash.clone(),
                 inputs: plan.nodes[node as usize].preds.len(),
                 ..Default::default()

@@ -6,8 +6,8 @@ use std::ops::{Index, IndexMut};
 
 use super::decide::route::QueueSnapshot;
 use crate::backends::SamplingTask;
+use crate::backends::value::{NodeResult, Value};
 use crate::device::Target;
-use crate::exec::{self, Value};
 use crate::model::EProgram;
 use crate::model::graph::Priority;
 use crate::policy::Evidence;
@@ -93,7 +93,7 @@ pub(super) struct Task {
     pub(super) preempt_requested: bool,
     pub(super) preempted_by: u64,
     /// Execute mode, deterministic nodes: the result, delivered at TaskDone.
-    pub(super) result: Option<Box<exec::NodeResult>>,
+    pub(super) result: Option<Box<NodeResult>>,
     pub(super) last_checked_samples: usize,
 }
 

@@ -1,7 +1,7 @@
 //! What each node of a graph is, before anything runs: statically inferred
 //! shapes, work, and the program class the learning tables key on.
 
-use crate::model::graph::{Graph, Node, NodeKind, TensorOp};
+use crate::model::graph::{Graph, Node, NodeKind, Payload, TensorOp};
 use crate::policy::{NodeSummary, ProgramSummary};
 
 /// Summaries of every node of a graph (shapes inferred statically, work
@@ -24,7 +24,7 @@ pub fn summarise(graph: &Graph) -> Vec<NodeSummary> {
         let bytes = 8.0
             * batch
             * (input_shapes.iter().map(|s| elements(*s)).sum::<f64>() + elements(shape.as_ref()));
-        let program = node.sample.as_ref().map(|spec| {
+        let program = node.sample().map(|spec| {
             let p = &spec.program;
             let clamped = p.clamped_states();
             let free = clamped.iter().filter(|c| c.is_none()).count();
@@ -46,11 +46,11 @@ pub fn summarise(graph: &Graph) -> Vec<NodeSummary> {
             }
         });
         let flops = flops * batch;
-        let class = match node.kind {
+        let class = match node.kind() {
             NodeKind::Control => "control".to_string(),
             NodeKind::Effect => "effect".to_string(),
             NodeKind::Tensor => {
-                let op = node.tensor.as_ref().map_or(TensorOp::Const, |t| t.op);
+                let op = node.tensor().map_or(TensorOp::Const, |t| t.op);
                 let op = serde_json::to_value(op)
                     .ok()
                     .and_then(|v| v.as_str().map(String::from));
@@ -59,11 +59,7 @@ pub fn summarise(graph: &Graph) -> Vec<NodeSummary> {
             NodeKind::Nn => format!("nn:2^{}", log2_bucket(flops)),
             NodeKind::Sample => {
                 let p = program.as_ref().expect("sample nodes have a program");
-                let family = if node
-                    .sample
-                    .as_ref()
-                    .is_some_and(|s| s.program.is_pure_ising())
-                {
+                let family = if node.sample().is_some_and(|s| s.program.is_pure_ising()) {
                     "ising"
                 } else {
                     "general"
@@ -73,7 +69,7 @@ pub fn summarise(graph: &Graph) -> Vec<NodeSummary> {
         };
         shapes[i] = shape;
         out[i] = Some(NodeSummary {
-            kind: node.kind,
+            kind: node.kind(),
             class,
             flops,
             bytes,
@@ -92,58 +88,54 @@ fn log2_bucket(x: f64) -> i32 {
 /// Output shape (when it can be known before running) and work of one node.
 fn shape_and_flops(node: &Node, inputs: &[Option<&Vec<usize>>]) -> (Option<Vec<usize>>, f64) {
     let count = |s: &Vec<usize>| s.iter().product::<usize>() as f64;
-    match node.kind {
-        NodeKind::Tensor => {
-            let spec = node.tensor.as_ref().expect("validated payload");
-            match spec.op {
-                TensorOp::Const => {
-                    let shape = spec.value.as_ref().map(|v| v.shape.clone());
-                    let n = shape.as_ref().map_or(1.0, count);
-                    (shape, n)
-                }
-                TensorOp::Matmul => match (
-                    inputs.first().copied().flatten(),
-                    inputs.get(1).copied().flatten(),
-                ) {
-                    (Some(a), Some(b)) if a.len() == 2 && !b.is_empty() => {
-                        let (m, k) = (a[0], a[1]);
-                        let n = if b.len() == 2 { b[1] } else { 1 };
-                        let shape = if b.len() == 2 { vec![m, n] } else { vec![m] };
-                        (Some(shape), 2.0 * (m * k * n) as f64)
-                    }
-                    _ => (None, 1.0),
-                },
-                TensorOp::Add | TensorOp::Mul => {
-                    let widest = inputs
-                        .iter()
-                        .flatten()
-                        .max_by_key(|s| s.iter().product::<usize>())
-                        .map(|s| (*s).clone());
-                    let n = widest.as_ref().map_or(1.0, count);
-                    (widest, n)
-                }
-                TensorOp::Relu | TensorOp::Tanh | TensorOp::Sigmoid => {
-                    let shape = inputs.first().copied().flatten().cloned();
-                    let n = shape.as_ref().map_or(1.0, count);
-                    (shape, n)
-                }
-                TensorOp::Sum | TensorOp::Mean | TensorOp::Max => {
-                    let input = inputs.first().copied().flatten();
-                    let n = input.map_or(1.0, count);
-                    let shape = match (input, spec.axis) {
-                        (Some(s), Some(axis)) if axis < s.len() => {
-                            let mut s = s.clone();
-                            s.remove(axis);
-                            Some(s)
-                        }
-                        _ => Some(vec![]),
-                    };
-                    (shape, n)
-                }
+    match &node.payload {
+        Payload::Tensor(spec) => match spec.op {
+            TensorOp::Const => {
+                let shape = spec.value.as_ref().map(|v| v.shape.clone());
+                let n = shape.as_ref().map_or(1.0, count);
+                (shape, n)
             }
-        }
-        NodeKind::Nn => {
-            let spec = node.nn.as_ref().expect("validated payload");
+            TensorOp::Matmul => match (
+                inputs.first().copied().flatten(),
+                inputs.get(1).copied().flatten(),
+            ) {
+                (Some(a), Some(b)) if a.len() == 2 && !b.is_empty() => {
+                    let (m, k) = (a[0], a[1]);
+                    let n = if b.len() == 2 { b[1] } else { 1 };
+                    let shape = if b.len() == 2 { vec![m, n] } else { vec![m] };
+                    (Some(shape), 2.0 * (m * k * n) as f64)
+                }
+                _ => (None, 1.0),
+            },
+            TensorOp::Add | TensorOp::Mul => {
+                let widest = inputs
+                    .iter()
+                    .flatten()
+                    .max_by_key(|s| s.iter().product::<usize>())
+                    .map(|s| (*s).clone());
+                let n = widest.as_ref().map_or(1.0, count);
+                (widest, n)
+            }
+            TensorOp::Relu | TensorOp::Tanh | TensorOp::Sigmoid => {
+                let shape = inputs.first().copied().flatten().cloned();
+                let n = shape.as_ref().map_or(1.0, count);
+                (shape, n)
+            }
+            TensorOp::Sum | TensorOp::Mean | TensorOp::Max => {
+                let input = inputs.first().copied().flatten();
+                let n = input.map_or(1.0, count);
+                let shape = match (input, spec.axis) {
+                    (Some(s), Some(axis)) if axis < s.len() => {
+                        let mut s = s.clone();
+                        s.remove(axis);
+                        Some(s)
+                    }
+                    _ => Some(vec![]),
+                };
+                (shape, n)
+            }
+        },
+        Payload::Nn(spec) => {
             let flops: f64 = spec
                 .layers
                 .iter()
@@ -155,7 +147,7 @@ fn shape_and_flops(node: &Node, inputs: &[Option<&Vec<usize>>]) -> (Option<Vec<u
                 .and_then(|l| l.weights.shape.first().copied());
             (out.map(|n| vec![n]), flops)
         }
-        NodeKind::Control => (Some(vec![]), 1.0),
-        NodeKind::Effect | NodeKind::Sample => (None, 0.0),
+        Payload::Control(_) => (Some(vec![]), 1.0),
+        Payload::Effect(_) | Payload::Sample(_) => (None, 0.0),
     }
 }

@@ -11,10 +11,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 use thermoroute::backends::gpu::{GpuBackend, GpuDevice, GpuError, GpuSampling};
+use thermoroute::backends::value::Value;
 use thermoroute::backends::{Backend, CpuBackend, SamplingTask};
 use thermoroute::device::Target;
 use thermoroute::engine::{EngineConfig, Mode, RunReport};
-use thermoroute::exec::Value;
 use thermoroute::hardware::Hardware;
 use thermoroute::model::Graph;
 use thermoroute::model::eprogram::{CategoricalVar, Constraint, ConstraintKind, EProgram, Factor};
@@ -270,7 +270,7 @@ fn mlp_inference_matches_the_cpu_for_every_activation() {
             input[row * 40..(row + 1) * 40].to_vec(),
         )
         .unwrap();
-        let want = thermoroute::backends::cpu::mlp(&spec, &x).unwrap();
+        let want = thermoroute::backends::cpu::kernels::mlp(&spec, &x).unwrap();
         for (j, w) in want.iter().enumerate() {
             let g = got[row * 3 + j] as f64;
             assert!(

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use ndarray::{ArrayD, IxDyn};
 
 use super::{AdapterInfo, Binary, GpuDevice, GpuError, GpuSampling, GpuTime, Reduce, Unary};
-use crate::backends::cpu::{self, KernelError};
+use crate::backends::cpu::kernels::{self, KernelError};
+use crate::backends::value::{self, NodeResult, Value, kernel_failure, tensor_output};
 use crate::backends::{Backend, BackendError, SamplingTask};
 use crate::device::Target;
-use crate::exec::{self, NodeResult, Value};
-use crate::model::graph::{NodeKind, TensorOp, TensorSpec};
+use crate::model::graph::{Payload, TensorOp, TensorSpec};
 use crate::model::{EProgram, Graph};
 use crate::sampler::SampleError;
 
@@ -171,26 +171,24 @@ impl Backend for GpuBackend {
         self.last_energy_j = None;
         let gpu = self.gpu()?;
         let spec = &graph.nodes[node];
-        let inputs = match exec::tensor_inputs(graph, node, values, index) {
+        let inputs = match value::tensor_inputs(graph, node, values, index) {
             Ok(inputs) => inputs,
             Err(failure) => return Ok(Err(failure)),
         };
-        let computed = match spec.kind {
-            NodeKind::Tensor => {
-                let tensor_spec = spec.tensor.as_ref().expect("validated payload");
+        let computed = match &spec.payload {
+            Payload::Tensor(tensor_spec) => {
                 match tensor(gpu, tensor_spec, &inputs).map_err(backend_error)? {
                     Some(done) => done,
                     // Constants and misshapen inputs: the CPU kernel builds
                     // the constant or names the shape error.
                     None => {
-                        return Ok(cpu::tensor(tensor_spec, &inputs)
-                            .map(exec::tensor_output)
-                            .map_err(exec::kernel_failure));
+                        return Ok(kernels::tensor(tensor_spec, &inputs)
+                            .map(tensor_output)
+                            .map_err(kernel_failure));
                     }
                 }
             }
-            NodeKind::Nn => {
-                let nn = spec.nn.as_ref().expect("validated payload");
+            Payload::Nn(nn) => {
                 let x = inputs[0];
                 match gpu.mlp(nn, &to_f32(x), 1) {
                     Ok((y, time)) => {
@@ -199,9 +197,9 @@ impl Backend for GpuBackend {
                     }
                     // Layer shapes that do not chain: the CPU names the error.
                     Err(GpuError::Unsupported(_)) => {
-                        return Ok(cpu::mlp(nn, x)
-                            .map(exec::tensor_output)
-                            .map_err(exec::kernel_failure));
+                        return Ok(kernels::mlp(nn, x)
+                            .map(tensor_output)
+                            .map_err(kernel_failure));
                     }
                     Err(e) => return Err(backend_error(e)),
                 }
@@ -214,9 +212,7 @@ impl Backend for GpuBackend {
         };
         let (result, time) = computed;
         self.last_energy_j = Some(self.active_w * time.busy_seconds);
-        Ok(result
-            .map(exec::tensor_output)
-            .map_err(exec::kernel_failure))
+        Ok(result.map(tensor_output).map_err(kernel_failure))
     }
 
     fn take_energy_j(&mut self) -> Option<f64> {

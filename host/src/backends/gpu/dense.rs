@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::elementwise::zero_time;
 use super::{Binding, GpuDevice, GpuError, GpuTime, bind_all, pipelines};
-use crate::backends::cpu::materialise;
+use crate::backends::cpu::kernels::materialise;
 use crate::model::graph::{Activation, NnSpec};
 
 /// The dense-layer pipeline, built with the device.

@@ -1,5 +1,6 @@
-//! The CPU backend for deterministic nodes: tensor ops and MLP inference on
-//! `ndarray`, and control decisions.
+//! The CPU kernels of deterministic nodes on `ndarray`: tensor ops, MLP
+//! inference and the argmax of control decisions. The GPU falls back on them
+//! for constants and to name shape errors.
 
 use ndarray::{ArrayD, Axis, Ix1, Ix2, IxDyn};
 use rand::SeedableRng;

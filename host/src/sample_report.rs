@@ -22,7 +22,19 @@ pub struct Provenance {
     pub chip_hash: Option<String>,
     /// GPU runs: the adapter that ran the kernels.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub adapter: Option<crate::backends::gpu::AdapterInfo>,
+    pub adapter: Option<AdapterProvenance>,
+}
+
+/// The GPU adapter a run used, as plain data the caller fills in (this
+/// document does not depend on the GPU driver).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AdapterProvenance {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    /// How GPU busy time was measured: `timestamps` or `wall`.
+    pub timing: String,
 }
 
 /// Work done.

@@ -4,6 +4,7 @@
 
 pub mod cpu;
 pub mod gpu;
+pub mod node;
 pub mod registry;
 pub mod tsu;
 pub mod value;

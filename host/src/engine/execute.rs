@@ -10,10 +10,10 @@ use super::decide::sampling::{
 };
 use super::{Engine, EngineError};
 use crate::backends::BackendError;
+use crate::backends::node;
 use crate::backends::value::Value;
 use crate::device::Target;
 use crate::diagnostics::diagnose;
-use crate::exec;
 use crate::model::EProgram;
 use crate::model::graph::{ControlOp, NodeKind};
 use crate::perf::busy_energy;
@@ -65,7 +65,7 @@ impl Engine {
         if self.tasks[task_id].sampling.is_none() {
             let plan = &self.classes[class];
             let index = plan.graph.index();
-            let program = match exec::conditioned_program(
+            let program = match node::conditioned_program(
                 &plan.graph,
                 node as usize,
                 &self.jobs[slot].values,
@@ -339,7 +339,7 @@ impl Engine {
                 why,
             )?;
         }
-        let (value, mut summary) = exec::sample_output(program, draws, seed, target.name());
+        let (value, mut summary) = node::sample_output(program, draws, seed, target.name());
         summary["diagnostics_level"] = json!(level);
         if level != DiagnosticsLevel::Full {
             summary["max_rhat"] = json!(diagnostics.as_ref().and_then(|d| d.max_rhat));

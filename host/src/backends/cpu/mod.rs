@@ -5,10 +5,10 @@ pub mod kernels;
 
 use std::collections::HashMap;
 
+use super::node::{ExecOptions, run_one};
 use super::value::{NodeResult, Value};
 use super::{Backend, BackendError, SamplingTask, SliceCost};
 use crate::device::Target;
-use crate::exec::ExecOptions;
 use crate::model::{EProgram, Graph};
 use crate::sampler::{Draws, SampleError, SamplerRun};
 
@@ -30,7 +30,7 @@ impl Backend for CpuBackend {
         values: &HashMap<usize, Value>,
         index: &HashMap<&str, usize>,
     ) -> Result<NodeResult, BackendError> {
-        Ok(crate::exec::run_one(
+        Ok(run_one(
             graph,
             node,
             values,

@@ -1,0 +1,321 @@
+//! The run profile (`--hardware HW.toml`): everything a run assumes about
+//! the machine and how to treat work on it. Every field has a default, so an
+//! empty file (or no file) describes the built-in machine: 8 CPU cores, one
+//! GPU, one TSU.
+//!
+//! | file | sections |
+//! |---|---|
+//! | `devices.rs` | `[cpu]`, `[gpu]`, `[tsu]` (counts, power, chip), `[queues]` |
+//! | `knobs.rs` | `[weights]`, `[budgets]`, `[policy]`, `[gate]` |
+//! | `simulation.rs` | `[simulate]`, `[drift]`, `[[perf]]` priors, `[[faults]]` |
+//!
+//! This module holds the whole description, its loading and its checks.
+
+mod devices;
+mod knobs;
+mod simulation;
+
+pub use devices::{CpuSpec, GpuSpec, QueueSpec, TsuSpec, Window};
+pub use knobs::{
+    Budgets, FailClosed, GateSpec, GateThresholds, PolicySpec, StochasticityPolicy, Weights,
+};
+pub use simulation::{DriftSpec, Fault, FaultKind, PerfPrior, ServiceDistribution, SimulateSpec};
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::device::{Device, Target};
+
+/// Errors loading a hardware file. Fatal: nothing runs on a bad description.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HardwareError {
+    #[error("{file}: cannot read: {source}")]
+    Io {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: {reason}")]
+    Parse { file: PathBuf, reason: String },
+    #[error("{file}: {path}: {reason}")]
+    Invalid {
+        file: PathBuf,
+        path: String,
+        reason: String,
+    },
+}
+
+/// The whole description.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Hardware {
+    pub cpu: CpuSpec,
+    pub gpu: GpuSpec,
+    pub tsu: TsuSpec,
+    pub queues: QueueSpec,
+    pub weights: Weights,
+    pub budgets: Budgets,
+    pub policy: PolicySpec,
+    pub gate: GateSpec,
+    pub simulate: SimulateSpec,
+    pub drift: DriftSpec,
+    /// Performance priors that replace the built-in cost model for a
+    /// (backend, program class) pair, e.g. measured calibration figures.
+    pub perf: Vec<PerfPrior>,
+    /// Injected faults: offline windows, slowdowns, execution errors.
+    pub faults: Vec<Fault>,
+}
+
+impl Hardware {
+    /// Reads and checks a TOML description.
+    pub fn load(file: &Path) -> Result<Self, HardwareError> {
+        let text = std::fs::read_to_string(file).map_err(|source| HardwareError::Io {
+            file: file.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(file, &text)
+    }
+
+    pub fn from_toml(file: &Path, text: &str) -> Result<Self, HardwareError> {
+        let hw: Hardware = toml::from_str(text).map_err(|e| HardwareError::Parse {
+            file: file.to_path_buf(),
+            reason: e.to_string().trim().to_string(),
+        })?;
+        hw.check(file)?;
+        Ok(hw)
+    }
+
+    /// Slots (tasks running at once) of a device.
+    pub fn slots(&self, device: Device) -> usize {
+        match device {
+            Device::Cpu => self.cpu.cores,
+            Device::Gpu => self.gpu.count,
+            Device::Tsu => self.tsu.count,
+        }
+    }
+
+    /// Product of the slowdown factors active on `device` at `t_ms`.
+    pub fn slowdown(&self, device: Device, t_ms: f64) -> f64 {
+        self.faults
+            .iter()
+            .filter(|f| f.device == device && f.kind == FaultKind::Slowdown && f.active(t_ms))
+            .map(|f| f.factor)
+            .product()
+    }
+
+    /// Whether an injected fault or a TSU availability window takes `device` offline.
+    pub fn offline(&self, device: Device, t_ms: f64) -> bool {
+        let injected = self
+            .faults
+            .iter()
+            .any(|f| f.device == device && f.kind == FaultKind::Offline && f.active(t_ms));
+        let outside_window = device == Device::Tsu
+            && !self.tsu.availability.is_empty()
+            && !self.tsu.availability.iter().any(|w| w.contains(t_ms));
+        injected || outside_window
+    }
+
+    /// Whether work started on `device` at `t_ms` fails by injection.
+    pub fn injected_error(&self, device: Device, t_ms: f64) -> bool {
+        self.faults
+            .iter()
+            .any(|f| f.device == device && f.kind == FaultKind::Error && f.active(t_ms))
+    }
+
+    /// Times at which availability can change (window and fault edges).
+    pub fn availability_edges(&self) -> Vec<f64> {
+        let mut edges: Vec<f64> = self
+            .faults
+            .iter()
+            .flat_map(|f| [Some(f.from_ms), f.to_ms])
+            .flatten()
+            .chain(
+                self.tsu
+                    .availability
+                    .iter()
+                    .flat_map(|w| [w.from_ms, w.to_ms]),
+            )
+            .filter(|t| t.is_finite() && *t > 0.0)
+            .collect();
+        edges.sort_by(f64::total_cmp);
+        edges.dedup();
+        edges
+    }
+
+    fn check(&self, file: &Path) -> Result<(), HardwareError> {
+        let bad = |path: &str, reason: String| {
+            Err(HardwareError::Invalid {
+                file: file.to_path_buf(),
+                path: path.to_string(),
+                reason,
+            })
+        };
+        let positive = [
+            ("cpu.active_w_per_core", self.cpu.active_w_per_core),
+            ("cpu.gflops_per_core", self.cpu.gflops_per_core),
+            ("cpu.spin_updates_per_s", self.cpu.spin_updates_per_s),
+            ("gpu.gflops", self.gpu.gflops),
+            ("gpu.transfer_gb_per_s", self.gpu.transfer_gb_per_s),
+            ("gpu.spin_updates_per_s", self.gpu.spin_updates_per_s),
+            ("tsu.spin_updates_per_s", self.tsu.spin_updates_per_s),
+            ("budgets.timeout_factor", self.budgets.timeout_factor),
+            (
+                "budgets.default_timeout_ms",
+                self.budgets.default_timeout_ms,
+            ),
+            ("drift.threshold", self.drift.threshold),
+        ];
+        for (path, x) in positive {
+            if !(x.is_finite() && x > 0.0) {
+                return bad(path, format!("must be a positive number, got {x}"));
+            }
+        }
+        let non_negative = [
+            ("cpu.overhead_us", self.cpu.overhead_us),
+            ("gpu.active_w", self.gpu.active_w),
+            ("gpu.launch_us", self.gpu.launch_us),
+            ("gpu.deterministic_error", self.gpu.deterministic_error),
+            ("gpu.sampling_bias", self.gpu.sampling_bias),
+            ("tsu.energy_pj_per_update", self.tsu.energy_pj_per_update),
+            ("tsu.setup_us", self.tsu.setup_us),
+            ("tsu.setup_w", self.tsu.setup_w),
+            ("tsu.sampling_bias", self.tsu.sampling_bias),
+            ("weights.latency", self.weights.latency),
+            ("weights.energy", self.weights.energy),
+            ("weights.error", self.weights.error),
+            ("weights.risk", self.weights.risk),
+            ("budgets.early_stop_ess", self.budgets.early_stop_ess),
+            ("simulate.cv", self.simulate.cv),
+            ("drift.delta", self.drift.delta),
+        ];
+        for (path, x) in non_negative {
+            if !(x.is_finite() && x >= 0.0) {
+                return bad(path, format!("must be a finite number >= 0, got {x}"));
+            }
+        }
+        if self.cpu.cores == 0 {
+            return bad(
+                "cpu.cores",
+                "at least one CPU core is needed (control and effect nodes run there)".into(),
+            );
+        }
+        if !(self.tsu.shared_fraction > 0.0 && self.tsu.shared_fraction <= 1.0) {
+            return bad(
+                "tsu.shared_fraction",
+                format!("must be in (0, 1], got {}", self.tsu.shared_fraction),
+            );
+        }
+        if !(0.0..=1.0).contains(&self.queues.batch_share) {
+            return bad("queues.batch_share", "must be in [0, 1]".into());
+        }
+        if !(0.0..=1.0).contains(&self.budgets.min_sample_fraction) {
+            return bad("budgets.min_sample_fraction", "must be in [0, 1]".into());
+        }
+        if self.budgets.slice_sweeps == 0 {
+            return bad("budgets.slice_sweeps", "must be at least 1".into());
+        }
+        for (i, w) in self.tsu.availability.iter().enumerate() {
+            if w.from_ms.partial_cmp(&w.to_ms) != Some(std::cmp::Ordering::Less) {
+                return bad(
+                    &format!("tsu.availability[{i}]"),
+                    format!("window [{}, {}) is empty", w.from_ms, w.to_ms),
+                );
+            }
+        }
+        for (i, f) in self.faults.iter().enumerate() {
+            let end = f.to_ms.unwrap_or(f64::INFINITY);
+            if !f.from_ms.is_finite()
+                || f.from_ms.partial_cmp(&end) != Some(std::cmp::Ordering::Less)
+            {
+                return bad(
+                    &format!("faults[{i}]"),
+                    format!("window [{}, {end}) is empty", f.from_ms),
+                );
+            }
+            if !(f.factor.is_finite() && f.factor > 0.0) {
+                return bad(
+                    &format!("faults[{i}].factor"),
+                    format!("must be a positive number, got {}", f.factor),
+                );
+            }
+        }
+        for (i, p) in self.perf.iter().enumerate() {
+            if Target::from_name(&p.target).is_none() {
+                return bad(
+                    &format!("perf[{i}].target"),
+                    format!(
+                        "unknown target {:?} (expected cpu, gpu, tsu, gpu-sim or cpu-ref)",
+                        p.target
+                    ),
+                );
+            }
+            if !(p.mean_ms.is_finite() && p.mean_ms > 0.0) {
+                return bad(
+                    &format!("perf[{i}].mean_ms"),
+                    format!("must be a positive number, got {}", p.mean_ms),
+                );
+            }
+            if let Some(e) = p.energy_j
+                && !(e.is_finite() && e >= 0.0)
+            {
+                return bad(
+                    &format!("perf[{i}].energy_j"),
+                    format!("must be a finite number >= 0, got {e}"),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_default_machine() {
+        let hw = Hardware::from_toml(Path::new("hw.toml"), "").unwrap();
+        assert_eq!(hw, Hardware::default());
+        assert_eq!(hw.slots(Device::Cpu), 8);
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let err = Hardware::from_toml(Path::new("hw.toml"), "[tsu]\nshared_fraction = 0.0\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("tsu.shared_fraction"), "{err}");
+        let err = Hardware::from_toml(Path::new("hw.toml"), "[cpu]\ncorez = 3\n").unwrap_err();
+        assert!(err.to_string().contains("corez"), "{err}");
+        let err = Hardware::from_toml(
+            Path::new("hw.toml"),
+            "[[faults]]\ndevice = \"gpu\"\nkind = \"slowdown\"\nfactor = nan\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("faults[0].factor"), "{err}");
+    }
+
+    #[test]
+    fn faults_and_windows() {
+        let hw = Hardware::from_toml(
+            Path::new("hw.toml"),
+            r#"
+            [tsu]
+            availability = [{ from_ms = 10, to_ms = 20 }]
+            [[faults]]
+            device = "cpu"
+            kind = "slowdown"
+            factor = 3
+            from_ms = 5
+            to_ms = 15
+            "#,
+        )
+        .unwrap();
+        assert!(hw.offline(Device::Tsu, 5.0));
+        assert!(!hw.offline(Device::Tsu, 10.0));
+        assert_eq!(hw.slowdown(Device::Cpu, 7.0), 3.0);
+        assert_eq!(hw.slowdown(Device::Cpu, 15.0), 1.0);
+        assert_eq!(hw.availability_edges(), vec![5.0, 10.0, 15.0, 20.0]);
+    }
+}

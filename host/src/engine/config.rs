@@ -178,7 +178,7 @@ pub enum EngineError {
     Tsu(#[from] crate::backends::tsu::TsuError),
 }
 
-/// What one call to [`Engine::step`] did.
+/// What one call to [`Engine::step`](super::Engine::step) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     /// One event was processed.

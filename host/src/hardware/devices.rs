@@ -170,6 +170,17 @@ impl Default for QueueSpec {
     }
 }
 
+impl super::Hardware {
+    /// Slots (tasks running at once) of a device.
+    pub fn slots(&self, device: Device) -> usize {
+        match device {
+            Device::Cpu => self.cpu.cores,
+            Device::Gpu => self.gpu.count,
+            Device::Tsu => self.tsu.count,
+        }
+    }
+}
+
 impl QueueSpec {
     pub fn limit(&self, device: Device) -> usize {
         match device {

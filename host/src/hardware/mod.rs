@@ -87,15 +87,6 @@ impl Hardware {
         Ok(hw)
     }
 
-    /// Slots (tasks running at once) of a device.
-    pub fn slots(&self, device: Device) -> usize {
-        match device {
-            Device::Cpu => self.cpu.cores,
-            Device::Gpu => self.gpu.count,
-            Device::Tsu => self.tsu.count,
-        }
-    }
-
     /// Product of the slowdown factors active on `device` at `t_ms`.
     pub fn slowdown(&self, device: Device, t_ms: f64) -> f64 {
         self.faults

@@ -185,11 +185,7 @@ pub fn is_failure(e: &TraceEvent) -> bool {
 
 impl Model {
     pub fn device_lanes(&self, device: Device) -> usize {
-        let configured = self.hardware.as_ref().map_or(0, |hw| match device {
-            Device::Cpu => hw.cpu.cores,
-            Device::Gpu => hw.gpu.count,
-            Device::Tsu => hw.tsu.count,
-        });
+        let configured = self.hardware.as_ref().map_or(0, |hw| hw.slots(device));
         configured.max(self.lanes.get(&device).map_or(0, Vec::len))
     }
 

@@ -12,7 +12,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::backends::node::run_one;
+use crate::backends::node::run_node;
+use crate::backends::value::NodeInputs;
 use crate::backends::value::Value;
 use crate::model::graph::{ControlOp, Graph, NodeKind};
 
@@ -69,7 +70,15 @@ pub fn execute(graph: &Graph, options: ExecOptions) -> JobOutcome {
                     format!("input {input:?} did not complete"),
                 ))
             } else {
-                run_one(graph, i, &values, &index, options)
+                run_node(
+                    graph,
+                    i,
+                    &NodeInputs {
+                        values: &values,
+                        index: &index,
+                    },
+                    options,
+                )
             };
         let seconds = start.elapsed().as_secs_f64();
         let outcome = match result {

@@ -11,12 +11,10 @@ pub mod value;
 
 pub use cpu::CpuBackend;
 
-use std::collections::HashMap;
-
 use crate::device::Target;
 use crate::model::{EProgram, Graph};
 use crate::sampler::{Draws, SampleError};
-use value::{NodeResult, Value};
+use value::{NodeInputs, NodeResult};
 
 /// A backend failure while starting or running work.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -75,8 +73,7 @@ pub trait Backend: Send {
         &mut self,
         graph: &Graph,
         node: usize,
-        values: &HashMap<usize, Value>,
-        index: &HashMap<&str, usize>,
+        inputs: &NodeInputs<'_>,
     ) -> Result<NodeResult, BackendError>;
     /// Energy the last [`Backend::run_node`] spent, where the backend
     /// measures it (the GPU: busy time from timestamps × active power);

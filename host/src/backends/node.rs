@@ -24,7 +24,13 @@ pub struct ExecOptions {
     pub threads: Option<usize>,
 }
 
-fn run_node(graph: &Graph, i: usize, inputs: &NodeInputs<'_>, options: ExecOptions) -> NodeResult {
+/// Runs one node whose inputs are complete (sample nodes in one go).
+pub fn run_node(
+    graph: &Graph,
+    i: usize,
+    inputs: &NodeInputs<'_>,
+    options: ExecOptions,
+) -> NodeResult {
     let node = &graph.nodes[i];
     let tensor_input = |id: &str| inputs.tensor(id);
     let input = |id: &str| inputs.get(id);
@@ -186,15 +192,4 @@ pub fn sample_output(
         },
         summary,
     )
-}
-
-/// Runs one node whose inputs are in `values` (sample nodes in one go).
-pub fn run_one(
-    graph: &Graph,
-    i: usize,
-    values: &HashMap<usize, Value>,
-    index: &HashMap<&str, usize>,
-    options: ExecOptions,
-) -> NodeResult {
-    run_node(graph, i, &NodeInputs { values, index }, options)
 }

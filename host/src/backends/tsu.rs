@@ -2,12 +2,11 @@
 //! (`thermoroute-sim`), or says every reason it cannot, and runs them as
 //! sampling tasks whose time is the chip's cycles.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use thermoroute_sim::{ChipConfig, CompileIssue, SimError, SpinProblem, TsuImage, TsuRun};
 
-use super::value::{NodeResult, Value};
+use super::value::{NodeInputs, NodeResult};
 use super::{Backend, BackendError, SamplingTask, SliceCost};
 use crate::device::Target;
 use crate::hardware::Hardware;
@@ -240,8 +239,7 @@ impl Backend for TsuDriver {
         &mut self,
         _graph: &Graph,
         _node: usize,
-        _values: &HashMap<usize, Value>,
-        _index: &HashMap<&str, usize>,
+        _inputs: &NodeInputs<'_>,
     ) -> Result<NodeResult, BackendError> {
         Err(BackendError::Unavailable(
             "the TSU runs sampling nodes only".into(),

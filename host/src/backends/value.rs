@@ -43,10 +43,8 @@ fn preview(x: &ArrayD<f64>) -> Vec<f64> {
 pub fn tensor_inputs<'a>(
     graph: &Graph,
     i: usize,
-    values: &'a HashMap<usize, Value>,
-    index: &'a HashMap<&'a str, usize>,
+    inputs: &NodeInputs<'a>,
 ) -> Result<Vec<&'a ArrayD<f64>>, (NodeStatus, String)> {
-    let inputs = NodeInputs { values, index };
     graph.nodes[i]
         .inputs
         .iter()

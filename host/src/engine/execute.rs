@@ -11,7 +11,7 @@ use super::decide::sampling::{
 use super::{Engine, EngineError};
 use crate::backends::BackendError;
 use crate::backends::node;
-use crate::backends::value::Value;
+use crate::backends::value::{NodeInputs, Value};
 use crate::device::Target;
 use crate::diagnostics::diagnose;
 use crate::model::EProgram;
@@ -42,8 +42,14 @@ impl Engine {
                 .get_mut(target)
                 .expect("routing only picks built backends");
             let started = std::time::Instant::now();
-            let result =
-                backend.run_node(&plan.graph, node as usize, &self.jobs[slot].values, &index);
+            let result = backend.run_node(
+                &plan.graph,
+                node as usize,
+                &NodeInputs {
+                    values: &self.jobs[slot].values,
+                    index: &index,
+                },
+            );
             let ms = started.elapsed().as_secs_f64() * 1e3 * slowdown;
             let measured_j = backend.take_energy_j();
             return match result {

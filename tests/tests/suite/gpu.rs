@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 use thermoroute::backends::gpu::{GpuBackend, GpuDevice, GpuError, GpuSampling};
-use thermoroute::backends::value::Value;
+use thermoroute::backends::value::{NodeInputs, Value};
 use thermoroute::backends::{Backend, CpuBackend, SamplingTask};
 use thermoroute::device::Target;
 use thermoroute::engine::{EngineConfig, Mode, RunReport};
@@ -383,8 +383,12 @@ fn every_tensor_op_and_the_mlp_match_the_cpu_backend() {
     let mut gpu = GpuBackend::with_device(Ok(gpu()), 250.0);
     let mut values = HashMap::new();
     for i in 0..g.nodes.len() {
-        let want = cpu.run_node(&g, i, &values, &index).unwrap();
-        let got = gpu.run_node(&g, i, &values, &index).unwrap();
+        let inputs = NodeInputs {
+            values: &values,
+            index: &index,
+        };
+        let want = cpu.run_node(&g, i, &inputs).unwrap();
+        let got = gpu.run_node(&g, i, &inputs).unwrap();
         let id = &g.nodes[i].id;
         let energy = gpu.take_energy_j();
         match (&want, &got) {

@@ -3,10 +3,8 @@
 
 pub mod kernels;
 
-use std::collections::HashMap;
-
-use super::node::{ExecOptions, run_one};
-use super::value::{NodeResult, Value};
+use super::node::{ExecOptions, run_node};
+use super::value::{NodeInputs, NodeResult};
 use super::{Backend, BackendError, SamplingTask, SliceCost};
 use crate::device::Target;
 use crate::model::{EProgram, Graph};
@@ -27,14 +25,12 @@ impl Backend for CpuBackend {
         &mut self,
         graph: &Graph,
         node: usize,
-        values: &HashMap<usize, Value>,
-        index: &HashMap<&str, usize>,
+        inputs: &NodeInputs<'_>,
     ) -> Result<NodeResult, BackendError> {
-        Ok(run_one(
+        Ok(run_node(
             graph,
             node,
-            values,
-            index,
+            inputs,
             ExecOptions {
                 seed: 0,
                 threads: self.threads,

@@ -2,14 +2,13 @@
 //! element-wise kernels, sampling nodes on [`GpuSampling`], and the GPU's
 //! busy time turned into energy per node for the learning loop.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use ndarray::{ArrayD, IxDyn};
 
 use super::{AdapterInfo, Binary, GpuDevice, GpuError, GpuSampling, GpuTime, Reduce, Unary};
 use crate::backends::cpu::kernels::{self, KernelError};
-use crate::backends::value::{self, NodeResult, Value, kernel_failure, tensor_output};
+use crate::backends::value::{self, NodeInputs, NodeResult, kernel_failure, tensor_output};
 use crate::backends::{Backend, BackendError, SamplingTask};
 use crate::device::Target;
 use crate::model::graph::{Payload, TensorOp, TensorSpec};
@@ -165,13 +164,12 @@ impl Backend for GpuBackend {
         &mut self,
         graph: &Graph,
         node: usize,
-        values: &HashMap<usize, Value>,
-        index: &HashMap<&str, usize>,
+        inputs: &NodeInputs<'_>,
     ) -> Result<NodeResult, BackendError> {
         self.last_energy_j = None;
         let gpu = self.gpu()?;
         let spec = &graph.nodes[node];
-        let inputs = match value::tensor_inputs(graph, node, values, index) {
+        let inputs = match value::tensor_inputs(graph, node, inputs) {
             Ok(inputs) => inputs,
             Err(failure) => return Ok(Err(failure)),
         };

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::prior::Service;
-use crate::hardware::DriftSpec;
 use crate::device::Target;
+use crate::hardware::DriftSpec;
 
 /// Observations before the mean becomes an exponentially weighted average.
 const MEAN_WINDOW: f64 = 20.0;

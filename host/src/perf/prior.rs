@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::hardware::{Hardware, ServiceDistribution};
 use crate::device::{Device, Target};
+use crate::hardware::{Hardware, ServiceDistribution};
 use crate::model::graph::NodeKind;
 use crate::policy::NodeSummary;
 

@@ -118,9 +118,9 @@ pub fn write_atomically(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::device::Target;
     use crate::hardware::DriftSpec;
     use crate::perf::Service;
-    use crate::device::Target;
 
     #[test]
     fn state_round_trips_and_rejects_garbage() {

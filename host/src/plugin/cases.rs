@@ -9,11 +9,14 @@
 
 use serde::Serialize;
 
+use crate::device::Target;
 use crate::hardware::Weights;
 use crate::model::Schedule;
 use crate::model::graph::{LatencyTarget, NodeKind, Priority, Qos, Risk};
-use crate::policy::{BackendLimits, CandidateInput, CostModel, DecisionContext, DiagnosticsLevel, EffectRequest, Eligibility, Estimate, Evidence, Gate, GateDecision, NodeSummary, PolicyFault, ProgramSummary};
-use crate::device::Target;
+use crate::policy::{
+    BackendLimits, CandidateInput, CostModel, DecisionContext, DiagnosticsLevel, EffectRequest,
+    Eligibility, Estimate, Evidence, Gate, GateDecision, NodeSummary, PolicyFault, ProgramSummary,
+};
 
 /// One conformance case's outcome.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -13,10 +13,12 @@ use super::cases::{
 use super::error::PluginError;
 use super::roles::{PluginCost, PluginEligibility, PluginGate};
 use super::runtime::{CacheUse, Runtime};
+use crate::device::Target;
 use crate::hardware::Hardware;
 use crate::model::graph::{Priority, Risk};
-use crate::policy::{BackendLimits, CandidateInput, CostModel, DecisionContext, EffectRequest, Eligibility, Gate};
-use crate::device::Target;
+use crate::policy::{
+    BackendLimits, CandidateInput, CostModel, DecisionContext, EffectRequest, Eligibility, Gate,
+};
 
 /// What `plugin check` reports.
 #[derive(Debug, Clone, Serialize)]

@@ -129,6 +129,43 @@ fn quantise(x: f64, bits: u32, range: f64) -> (i64, f64) {
     ((x / step).round() as i64, step)
 }
 
+/// Flags `value`, the `index`th `what` scaled by beta, when it lies outside
+/// the DAC's `range`.
+fn flag_saturation(
+    issues: &mut Vec<CompileIssue>,
+    what: &str,
+    index: usize,
+    value: f64,
+    range: f64,
+) {
+    if value.abs() > range {
+        issues.push(CompileIssue::Saturates {
+            what: what.into(),
+            index,
+            value,
+            range,
+        });
+    }
+}
+
+/// Flags the `index`th `what` when quantising it lost more than `tolerance`.
+fn flag_precision_loss(
+    issues: &mut Vec<CompileIssue>,
+    what: &str,
+    index: usize,
+    error: f64,
+    tolerance: f64,
+) {
+    if error > tolerance {
+        issues.push(CompileIssue::PrecisionLoss {
+            what: what.into(),
+            index,
+            error,
+            tolerance,
+        });
+    }
+}
+
 /// Compiles a problem for a chip, or lists every reason it cannot.
 /// `tolerance` bounds the quantisation error of any weight or bias, in field
 /// units (beta included).
@@ -202,24 +239,10 @@ pub fn compile(
     let mut weight_code = Vec::with_capacity(problem.weights.len());
     for (i, &w) in problem.weights.iter().enumerate() {
         let x = problem.beta * w;
-        if x.abs() > chip.weight_range {
-            issues.push(CompileIssue::Saturates {
-                what: "weight".into(),
-                index: i,
-                value: x,
-                range: chip.weight_range,
-            });
-        }
+        flag_saturation(&mut issues, "weight", i, x, chip.weight_range);
         let (q, _) = quantise(x, chip.weight_bits, chip.weight_range);
         let err = (q as f64 * lsb - x).abs();
-        if err > tolerance {
-            issues.push(CompileIssue::PrecisionLoss {
-                what: "weight".into(),
-                index: i,
-                error: err,
-                tolerance,
-            });
-        }
+        flag_precision_loss(&mut issues, "weight", i, err, tolerance);
         weight_errors.push(err);
         weight_code.push(q as i32);
     }
@@ -227,26 +250,12 @@ pub fn compile(
     let mut bias_error_max: f64 = 0.0;
     for (i, &b) in problem.biases.iter().enumerate() {
         let x = problem.beta * b;
-        if x.abs() > chip.bias_range {
-            issues.push(CompileIssue::Saturates {
-                what: "bias".into(),
-                index: i,
-                value: x,
-                range: chip.bias_range,
-            });
-        }
+        flag_saturation(&mut issues, "bias", i, x, chip.bias_range);
         let (q, step) = quantise(x, chip.bias_bits, chip.bias_range);
         // The bias DAC output lands on the field's LSB grid.
         let in_lsb = (q as f64 * step / lsb).round() as i32;
         let err = (in_lsb as f64 * lsb - x).abs();
-        if err > tolerance {
-            issues.push(CompileIssue::PrecisionLoss {
-                what: "bias".into(),
-                index: i,
-                error: err,
-                tolerance,
-            });
-        }
+        flag_precision_loss(&mut issues, "bias", i, err, tolerance);
         bias_error_max = bias_error_max.max(err);
         bias_field.push(in_lsb);
     }

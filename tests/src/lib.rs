@@ -73,6 +73,73 @@ pub fn run_engine(
     engine.report()
 }
 
+/// Runs like [`run_engine`], tracing to a temporary file; returns the
+/// report and the trace's events.
+pub fn run_engine_traced(
+    graphs: Vec<thermoroute::model::Graph>,
+    hw: thermoroute::hardware::Hardware,
+    config: thermoroute::engine::EngineConfig,
+) -> (
+    thermoroute::engine::RunReport,
+    Vec<thermoroute::trace::TraceEvent>,
+) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let trace = dir.path().join("t.jsonl");
+    let config = thermoroute::engine::EngineConfig {
+        trace: Some(trace.clone()),
+        ..config
+    };
+    let report = run_engine(graphs, hw, config);
+    let events = thermoroute::trace::read_trace(&trace)
+        .expect("the trace reads back")
+        .events;
+    (report, events)
+}
+
+/// The failures a trace records, as (kind, action) pairs in order.
+pub fn trace_failures(
+    events: &[thermoroute::trace::TraceEvent],
+) -> Vec<(
+    thermoroute::trace::FailureKind,
+    thermoroute::trace::FailureAction,
+)> {
+    use thermoroute::trace::TraceEvent;
+    events
+        .iter()
+        .filter_map(|e| match e {
+            TraceEvent::Failure { kind, action, .. } => Some((*kind, *action)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Arrivals at fixed times: one job per `(t_ms, class)` pair, in order.
+pub fn arrivals_at(jobs: &[(f64, usize)]) -> thermoroute::engine::Arrivals {
+    use thermoroute::engine::{Arrivals, RecordedArrival};
+    Arrivals::Recorded(
+        jobs.iter()
+            .map(|&(t_ms, class)| RecordedArrival { t_ms, class })
+            .collect(),
+    )
+}
+
+/// An engine serving one job class, `name`, of `graph` on `hw` under
+/// `policy`, starting from empty performance tables.
+pub fn one_class_engine(
+    name: &str,
+    graph: thermoroute::model::Graph,
+    hw: thermoroute::hardware::Hardware,
+    policy: thermoroute::policy::Policy,
+    config: thermoroute::engine::EngineConfig,
+) -> thermoroute::engine::Engine {
+    use thermoroute::engine::{Engine, JobClass};
+    let class = JobClass {
+        name: name.into(),
+        graph,
+    };
+    Engine::new(vec![class], hw, policy, Default::default(), config).expect("a valid engine")
+}
+
 /// A guest plugin built by this crate's build script (`cost_rust`,
 /// `fixture_loop`, ...).
 pub fn guest(name: &str) -> PathBuf {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use thermoroute::diagnostics::diagnose;
-use thermoroute::model::eprogram::{EProgram, Ising, Schedule};
+use thermoroute::model::eprogram::{CategoricalVar, EProgram, Factor, Ising, Schedule};
 use thermoroute::sampler::Draws;
 use thermoroute::sampler::exact::exact_marginals;
 
@@ -49,6 +49,50 @@ pub fn program(ising: Ising) -> EProgram {
         schedule: SCHEDULE,
         clamp: BTreeMap::new(),
     }
+}
+
+/// `n` random spins (edge probability 0.3) at beta 1.3, with spin 2 clamped
+/// up and spin 9 down.
+pub fn clamped_ising(rng: &mut ChaCha8Rng, n: usize) -> EProgram {
+    let mut p = program(random_ising(rng, n, 0.3));
+    p.beta = 1.3;
+    p.clamp.insert("2".into(), 1);
+    p.clamp.insert("9".into(), -1);
+    p
+}
+
+/// `n_spins` random spins (edge probability 0.3) followed by categoricals:
+/// 3 states with a unary potential, 4 states without, then `extra`.
+pub fn spins_and_categoricals(
+    rng: &mut ChaCha8Rng,
+    n_spins: usize,
+    extra: impl IntoIterator<Item = CategoricalVar>,
+) -> EProgram {
+    let mut p = program(random_ising(rng, n_spins, 0.3));
+    p.categorical = vec![
+        CategoricalVar {
+            states: 3,
+            log_potential: Some(vec![0.2, -0.4, 0.1]),
+        },
+        CategoricalVar {
+            states: 4,
+            log_potential: None,
+        },
+    ];
+    p.categorical.extend(extra);
+    p
+}
+
+/// A factor over each `(vars, table size)`, its log-potential table drawn
+/// uniformly from [-1, 1), factor by factor in order.
+pub fn random_factors(rng: &mut ChaCha8Rng, factors: &[(&[usize], usize)]) -> Vec<Factor> {
+    factors
+        .iter()
+        .map(|&(vars, size)| Factor {
+            vars: vars.to_vec(),
+            log_potential: (0..size).map(|_| rng.random_range(-1.0..1.0)).collect(),
+        })
+        .collect()
 }
 
 /// Checks every state marginal of `draws` against enumeration of `p`.

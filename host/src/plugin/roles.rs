@@ -275,6 +275,38 @@ macro_rules! role_plugin_identity {
     };
 }
 
+/// `open` and `from_plugin` for a role plugin that keeps its `spec`.
+macro_rules! role_plugin_constructors {
+    ($plugin:ident, $role:expr, $spec:ty, $what:literal) => {
+        impl $plugin {
+            #[doc = concat!("Loads ", $what, " at `path`; `watch` polls the file for hot reload.")]
+            pub fn open(
+                runtime: &'static Runtime,
+                path: &Path,
+                spec: $spec,
+                watch: Option<Duration>,
+            ) -> Result<Self, PluginError> {
+                Ok($plugin {
+                    inner: RolePlugin::open(runtime, $role, path, watch)?,
+                    spec,
+                })
+            }
+
+            /// Serves an already loaded plugin (conformance runs, benchmarks).
+            pub fn from_plugin(
+                runtime: &'static Runtime,
+                plugin: Arc<LoadedPlugin>,
+                spec: $spec,
+            ) -> Self {
+                $plugin {
+                    inner: RolePlugin::from_plugin(runtime, $role, plugin),
+                    spec,
+                }
+            }
+        }
+    };
+}
+
 fn invalid(detail: String) -> PluginFault {
     PluginFault::InvalidOutput { detail }
 }
@@ -398,32 +430,12 @@ pub struct PluginEligibility {
     spec: PolicySpec,
 }
 
-impl PluginEligibility {
-    /// Loads the eligibility rules at `path`; `watch` polls the file for hot reload.
-    pub fn open(
-        runtime: &'static Runtime,
-        path: &Path,
-        spec: PolicySpec,
-        watch: Option<Duration>,
-    ) -> Result<Self, PluginError> {
-        Ok(PluginEligibility {
-            inner: RolePlugin::open(runtime, Role::Eligibility, path, watch)?,
-            spec,
-        })
-    }
-
-    /// Serves an already loaded plugin (conformance runs, benchmarks).
-    pub fn from_plugin(
-        runtime: &'static Runtime,
-        plugin: Arc<LoadedPlugin>,
-        spec: PolicySpec,
-    ) -> Self {
-        PluginEligibility {
-            inner: RolePlugin::from_plugin(runtime, Role::Eligibility, plugin),
-            spec,
-        }
-    }
-}
+role_plugin_constructors!(
+    PluginEligibility,
+    Role::Eligibility,
+    PolicySpec,
+    "the eligibility rules"
+);
 
 impl Eligibility for PluginEligibility {
     role_plugin_identity!();
@@ -460,32 +472,7 @@ pub struct PluginGate {
     spec: GateSpec,
 }
 
-impl PluginGate {
-    /// Loads the gate at `path`; `watch` polls the file for hot reload.
-    pub fn open(
-        runtime: &'static Runtime,
-        path: &Path,
-        spec: GateSpec,
-        watch: Option<Duration>,
-    ) -> Result<Self, PluginError> {
-        Ok(PluginGate {
-            inner: RolePlugin::open(runtime, Role::Gate, path, watch)?,
-            spec,
-        })
-    }
-
-    /// Serves an already loaded plugin (conformance runs, benchmarks).
-    pub fn from_plugin(
-        runtime: &'static Runtime,
-        plugin: Arc<LoadedPlugin>,
-        spec: GateSpec,
-    ) -> Self {
-        PluginGate {
-            inner: RolePlugin::from_plugin(runtime, Role::Gate, plugin),
-            spec,
-        }
-    }
-}
+role_plugin_constructors!(PluginGate, Role::Gate, GateSpec, "the gate");
 
 impl Gate for PluginGate {
     role_plugin_identity!();

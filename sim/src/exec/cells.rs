@@ -15,6 +15,23 @@ pub(super) struct Phase<'a> {
     pub(super) sweep: u64,
 }
 
+impl<'a> Phase<'a> {
+    /// Cell `i`'s couplings (columns, quantised weights) and its biased
+    /// input: `D` couplings a cell when the degree is fixed (`D > 0`), else
+    /// the cell's CSR row.
+    #[inline(always)]
+    fn cell<const D: usize>(&self, i: usize) -> (&'a [u32], &'a [i16], i32) {
+        let image = self.image;
+        let (a, z) = if D > 0 {
+            (i * D, i * D + D)
+        } else {
+            (image.row_ptr[i] as usize, image.row_ptr[i + 1] as usize)
+        };
+        let bias = image.bias_q[i] + self.drift_lsb;
+        (&image.col[a..z], &image.weight_q[a..z], bias)
+    }
+}
+
 /// [`cells`] for exactly `L` chains: the accumulators live in registers.
 #[inline(always)]
 pub(super) fn cells_fixed<const D: usize, const L: usize>(
@@ -23,7 +40,6 @@ pub(super) fn cells_fixed<const D: usize, const L: usize>(
     out: &mut [i8],
     prev: &mut [u32],
 ) {
-    let image = ctx.image;
     let spins = ctx.spins;
     for (j, (o, p)) in out
         .chunks_exact_mut(L)
@@ -31,14 +47,9 @@ pub(super) fn cells_fixed<const D: usize, const L: usize>(
         .enumerate()
     {
         let i = start + j;
-        let (a, z) = if D > 0 {
-            (i * D, i * D + D)
-        } else {
-            (image.row_ptr[i] as usize, image.row_ptr[i + 1] as usize)
-        };
-        let bias = image.bias_q[i] + ctx.drift_lsb;
+        let (cols, weights, bias) = ctx.cell::<D>(i);
         let mut acc = [bias; L];
-        for (&c, &w) in image.col[a..z].iter().zip(&image.weight_q[a..z]) {
+        for (&c, &w) in cols.iter().zip(weights) {
             let s: &[i8; L] = spins[c as usize * L..c as usize * L + L]
                 .try_into()
                 .expect("L lanes");
@@ -63,7 +74,6 @@ pub(super) fn cells<const D: usize>(
     out: &mut [i8],
     prev: &mut [u32],
 ) {
-    let image = ctx.image;
     let lanes = ctx.keys.len();
     let spins = ctx.spins;
     for (j, (o, p)) in out
@@ -72,13 +82,7 @@ pub(super) fn cells<const D: usize>(
         .enumerate()
     {
         let i = start + j;
-        let (a, z) = if D > 0 {
-            (i * D, i * D + D)
-        } else {
-            (image.row_ptr[i] as usize, image.row_ptr[i + 1] as usize)
-        };
-        let (cols, weights) = (&image.col[a..z], &image.weight_q[a..z]);
-        let bias = image.bias_q[i] + ctx.drift_lsb;
+        let (cols, weights, bias) = ctx.cell::<D>(i);
         for g in (0..lanes).step_by(LANE_GROUP) {
             let m = (lanes - g).min(LANE_GROUP);
             let mut acc = [bias; LANE_GROUP];

@@ -152,34 +152,32 @@ fn biases_length_mismatch() {
     );
 }
 
+/// Two free spins, no couplings.
+const TWO_FREE_SPINS: &str = r#"{"n": 2, "biases": [0, 0], "edges": [], "weights": []}"#;
+
+/// Expects two free spins with `clamp` (a JSON object) to be rejected at
+/// `path` for `reason`.
+fn rejects_clamp(clamp: &str, path: &str, reason: &str) {
+    let extra = format!(r#", "clamp": {clamp}"#);
+    rejects(&program(TWO_FREE_SPINS, &extra), path, reason);
+}
+
 #[test]
 fn clamp_out_of_range() {
-    rejects(
-        &program(
-            r#"{"n": 2, "biases": [0, 0], "edges": [], "weights": []}"#,
-            r#", "clamp": {"7": 1}"#,
-        ),
-        "$.clamp.7",
-        "out of range",
-    );
+    rejects_clamp(r#"{"7": 1}"#, "$.clamp.7", "out of range");
 }
 
 #[test]
 fn clamp_not_plus_minus_one() {
-    rejects(
-        &program(
-            r#"{"n": 2, "biases": [0, 0], "edges": [], "weights": []}"#,
-            r#", "clamp": {"1": 0}"#,
-        ),
-        "$.clamp.1",
-        "-1 or +1",
-    );
+    rejects_clamp(r#"{"1": 0}"#, "$.clamp.1", "-1 or +1");
 }
 
 #[test]
 fn absurd_sizes() {
-    let big = r#"{"ising": {"n": 2, "biases": [0, 0], "edges": [], "weights": []}, "schedule": {"warmup": 1, "samples": 1000000000, "steps_per_sample": 1, "chains": 2}}"#;
-    rejects(big, "$.schedule.samples", "between 1 and");
+    let big = format!(
+        r#"{{"ising": {TWO_FREE_SPINS}, "schedule": {{"warmup": 1, "samples": 1000000000, "steps_per_sample": 1, "chains": 2}}}}"#
+    );
+    rejects(&big, "$.schedule.samples", "between 1 and");
     rejects(
         &program(
             r#"{"n": 99999999999, "biases": [], "edges": [], "weights": []}"#,

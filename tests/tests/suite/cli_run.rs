@@ -47,17 +47,21 @@ fn run_reports_backends_and_candidates_and_traces_every_decision() {
         doc["counters"]["decisions"].as_u64().unwrap()
     );
 
-    let explained = run_in(
-        dir.path(),
-        &[
+    let explain = |node: &str, json: bool| {
+        let mut args = vec![
             "explain",
             trace.to_str().unwrap(),
             "--job",
             "0",
             "--node",
-            "posterior",
-        ],
-    );
+            node,
+        ];
+        if json {
+            args.push("--json");
+        }
+        run_in(dir.path(), &args)
+    };
+    let explained = explain("posterior", false);
     let text = String::from_utf8_lossy(&explained.stdout);
     assert!(explained.status.success());
     assert!(
@@ -65,30 +69,9 @@ fn run_reports_backends_and_candidates_and_traces_every_decision() {
         "{text}"
     );
     assert!(text.contains("risk"), "cost terms are shown: {text}");
-    let as_json = stdout_json(&run_in(
-        dir.path(),
-        &[
-            "explain",
-            trace.to_str().unwrap(),
-            "--job",
-            "0",
-            "--node",
-            "posterior",
-            "--json",
-        ],
-    ));
+    let as_json = stdout_json(&explain("posterior", true));
     assert_eq!(as_json[0]["event"], "route");
-    let missing = run_in(
-        dir.path(),
-        &[
-            "explain",
-            trace.to_str().unwrap(),
-            "--job",
-            "0",
-            "--node",
-            "nope",
-        ],
-    );
+    let missing = explain("nope", false);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no events for job 0 node \"nope\""));
 }
@@ -224,35 +207,31 @@ fn state_persists_and_bad_files_name_their_problem() {
     );
 
     std::fs::write(&state, "{ not json").unwrap();
-    let out = run_in(
-        dir.path(),
-        &[
-            "run",
-            &example("graphs/fraud-triage.json"),
-            "--state",
-            state.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a thermoroute state file"));
+    let err = fraud_run_error(dir.path(), "--state", &state);
+    assert!(err.contains("not a thermoroute state file"));
 
     let hw = dir.path().join("hw.toml");
     std::fs::write(&hw, "[queues]\nbatch_share = 2.0\n").unwrap();
-    let out = run_in(
-        dir.path(),
-        &[
-            "run",
-            &example("graphs/fraud-triage.json"),
-            "--hardware",
-            hw.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fraud_run_error(dir.path(), "--hardware", &hw);
     assert!(
         err.contains("hw.toml") && err.contains("queues.batch_share"),
         "{err}"
     );
+}
+
+/// The error a `run` of the fraud example with `flag file` exits 1 with.
+fn fraud_run_error(dir: &Path, flag: &str, file: &Path) -> String {
+    let out = run_in(
+        dir,
+        &[
+            "run",
+            &example("graphs/fraud-triage.json"),
+            flag,
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]

@@ -2,13 +2,16 @@
 //! marginal within 4.5 Monte-Carlo standard errors, the standard error taken
 //! from the bulk ESS. Seeds are fixed, so the test is deterministic.
 
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use thermoroute::diagnostics::diagnose;
-use thermoroute::model::eprogram::{CategoricalVar, Constraint, ConstraintKind, EProgram, Factor};
+use thermoroute::model::eprogram::{CategoricalVar, Constraint, ConstraintKind, EProgram};
 use thermoroute::sampler::exact::exact_marginals;
 use thermoroute::sampler::{SampleOptions, sample};
-use thermoroute_tests::models::{SCHEDULE, assert_matches_exact, program, random_ising};
+use thermoroute_tests::models::{
+    SCHEDULE, assert_matches_exact, clamped_ising, program, random_factors, random_ising,
+    spins_and_categoricals,
+};
 
 fn check(p: &EProgram, seed: u64, label: &str) {
     let draws = sample(p, SampleOptions::seeded(seed)).unwrap();
@@ -27,11 +30,7 @@ fn pure_ising_random_graphs() {
 #[test]
 fn pure_ising_with_clamps_and_beta() {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let mut p = program(random_ising(&mut rng, 14, 0.3));
-    p.beta = 1.3;
-    p.clamp.insert("2".into(), 1);
-    p.clamp.insert("9".into(), -1);
-    check(&p, 11, "ising-clamped");
+    check(&clamped_ising(&mut rng, 14), 11, "ising-clamped");
 }
 
 #[test]
@@ -60,42 +59,20 @@ fn periodic_lattices_with_uniform_degree() {
 fn mixed(seed: u64) -> EProgram {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     // 8 spins, then 3 categoricals (3, 4 and 3 states): 11 variables.
-    let mut p = program(random_ising(&mut rng, 8, 0.3));
-    p.categorical = vec![
-        CategoricalVar {
-            states: 3,
-            log_potential: Some(vec![0.2, -0.4, 0.1]),
-        },
-        CategoricalVar {
-            states: 4,
-            log_potential: None,
-        },
-        CategoricalVar {
-            states: 3,
-            log_potential: Some(vec![-0.3, 0.0, 0.5]),
-        },
-    ];
-    let table = |rng: &mut ChaCha8Rng, size: usize| {
-        (0..size).map(|_| rng.random_range(-1.0..1.0)).collect()
+    let third = CategoricalVar {
+        states: 3,
+        log_potential: Some(vec![-0.3, 0.0, 0.5]),
     };
-    p.factors = vec![
-        Factor {
-            vars: vec![8, 9],
-            log_potential: table(&mut rng, 12),
-        },
-        Factor {
-            vars: vec![0, 10],
-            log_potential: table(&mut rng, 6),
-        },
-        Factor {
-            vars: vec![1, 3, 9],
-            log_potential: table(&mut rng, 16),
-        },
-        Factor {
-            vars: vec![5, 6, 7],
-            log_potential: table(&mut rng, 8),
-        },
-    ];
+    let mut p = spins_and_categoricals(&mut rng, 8, [third]);
+    p.factors = random_factors(
+        &mut rng,
+        &[
+            (&[8, 9], 12),
+            (&[0, 10], 6),
+            (&[1, 3, 9], 16),
+            (&[5, 6, 7], 8),
+        ],
+    );
     p.constraints = vec![Constraint {
         kind: ConstraintKind::OneHot,
         vars: vec![2, 4, 5, 6],

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::process::Command;
-use thermoroute_tests::{bin, example};
+use thermoroute_tests::{arrivals_at, bin, example};
 
 use serde_json::Value;
 
@@ -132,16 +132,7 @@ fn preempted_work_splits_into_non_overlapping_slices() {
         thermoroute::perf::PerfTables::default(),
         thermoroute::engine::EngineConfig {
             mode: thermoroute::engine::Mode::Simulate,
-            arrivals: thermoroute::engine::Arrivals::Recorded(vec![
-                thermoroute::engine::RecordedArrival {
-                    t_ms: 0.0,
-                    class: 0,
-                },
-                thermoroute::engine::RecordedArrival {
-                    t_ms: 0.5,
-                    class: 1,
-                },
-            ]),
+            arrivals: arrivals_at(&[(0.0, 0), (0.5, 1)]),
             trace: Some(trace.clone()),
             ..Default::default()
         },

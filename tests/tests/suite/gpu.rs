@@ -17,9 +17,12 @@ use thermoroute::device::Target;
 use thermoroute::engine::{EngineConfig, Mode, RunReport};
 use thermoroute::hardware::Hardware;
 use thermoroute::model::Graph;
-use thermoroute::model::eprogram::{CategoricalVar, Constraint, ConstraintKind, EProgram, Factor};
+use thermoroute::model::eprogram::{Constraint, ConstraintKind, EProgram, Factor};
 use thermoroute::trace::{FailureAction, FailureKind, TraceEvent, read_trace};
-use thermoroute_tests::models::{assert_matches_exact, program, random_ising};
+use thermoroute_tests::models::{
+    assert_matches_exact, clamped_ising, program, random_factors, random_ising,
+    spins_and_categoricals,
+};
 use thermoroute_tests::{bin, example, json_of};
 
 /// The process's one device (acquiring one takes a while on lavapipe).
@@ -49,45 +52,16 @@ fn ising_random_graphs_match_exact_enumeration() {
 #[test]
 fn clamps_and_beta_are_honoured() {
     let mut rng = ChaCha8Rng::seed_from_u64(8);
-    let mut p = program(random_ising(&mut rng, 13, 0.3));
-    p.beta = 1.3;
-    p.clamp.insert("2".into(), 1);
-    p.clamp.insert("9".into(), -1);
-    check(&p, 12, "ising-clamped");
+    check(&clamped_ising(&mut rng, 13), 12, "ising-clamped");
 }
 
 fn mixed(seed: u64) -> EProgram {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut p = program(random_ising(&mut rng, 7, 0.3));
-    p.categorical = vec![
-        CategoricalVar {
-            states: 3,
-            log_potential: Some(vec![0.2, -0.4, 0.1]),
-        },
-        CategoricalVar {
-            states: 4,
-            log_potential: None,
-        },
-    ];
-    let mut table = |size: usize| (0..size).map(|_| rng.random_range(-1.0..1.0)).collect();
-    p.factors = vec![
-        Factor {
-            vars: vec![7, 8],
-            log_potential: table(12),
-        },
-        Factor {
-            vars: vec![0, 7],
-            log_potential: table(6),
-        },
-        Factor {
-            vars: vec![8, 3],
-            log_potential: table(8),
-        },
-        Factor {
-            vars: vec![5],
-            log_potential: table(2),
-        },
-    ];
+    let mut p = spins_and_categoricals(&mut rng, 7, []);
+    p.factors = random_factors(
+        &mut rng,
+        &[(&[7, 8], 12), (&[0, 7], 6), (&[8, 3], 8), (&[5], 2)],
+    );
     p.clamp.insert("1".into(), 1);
     p
 }

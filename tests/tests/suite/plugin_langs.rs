@@ -113,35 +113,25 @@ fn new_build_check_run_works_in_every_language() {
     let tmp = tempfile::tempdir().unwrap();
     for (lang, role) in [("rust", "eligibility"), ("python", "gate"), ("js", "cost")] {
         let dir = tmp.path().join(format!("my-{role}-{lang}"));
-        let out = run_in(
-            &repo(),
-            &[
-                "plugin",
-                "new",
-                "--lang",
-                lang,
-                "--role",
-                role,
-                dir.to_str().unwrap(),
-            ],
-        );
-        ok(&out, "plugin new");
+        let plugin_new = || {
+            run_in(
+                &repo(),
+                &[
+                    "plugin",
+                    "new",
+                    "--lang",
+                    lang,
+                    "--role",
+                    role,
+                    dir.to_str().unwrap(),
+                ],
+            )
+        };
+        ok(&plugin_new(), "plugin new");
         assert!(dir.join("plugin.toml").is_file());
         assert!(dir.join("wit/policy.wit").is_file());
         // A second `new` into the same directory refuses to overwrite it.
-        let again = run_in(
-            &repo(),
-            &[
-                "plugin",
-                "new",
-                "--lang",
-                lang,
-                "--role",
-                role,
-                dir.to_str().unwrap(),
-            ],
-        );
-        assert!(!again.status.success());
+        assert!(!plugin_new().status.success());
         let component = build(&dir);
         let report = check(&component);
         assert!(

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 use thermoroute::device::{Device, Target};
 use thermoroute::engine::{
-    Arrivals, Command, Engine, EngineConfig, JobClass, Mode, RecordedArrival, RunReport, Step,
+    Arrivals, Command, Engine, EngineConfig, JobClass, Mode, RunReport, Step,
 };
 use thermoroute::hardware::Hardware;
 use thermoroute::model::Graph;
@@ -47,7 +47,10 @@ fn sample_graph(program: Value, qos: Value) -> Graph {
     }))
 }
 
-use thermoroute_tests::run_engine as run;
+use thermoroute_tests::{
+    arrivals_at, one_class_engine, run_engine as run, run_engine_traced as run_traced,
+    trace_failures,
+};
 
 fn simulate_one(g: Graph, hw: Hardware) -> RunReport {
     run(
@@ -320,30 +323,17 @@ fn preempted_batch_sampling_resumes_with_identical_results() {
     let hw = hardware(
         "[cpu]\ncores = 1\n[gpu]\ncount = 0\n[tsu]\ncount = 0\n[budgets]\nslice_sweeps = 16\n",
     );
-    let dir = tempfile::tempdir().unwrap();
-    let trace = dir.path().join("t.jsonl");
-    let preempted = run(
+    let (preempted, events) = run_traced(
         vec![batch.clone(), interactive],
         hw.clone(),
         EngineConfig {
             mode: Mode::Execute,
-            arrivals: Arrivals::Recorded(vec![
-                RecordedArrival {
-                    t_ms: 0.0,
-                    class: 0,
-                },
-                RecordedArrival {
-                    t_ms: 1e-6,
-                    class: 1,
-                },
-            ]),
-            trace: Some(trace.clone()),
+            arrivals: arrivals_at(&[(0.0, 0), (1e-6, 1)]),
             threads: Some(1),
             ..Default::default()
         },
     );
     assert_eq!(preempted.counters.preemptions, 1);
-    let events = read_trace(&trace).unwrap().events;
     assert!(
         events
             .iter()
@@ -411,36 +401,24 @@ fn execute_mode_matches_the_reference_execution() {
     assert!(gpu.reasons[0].contains("not present"), "{gpu:?}");
 }
 
-fn failures(trace: &Path) -> Vec<(FailureKind, FailureAction)> {
-    read_trace(trace)
-        .unwrap()
-        .events
-        .into_iter()
-        .filter_map(|e| match e {
-            TraceEvent::Failure { kind, action, .. } => Some((kind, action)),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn backend_unavailable_falls_back_immediately() {
     // The TSU goes offline 1 microsecond in, while work is queued on it.
     let hw = hardware("[[faults]]\ndevice = \"tsu\"\nkind = \"offline\"\nfrom_ms = 0.001\n");
-    let dir = tempfile::tempdir().unwrap();
-    let trace = dir.path().join("t.jsonl");
-    let r = run(
+    let (r, events) = run_traced(
         vec![sample_graph(big_sampler(), json!({}))],
         hw,
         EngineConfig {
             mode: Mode::Simulate,
             arrivals: Arrivals::AtOnce { jobs: 3 },
-            trace: Some(trace.clone()),
             ..Default::default()
         },
     );
     assert_eq!(r.completed, 3);
-    assert!(failures(&trace).contains(&(FailureKind::BackendUnavailable, FailureAction::Fallback)));
+    assert!(
+        trace_failures(&events)
+            .contains(&(FailureKind::BackendUnavailable, FailureAction::Fallback))
+    );
     let mix = &r.classes[0].backend_mix[0].mix;
     assert_eq!(
         mix.get(&Target::Tsu),
@@ -462,15 +440,12 @@ fn budget_exceeded_reduces_samples_or_falls_back() {
             "[simulate]\nservice = \"deterministic\"\n[[faults]]\ndevice = \"tsu\"\nkind = \"slowdown\"\nfactor = {factor}\n"
         ))
     };
-    let dir = tempfile::tempdir().unwrap();
     // TSU service ~0.08 ms; timeout = 4 x 10 ms. 600x: 48 ms, 83% done at the cut.
-    let trace = dir.path().join("a.jsonl");
-    let r = run(
+    let (r, events) = run_traced(
         vec![sample_graph(big_sampler(), qos.clone())],
         with_slowdown(600.0),
         EngineConfig {
             mode: Mode::Simulate,
-            trace: Some(trace.clone()),
             ..Default::default()
         },
     );
@@ -481,24 +456,22 @@ fn budget_exceeded_reduces_samples_or_falls_back() {
         r.jobs[0].explanation
     );
     assert_eq!(
-        failures(&trace),
+        trace_failures(&events),
         [(FailureKind::BudgetExceeded, FailureAction::ReduceSamples)]
     );
     assert_eq!(chosen(&r, "s"), Some(Target::Tsu));
     // 10000x: 800 ms, 5% done: fall back to GPU-sim.
-    let trace = dir.path().join("b.jsonl");
-    let r = run(
+    let (r, events) = run_traced(
         vec![sample_graph(big_sampler(), qos)],
         with_slowdown(10_000.0),
         EngineConfig {
             mode: Mode::Simulate,
-            trace: Some(trace.clone()),
             ..Default::default()
         },
     );
     assert_eq!(r.jobs[0].status, JobStatus::Completed);
     assert_eq!(
-        failures(&trace),
+        trace_failures(&events),
         [(FailureKind::BudgetExceeded, FailureAction::Fallback)]
     );
     assert_eq!(chosen(&r, "s"), Some(Target::GpuSim));
@@ -522,20 +495,19 @@ fn stuck_sampler(effect_risk: &str) -> Graph {
 #[test]
 fn non_convergence_escalates_and_holds_effects_for_review() {
     let dir = tempfile::tempdir().unwrap();
-    let trace = dir.path().join("t.jsonl");
     let reviews = dir.path().join("reviews.json");
-    let r = run(
+    let (r, events) = run_traced(
         vec![stuck_sampler("reversible")],
         Hardware::default(),
         EngineConfig {
-            trace: Some(trace.clone()),
             reviews: Some(reviews.clone()),
             threads: Some(1),
             ..Default::default()
         },
     );
     assert!(
-        failures(&trace).contains(&(FailureKind::NonConvergence, FailureAction::EscalateReview))
+        trace_failures(&events)
+            .contains(&(FailureKind::NonConvergence, FailureAction::EscalateReview))
     );
     assert_eq!(
         r.jobs[0].nodes[1].status,
@@ -644,9 +616,7 @@ fn injected_slowdown_is_detected_as_drift_and_routing_shifts() {
         "[weights]\nenergy = 0.0\nerror = 0.0\n[simulate]\nservice = \"lognormal\"\ncv = 0.3\n\
          [[faults]]\ndevice = \"tsu\"\nkind = \"slowdown\"\nfactor = 12\nfrom_ms = 1000\n",
     );
-    let dir = tempfile::tempdir().unwrap();
-    let trace = dir.path().join("t.jsonl");
-    let r = run(
+    let (r, events) = run_traced(
         vec![sample_graph(big_sampler(), json!({}))],
         hw,
         EngineConfig {
@@ -656,12 +626,10 @@ fn injected_slowdown_is_detected_as_drift_and_routing_shifts() {
                 jobs: 400,
                 rate_per_s: 200.0,
             },
-            trace: Some(trace.clone()),
             ..Default::default()
         },
     );
     assert_eq!(r.completed, 400);
-    let events = read_trace(&trace).unwrap().events;
     let mut slow_observations = 0;
     let mut drift_at = None;
     for e in &events {
@@ -707,21 +675,17 @@ fn learned_tables_persist_between_runs() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
     let g = sample_graph(big_sampler(), json!({}));
-    let mut engine = Engine::new(
-        vec![JobClass {
-            name: "s".into(),
-            graph: g.clone(),
-        }],
+    let mut engine = one_class_engine(
+        "s",
+        g.clone(),
         Hardware::default(),
         Policy::native(&Hardware::default()),
-        PerfTables::default(),
         EngineConfig {
             mode: Mode::Simulate,
             arrivals: Arrivals::AtOnce { jobs: 30 },
             ..Default::default()
         },
-    )
-    .unwrap();
+    );
     engine.run().unwrap();
     engine.tables().save(&state).unwrap();
     let loaded = PerfTables::load(&state).unwrap();
@@ -742,39 +706,15 @@ fn learned_tables_persist_between_runs() {
     );
 }
 
-/// A user's policy that keeps work on CPUs whenever they are eligible.
-struct CpuFirst;
-impl CostModel for CpuFirst {
-    fn name(&self) -> &str {
-        "cpu-first"
-    }
-    fn score(
-        &self,
-        _: &DecisionContext<'_>,
-        c: &[CandidateInput],
-        out: &mut Vec<CostTerms>,
-    ) -> Result<(), PolicyFault> {
-        out.clear();
-        out.extend(c.iter().map(|c| {
-            let total = if c.target.device() == Device::Cpu {
-                0.0
-            } else {
-                1.0
-            };
-            CostTerms {
-                total,
-                ..Default::default()
-            }
-        }));
-        Ok(())
-    }
+/// A user's cost model: every candidate's total is `total_of` it.
+struct TotalOf {
+    name: &'static str,
+    total_of: fn(&CandidateInput) -> f64,
 }
 
-/// A cost model that returns garbage.
-struct Broken;
-impl CostModel for Broken {
+impl CostModel for TotalOf {
     fn name(&self) -> &str {
-        "broken"
+        self.name
     }
     fn score(
         &self,
@@ -783,13 +723,31 @@ impl CostModel for Broken {
         out: &mut Vec<CostTerms>,
     ) -> Result<(), PolicyFault> {
         out.clear();
-        out.extend(c.iter().map(|_| CostTerms {
-            total: f64::NAN,
+        out.extend(c.iter().map(|c| CostTerms {
+            total: (self.total_of)(c),
             ..Default::default()
         }));
         Ok(())
     }
 }
+
+/// A user's policy that keeps work on CPUs whenever they are eligible.
+const CPU_FIRST: TotalOf = TotalOf {
+    name: "cpu-first",
+    total_of: |c| {
+        if c.target.device() == Device::Cpu {
+            0.0
+        } else {
+            1.0
+        }
+    },
+};
+
+/// A cost model that returns garbage.
+const BROKEN: TotalOf = TotalOf {
+    name: "broken",
+    total_of: |_| f64::NAN,
+};
 
 /// A gate that cannot answer.
 struct Trapping;
@@ -811,14 +769,11 @@ fn the_engine_is_steered_while_it_runs() {
     let hw = hardware("[tsu]\ncount = 0\n");
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("t.jsonl");
-    let mut engine = Engine::new(
-        vec![JobClass {
-            name: "s".into(),
-            graph: sample_graph(big_sampler(), json!({})),
-        }],
+    let mut engine = one_class_engine(
+        "s",
+        sample_graph(big_sampler(), json!({})),
         hw.clone(),
         Policy::native(&hw),
-        PerfTables::default(),
         EngineConfig {
             mode: Mode::Simulate,
             arrivals: Arrivals::Poisson {
@@ -828,8 +783,7 @@ fn the_engine_is_steered_while_it_runs() {
             trace: Some(trace.clone()),
             ..Default::default()
         },
-    )
-    .unwrap();
+    );
     engine.run_until(500.0).unwrap();
     engine.command(Command::Pause).unwrap();
     assert_eq!(engine.step().unwrap(), Step::Paused);
@@ -849,11 +803,11 @@ fn the_engine_is_steered_while_it_runs() {
         })
         .unwrap();
     let mut swapped = Policy::native(&hw);
-    swapped.cost = Box::new(CpuFirst);
+    swapped.cost = Box::new(CPU_FIRST);
     engine.command(Command::SwapPolicy(swapped)).unwrap();
     engine.run_until(engine.now_ms() + 50.0).unwrap();
     let mut broken = Policy::native(&hw);
-    broken.cost = Box::new(Broken);
+    broken.cost = Box::new(BROKEN);
     engine.command(Command::SwapPolicy(broken)).unwrap();
     engine.run().unwrap();
     assert!(
@@ -920,17 +874,7 @@ fn a_failing_gate_fails_closed() {
         ],
         "qos": {}
     }));
-    let mut engine = Engine::new(
-        vec![JobClass {
-            name: "g".into(),
-            graph: g,
-        }],
-        hw,
-        policy,
-        PerfTables::default(),
-        EngineConfig::default(),
-    )
-    .unwrap();
+    let mut engine = one_class_engine("g", g, hw, policy, EngineConfig::default());
     engine.run().unwrap();
     let r = engine.report();
     assert_eq!(r.jobs[0].nodes[1].status, NodeStatus::Denied);
@@ -985,10 +929,7 @@ fn bad_engine_inputs_are_typed_errors() {
     assert!(
         err(
             EngineConfig {
-                arrivals: Arrivals::Recorded(vec![RecordedArrival {
-                    t_ms: 0.0,
-                    class: 4
-                }]),
+                arrivals: arrivals_at(&[(0.0, 4)]),
                 ..Default::default()
             },
             class()
@@ -1052,20 +993,7 @@ fn tsu_availability_windows_and_injected_errors_steer_routing() {
         hw,
         EngineConfig {
             mode: Mode::Simulate,
-            arrivals: Arrivals::Recorded(vec![
-                RecordedArrival {
-                    t_ms: 50.0,
-                    class: 0,
-                },
-                RecordedArrival {
-                    t_ms: 150.0,
-                    class: 0,
-                },
-                RecordedArrival {
-                    t_ms: 250.0,
-                    class: 0,
-                },
-            ]),
+            arrivals: arrivals_at(&[(50.0, 0), (150.0, 0), (250.0, 0)]),
             ..Default::default()
         },
     );
@@ -1084,21 +1012,18 @@ fn tsu_availability_windows_and_injected_errors_steer_routing() {
         "{tsu:?}"
     );
 
-    let dir = tempfile::tempdir().unwrap();
-    let trace = dir.path().join("t.jsonl");
-    let r = run(
+    let (r, events) = run_traced(
         vec![sample_graph(big_sampler(), json!({}))],
         hardware("[[faults]]\ndevice = \"tsu\"\nkind = \"error\"\n"),
         EngineConfig {
             mode: Mode::Simulate,
-            trace: Some(trace.clone()),
             ..Default::default()
         },
     );
     assert_eq!(r.jobs[0].status, JobStatus::Completed);
     assert_eq!(chosen(&r, "s"), Some(Target::GpuSim));
     assert_eq!(
-        failures(&trace),
+        trace_failures(&events),
         [(FailureKind::BackendError, FailureAction::Fallback)]
     );
 }
@@ -1152,16 +1077,7 @@ fn interactive_sampling_preempts_batch_sampling_in_simulation() {
         hw,
         EngineConfig {
             mode: Mode::Simulate,
-            arrivals: Arrivals::Recorded(vec![
-                RecordedArrival {
-                    t_ms: 0.0,
-                    class: 0,
-                },
-                RecordedArrival {
-                    t_ms: 0.5,
-                    class: 1,
-                },
-            ]),
+            arrivals: arrivals_at(&[(0.0, 0), (0.5, 1)]),
             ..Default::default()
         },
     );
@@ -1195,13 +1111,10 @@ fn interactive_sampling_preempts_batch_sampling_in_simulation() {
 fn sampling_stops_early_once_converged() {
     let hw =
         hardware("[budgets]\nearly_stop_ess = 400.0\nearly_stop_rhat = 1.05\nslice_sweeps = 200\n");
-    let dir = tempfile::tempdir().unwrap();
-    let trace = dir.path().join("t.jsonl");
-    let r = run(
+    let (r, events) = run_traced(
         vec![sample_graph(chain_program(8, 20_000, 4), json!({}))],
         hw,
         EngineConfig {
-            trace: Some(trace.clone()),
             threads: Some(1),
             ..Default::default()
         },
@@ -1212,7 +1125,6 @@ fn sampling_stops_early_once_converged() {
     assert!(samples < 20_000, "stopped at {samples}");
     assert!(out["min_ess_bulk"].as_f64().unwrap() >= 400.0);
     assert!(out["degraded"].as_str().unwrap().contains("stopped early"));
-    let events = read_trace(&trace).unwrap().events;
     assert!(
         events
             .iter()
@@ -1264,30 +1176,17 @@ fn diagnostics_degrade_under_load_and_marginals_stay() {
 #[test]
 fn changing_cost_weights_while_running_changes_decisions() {
     let hw = Hardware::default();
-    let mut engine = Engine::new(
-        vec![JobClass {
-            name: "s".into(),
-            graph: sample_graph(big_sampler(), json!({ "risk": "irreversible" })),
-        }],
+    let mut engine = one_class_engine(
+        "s",
+        sample_graph(big_sampler(), json!({ "risk": "irreversible" })),
         hw.clone(),
         Policy::native(&hw),
-        PerfTables::default(),
         EngineConfig {
             mode: Mode::Simulate,
-            arrivals: Arrivals::Recorded(vec![
-                RecordedArrival {
-                    t_ms: 0.0,
-                    class: 0,
-                },
-                RecordedArrival {
-                    t_ms: 10.0,
-                    class: 0,
-                },
-            ]),
+            arrivals: arrivals_at(&[(0.0, 0), (10.0, 0)]),
             ..Default::default()
         },
-    )
-    .unwrap();
+    );
     engine.run_until(5.0).unwrap();
     engine
         .command(Command::SetWeights(thermoroute::hardware::Weights {

@@ -9,12 +9,12 @@ use thermoroute::backends::tsu::{TsuDriver, tsu_draws};
 use thermoroute::calibration::{calibrate, error_against_exact, suite_program};
 use thermoroute::device::Target;
 use thermoroute::diagnostics::diagnose;
-use thermoroute::engine::{Arrivals, EngineConfig, Mode, RecordedArrival, RunReport};
+use thermoroute::engine::{EngineConfig, Mode, RunReport};
 use thermoroute::hardware::Hardware;
 use thermoroute::model::{EProgram, Graph};
 use thermoroute::policy::Ineligible;
 use thermoroute::sampler::exact::exact_marginals;
-use thermoroute::trace::{FailureAction, FailureKind, JobStatus, TraceEvent, read_trace};
+use thermoroute::trace::{FailureAction, FailureKind, JobStatus, TraceEvent};
 
 fn hardware(toml: &str) -> Hardware {
     Hardware::from_toml(Path::new("hw.toml"), toml).unwrap()
@@ -216,7 +216,9 @@ fn every_eligibility_rule_rejects_with_its_reason() {
     );
 }
 
-use thermoroute_tests::run_engine as run;
+use thermoroute_tests::{
+    arrivals_at, run_engine as run, run_engine_traced as run_traced, trace_failures,
+};
 
 fn sampling_graph(name: &str, priority: &str, program: EProgram) -> Graph {
     Graph::from_json(Path::new("g.json"), &json!({
@@ -260,33 +262,20 @@ fn the_engine_executes_on_the_tsu_in_device_time() {
 #[test]
 fn tsu_preemption_resumes_with_identical_draws() {
     let hw = hardware("[gpu]\ncount = 0\n[cpu]\ncores = 1\n[budgets]\nslice_sweeps = 500\n");
-    let dir = tempfile::tempdir().unwrap();
-    let trace = dir.path().join("t.jsonl");
-    let both = run(
+    let (both, events) = run_traced(
         vec![
             sampling_graph("batch", "batch", long_program()),
             sampling_graph("interactive", "interactive", suite_program(9, 8)),
         ],
         hw.clone(),
         EngineConfig {
-            arrivals: Arrivals::Recorded(vec![
-                RecordedArrival {
-                    t_ms: 0.0,
-                    class: 0,
-                },
-                RecordedArrival {
-                    t_ms: 0.2,
-                    class: 1,
-                },
-            ]),
-            trace: Some(trace.clone()),
+            arrivals: arrivals_at(&[(0.0, 0), (0.2, 1)]),
             ..Default::default()
         },
     );
     assert_eq!(both.counters.preemptions, 1);
     assert_eq!(both.jobs[0].nodes[0].backend, Some(Target::Tsu));
     assert_eq!(both.jobs[1].nodes[0].backend, Some(Target::Tsu));
-    let events = read_trace(&trace).unwrap().events;
     assert!(events.iter().any(|e| matches!(
         e,
         TraceEvent::Resume {
@@ -313,29 +302,15 @@ fn an_offline_chip_is_backend_unavailable_and_falls_back() {
     let hw = hardware(
         "[gpu]\ncount = 0\n[tsu.chip_faults]\noffline = [{ from_s = 0.0, to_s = 10.0 }]\n",
     );
-    let dir = tempfile::tempdir().unwrap();
-    let trace = dir.path().join("t.jsonl");
-    let r = run(
+    let (r, events) = run_traced(
         vec![sampling_graph("s", "batch", long_program())],
         hw,
-        EngineConfig {
-            trace: Some(trace.clone()),
-            ..Default::default()
-        },
+        EngineConfig::default(),
     );
     assert_eq!(r.jobs[0].status, JobStatus::Completed);
     assert_eq!(r.jobs[0].nodes[0].backend, Some(Target::CpuRef));
-    let failures: Vec<_> = read_trace(&trace)
-        .unwrap()
-        .events
-        .into_iter()
-        .filter_map(|e| match e {
-            TraceEvent::Failure { kind, action, .. } => Some((kind, action)),
-            _ => None,
-        })
-        .collect();
     assert_eq!(
-        failures,
+        trace_failures(&events),
         [(FailureKind::BackendUnavailable, FailureAction::Fallback)]
     );
 }

@@ -10,7 +10,7 @@ pub fn files(lang: Lang, role: Role, name: &str) -> Vec<(String, String)> {
     let (entry, body) = match lang {
         Lang::Rust => ("src/lib.rs", rust(role, world)),
         Lang::Python => ("app.py", python(role).to_string()),
-        Lang::Js => ("plugin.js", js(role).to_string()),
+        Lang::Js => ("plugin.js", js(role)),
     };
     let entry_key = match lang {
         Lang::Rust => String::new(),
@@ -265,35 +265,27 @@ class Gate(exports.Gate):
         return GateDecision_RequireReview(review) if review else GateDecision_Allow()
 "#;
 
-fn js(role: Role) -> &'static str {
+fn js(role: Role) -> String {
     match role {
-        Role::Cost => JS_COST,
-        Role::Eligibility => JS_ELIGIBILITY,
-        Role::Gate => JS_GATE,
+        Role::Cost => js_cost(),
+        Role::Eligibility => JS_ELIGIBILITY.to_string(),
+        Role::Gate => JS_GATE.to_string(),
     }
 }
 
-const JS_COST: &str = r#"// A cost model: one cost per candidate, lowest total wins.
-// Record fields arrive in camelCase; enums are their WIT names as strings.
+/// The committed JavaScript cost model (plugins/cost-js): the cost template
+/// is its code under the template's own header comment.
+const JS_COST_EXAMPLE: &str = include_str!("../../../../plugins/cost-js/plugin.js");
 
-export const costModel = {
-  score(decision, candidates) {
-    const w = decision.weights;
-    return candidates.map((c) => {
-      let riskPenalty = 0;
-      if (decision.qos.risk === "irreversible") {
-        if (c.target === "tsu") riskPenalty = decision.penalties.tsuIrreversible;
-        if (c.target === "gpu-sim") riskPenalty = decision.penalties.gpuSimIrreversible;
-      }
-      const latency = w.latency * c.estimate.latencyP50Ms;
-      const energy = w.energy * c.estimate.energyJ;
-      const error = w.error * c.estimate.error;
-      const risk = w.risk * riskPenalty;
-      return { latency, energy, error, risk, riskPenalty, total: latency + energy + error + risk };
-    });
-  },
-};
-"#;
+const JS_COST_HEADER: &str = "// A cost model: one cost per candidate, lowest total wins.\n\
+                              // Record fields arrive in camelCase; enums are their WIT names as strings.";
+
+fn js_cost() -> String {
+    let (_example_header, code) = JS_COST_EXAMPLE
+        .split_once("\n\n")
+        .expect("the example opens with a header comment");
+    format!("{JS_COST_HEADER}\n\n{code}")
+}
 
 const JS_ELIGIBILITY: &str = r#"// Eligibility rules: an empty list means eligible.
 

@@ -12,9 +12,9 @@ pub mod value;
 pub use cpu::CpuBackend;
 
 use crate::device::Target;
-use crate::model::{EProgram, Graph};
+use crate::model::EProgram;
 use crate::sampler::{Draws, SampleError};
-use value::{NodeInputs, NodeResult};
+use value::{NodeCall, NodeResult};
 
 /// A backend failure while starting or running work.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -69,12 +69,7 @@ pub trait Backend: Send {
     /// The routing targets this backend serves.
     fn targets(&self) -> &[Target];
     /// Runs a deterministic node (tensor, nn, control, effect bookkeeping).
-    fn run_node(
-        &mut self,
-        graph: &Graph,
-        node: usize,
-        inputs: &NodeInputs<'_>,
-    ) -> Result<NodeResult, BackendError>;
+    fn run_node(&mut self, call: NodeCall<'_>) -> Result<NodeResult, BackendError>;
     /// Energy the last [`Backend::run_node`] spent, where the backend
     /// measures it (the GPU: busy time from timestamps × active power);
     /// `None` leaves it to the engine's power model × wall time.

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use thermoroute_sim::{ChipConfig, CompileIssue, SimError, SpinProblem, TsuImage, TsuRun};
 
-use super::value::{NodeInputs, NodeResult};
+use super::value::{NodeCall, NodeResult};
 use super::{Backend, BackendError, SamplingTask, SliceCost};
 use crate::device::Target;
 use crate::hardware::Hardware;
-use crate::model::{EProgram, Graph};
+use crate::model::EProgram;
 use crate::policy::Ineligible;
 use crate::sampler::{Draws, SampleError};
 
@@ -235,12 +235,7 @@ impl Backend for TsuDriver {
         &[Target::Tsu]
     }
 
-    fn run_node(
-        &mut self,
-        _graph: &Graph,
-        _node: usize,
-        _inputs: &NodeInputs<'_>,
-    ) -> Result<NodeResult, BackendError> {
+    fn run_node(&mut self, _call: NodeCall<'_>) -> Result<NodeResult, BackendError> {
         Err(BackendError::Unavailable(
             "the TSU runs sampling nodes only".into(),
         ))

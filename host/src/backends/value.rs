@@ -52,8 +52,19 @@ pub fn tensor_inputs<'a>(
         .collect()
 }
 
+/// One deterministic node to run: where it is and what it reads.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeCall<'a> {
+    /// The graph.
+    pub graph: &'a Graph,
+    /// The node's index in the graph.
+    pub node: usize,
+    /// The outputs of the nodes it reads.
+    pub inputs: NodeInputs<'a>,
+}
+
 /// The completed outputs a node can read, by node id.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct NodeInputs<'a> {
     pub values: &'a HashMap<usize, Value>,
     pub index: &'a HashMap<&'a str, usize>,

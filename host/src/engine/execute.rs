@@ -11,7 +11,7 @@ use super::decide::sampling::{
 use super::{Engine, EngineError};
 use crate::backends::BackendError;
 use crate::backends::node;
-use crate::backends::value::{NodeInputs, Value};
+use crate::backends::value::{NodeCall, NodeInputs, Value};
 use crate::device::Target;
 use crate::diagnostics::diagnose;
 use crate::model::EProgram;
@@ -42,14 +42,14 @@ impl Engine {
                 .get_mut(target)
                 .expect("routing only picks built backends");
             let started = std::time::Instant::now();
-            let result = backend.run_node(
-                &plan.graph,
-                node as usize,
-                &NodeInputs {
+            let result = backend.run_node(NodeCall {
+                graph: &plan.graph,
+                node: node as usize,
+                inputs: NodeInputs {
                     values: &self.jobs[slot].values,
                     index: &index,
                 },
-            );
+            });
             let ms = started.elapsed().as_secs_f64() * 1e3 * slowdown;
             let measured_j = backend.take_energy_j();
             return match result {
@@ -249,23 +249,19 @@ impl Engine {
         if timed_out {
             self.counters.timeouts += 1;
             if !keeps_draws(samples, total, &b) {
-                self.dispatch(device)?;
-                return self.fall_back(
+                return self.budget_fallback(
                     slot,
                     node,
                     target,
-                    FailureKind::BudgetExceeded,
                     format!(
                         "timed out after {:.3} ms with {samples} of {total} samples",
                         task.busy_ms
                     ),
                 );
             }
-            self.emit_failure(
+            self.keep_partial_draws(
                 slot,
                 node,
-                FailureKind::BudgetExceeded,
-                FailureAction::ReduceSamples,
                 format!(
                     "timed out after {:.3} ms; kept {samples} of {total} samples",
                     task.busy_ms

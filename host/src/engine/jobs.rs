@@ -67,6 +67,19 @@ impl Engine {
         self.route(slot, node)
     }
 
+    /// A node past its budget: its device takes the next task, then the
+    /// node falls back.
+    pub(super) fn budget_fallback(
+        &mut self,
+        slot: u32,
+        node: u32,
+        target: Target,
+        detail: String,
+    ) -> Result<(), EngineError> {
+        self.dispatch(target.device())?;
+        self.fall_back(slot, node, target, FailureKind::BudgetExceeded, detail)
+    }
+
     pub(super) fn observe(
         &mut self,
         slot: u32,

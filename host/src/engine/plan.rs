@@ -11,7 +11,7 @@ use crate::hardware::Hardware;
 use crate::model::Graph;
 use crate::model::graph::NodeKind;
 use crate::perf::{PerfTables, Service, prior, summarise};
-use crate::policy::{BackendLimits, Ineligible, NodeSummary, Policy};
+use crate::policy::{BackendLimits, EligibilityQuery, Ineligible, NodeSummary, Policy};
 use crate::trace::NodeBudget;
 
 pub(super) struct NodePlan {
@@ -219,10 +219,20 @@ impl ClassPlan {
                     let limits = BackendLimits::of(t, hw);
                     let mut reasons = policy
                         .eligibility
-                        .verdict(&np.summary, &qos, t, &limits)
+                        .verdict(&EligibilityQuery {
+                            node: &np.summary,
+                            qos: &qos,
+                            target: t,
+                            limits: &limits,
+                        })
                         .or_else(|fault| {
                             faults.push(fault);
-                            native.eligibility.verdict(&np.summary, &qos, t, &limits)
+                            native.eligibility.verdict(&EligibilityQuery {
+                                node: &np.summary,
+                                qos: &qos,
+                                target: t,
+                                limits: &limits,
+                            })
                         })
                         .unwrap_or_default();
                     if t == Target::Tsu {

@@ -75,6 +75,22 @@ impl Engine {
         })
     }
 
+    /// A timed-out sampling node that keeps the draws it made.
+    pub(super) fn keep_partial_draws(
+        &mut self,
+        slot: u32,
+        node: u32,
+        detail: String,
+    ) -> Result<(), EngineError> {
+        self.emit_failure(
+            slot,
+            node,
+            FailureKind::BudgetExceeded,
+            FailureAction::ReduceSamples,
+            detail,
+        )
+    }
+
     pub(super) fn emit_failure(
         &mut self,
         slot: u32,

@@ -81,11 +81,12 @@ impl Engine {
             node: &np.summary,
             qos: &plan.graph.qos,
             weights: &self.hw.weights,
+            candidates: &self.scratch_inputs,
         };
         let scored = self
             .policy
             .cost
-            .score(&ctx, &self.scratch_inputs, &mut self.scratch_costs)
+            .score(&ctx, &mut self.scratch_costs)
             .and_then(|()| {
                 check_costs(
                     &self.scratch_costs,
@@ -97,7 +98,7 @@ impl Engine {
             self.counters.policy_faults += 1;
             self.native
                 .cost
-                .score(&ctx, &self.scratch_inputs, &mut self.scratch_costs)
+                .score(&ctx, &mut self.scratch_costs)
                 .expect("the native cost model does not fail");
             if self.trace.is_some() {
                 self.emit(TraceEvent::PolicyFault {

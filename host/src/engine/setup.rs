@@ -16,7 +16,7 @@ use crate::backends::tsu::TsuDriver;
 use crate::device::PerDevice;
 use crate::hardware::Hardware;
 use crate::perf::PerfTables;
-use crate::policy::{NativeCost, NativeEligibility, NativeGate, Policy};
+use crate::policy::Policy;
 use crate::review::ReviewQueue;
 use crate::trace::{TRACE_FORMAT, TRACE_VERSION, TraceEvent, TraceWriter};
 
@@ -128,17 +128,7 @@ impl Engine {
             _ => None,
         };
         let summaries = plans.iter().map(ClassStats::new).collect();
-        let native = Policy {
-            cost: Box::new(NativeCost {
-                policy: hw.policy.clone(),
-            }),
-            eligibility: Box::new(NativeEligibility {
-                policy: hw.policy.clone(),
-            }),
-            gate: Box::new(NativeGate {
-                spec: hw.gate.clone(),
-            }),
-        };
+        let native = Policy::native(&hw);
         let mut engine = Engine {
             rng: ChaCha8Rng::seed_from_u64(config.seed),
             hw,

@@ -11,7 +11,7 @@ use crate::device::Target;
 use crate::hardware::ServiceDistribution;
 use crate::model::graph::{ControlOp, NodeKind};
 use crate::policy::Evidence;
-use crate::trace::{FailureAction, FailureKind, NodeStatus};
+use crate::trace::NodeStatus;
 
 impl Engine {
     pub(super) fn start_simulated(&mut self, task_id: u32) -> Result<(), EngineError> {
@@ -88,11 +88,9 @@ impl Engine {
                 let owed = (task.drawn_ms - task.run_ms).max(0.0);
                 let done_fraction = task.busy_ms / (task.busy_ms + owed).max(1e-12);
                 if done_fraction >= self.hw.budgets.min_sample_fraction {
-                    self.emit_failure(
+                    self.keep_partial_draws(
                         slot,
                         node,
-                        FailureKind::BudgetExceeded,
-                        FailureAction::ReduceSamples,
                         format!(
                             "timed out after {:.3} ms; kept the draws made so far",
                             task.busy_ms
@@ -103,12 +101,10 @@ impl Engine {
                     return self.complete_simulated(slot, node, target, task.busy_ms, energy, true);
                 }
             }
-            self.dispatch(device)?;
-            return self.fall_back(
+            return self.budget_fallback(
                 slot,
                 node,
                 target,
-                FailureKind::BudgetExceeded,
                 format!(
                     "timed out after {:.3} ms (timeout {:.3} ms)",
                     task.busy_ms, task.timeout_ms

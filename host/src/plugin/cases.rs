@@ -15,7 +15,8 @@ use crate::model::Schedule;
 use crate::model::graph::{LatencyTarget, NodeKind, Priority, Qos, Risk};
 use crate::policy::{
     BackendLimits, CandidateInput, CostModel, DecisionContext, DiagnosticsLevel, EffectRequest,
-    Eligibility, Estimate, Evidence, Gate, GateDecision, NodeSummary, PolicyFault, ProgramSummary,
+    Eligibility, EligibilityQuery, Estimate, Evidence, Gate, GateDecision, NodeSummary,
+    PolicyFault, ProgramSummary,
 };
 
 /// One conformance case's outcome.
@@ -138,6 +139,7 @@ pub fn cost_cases(model: &dyn CostModel) -> Vec<ConformanceCase> {
     ] {
         let q = qos(risk);
         let ctx = DecisionContext {
+            candidates: &[],
             node: &node,
             qos: &q,
             weights: &weights,
@@ -153,12 +155,24 @@ pub fn cost_cases(model: &dyn CostModel) -> Vec<ConformanceCase> {
         let mut first = Vec::new();
         let mut second = Vec::new();
         let outcome = model
-            .score(&ctx, &candidates, &mut first)
+            .score(
+                &DecisionContext {
+                    candidates: &candidates,
+                    ..ctx
+                },
+                &mut first,
+            )
             .map_err(|f| f.reason)
             .and_then(|()| crate::policy::validate_costs(&first, candidates.len()))
             .and_then(|()| {
                 model
-                    .score(&ctx, &candidates, &mut second)
+                    .score(
+                        &DecisionContext {
+                            candidates: &candidates,
+                            ..ctx
+                        },
+                        &mut second,
+                    )
                     .map_err(|f| f.reason)
             })
             .and_then(|()| {
@@ -177,6 +191,7 @@ pub fn cost_cases(model: &dyn CostModel) -> Vec<ConformanceCase> {
     let tensor = tensor_node();
     let q = qos(Risk::Reversible);
     let ctx = DecisionContext {
+        candidates: &[],
         node: &tensor,
         qos: &q,
         weights: &weights,
@@ -196,7 +211,13 @@ pub fn cost_cases(model: &dyn CostModel) -> Vec<ConformanceCase> {
         "cost",
         "scores zero and very large estimates with finite, non-negative costs",
         model
-            .score(&ctx, &extremes, &mut out)
+            .score(
+                &DecisionContext {
+                    candidates: &extremes,
+                    ..ctx
+                },
+                &mut out,
+            )
             .map_err(|f| f.reason)
             .and_then(|()| crate::policy::validate_costs(&out, extremes.len())),
     ));
@@ -204,7 +225,13 @@ pub fn cost_cases(model: &dyn CostModel) -> Vec<ConformanceCase> {
         "cost",
         "scores an empty candidate list as empty",
         model
-            .score(&ctx, &[], &mut out)
+            .score(
+                &DecisionContext {
+                    candidates: &[],
+                    ..ctx
+                },
+                &mut out,
+            )
             .map_err(|f| f.reason)
             .and_then(|()| crate::policy::validate_costs(&out, 0)),
     ));
@@ -232,7 +259,14 @@ pub fn eligibility_cases(rules: &dyn Eligibility) -> Vec<ConformanceCase> {
             };
             let q = qos(Risk::Reversible);
             let outcome = same_answer_twice(
-                || rules.verdict(&node, &q, target, &limits),
+                || {
+                    rules.verdict(&EligibilityQuery {
+                        node: &node,
+                        qos: &q,
+                        target,
+                        limits: &limits,
+                    })
+                },
                 "the same question answered twice differently",
             );
             cases.push(case(

@@ -17,7 +17,8 @@ use crate::device::Target;
 use crate::hardware::Hardware;
 use crate::model::graph::{Priority, Risk};
 use crate::policy::{
-    BackendLimits, CandidateInput, CostModel, DecisionContext, EffectRequest, Eligibility, Gate,
+    BackendLimits, CandidateInput, CostModel, DecisionContext, EffectRequest, Eligibility,
+    EligibilityQuery, Gate,
 };
 
 /// What `plugin check` reports.
@@ -102,6 +103,7 @@ pub fn conformance(
         let q = qos(Risk::Reversible);
         let weights = hw.weights;
         let ctx = DecisionContext {
+            candidates: &[],
             node: &node,
             qos: &q,
             weights: &weights,
@@ -115,7 +117,13 @@ pub fn conformance(
         let mut out = Vec::new();
         let t = Instant::now();
         for _ in 0..CALLS {
-            let _ = model.score(&ctx, &cands, &mut out);
+            let _ = model.score(
+                &DecisionContext {
+                    candidates: &cands,
+                    ..ctx
+                },
+                &mut out,
+            );
         }
         call_us.push(("cost", t.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS)));
     }
@@ -127,7 +135,12 @@ pub fn conformance(
         let limits = BackendLimits::of(Target::Tsu, &hw);
         let t = Instant::now();
         for _ in 0..CALLS {
-            let _ = rules.verdict(&node, &q, Target::Tsu, &limits);
+            let _ = rules.verdict(&EligibilityQuery {
+                node: &node,
+                qos: &q,
+                target: Target::Tsu,
+                limits: &limits,
+            });
         }
         call_us.push((
             "eligibility",

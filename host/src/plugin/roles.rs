@@ -10,13 +10,11 @@ use super::convert;
 use super::error::{PluginError, PluginFault};
 use super::runtime::{Instance, LoadedPlugin, MAX_TEXT, Runtime};
 use super::world::Role;
-use crate::device::Target;
 use crate::hardware::{GateSpec, Hardware, PolicySpec};
 use crate::model::graph::{Qos, Risk};
 use crate::policy::{
-    BackendLimits, CandidateInput, CostModel, CostTerms, DecisionContext, EffectRequest,
-    Eligibility, Gate, GateDecision, Ineligible, NodeSummary, Policy, PolicyFault, PolicyNotice,
-    validate_costs,
+    CostModel, CostTerms, DecisionContext, EffectRequest, Eligibility, EligibilityQuery, Gate,
+    GateDecision, Ineligible, NodeSummary, Policy, PolicyFault, PolicyNotice, validate_costs,
 };
 
 /// Longest list of reasons a plugin may return.
@@ -395,13 +393,9 @@ impl PluginCost {
 impl CostModel for PluginCost {
     role_plugin_identity!();
 
-    fn score(
-        &self,
-        ctx: &DecisionContext<'_>,
-        candidates: &[CandidateInput],
-        out: &mut Vec<CostTerms>,
-    ) -> Result<(), PolicyFault> {
+    fn score(&self, ctx: &DecisionContext, out: &mut Vec<CostTerms>) -> Result<(), PolicyFault> {
         out.clear();
+        let candidates = ctx.candidates;
         let mut scratch = self.scratch.lock().expect("cost scratch");
         let scratch = &mut *scratch;
         // Decisions repeat per node class: convert the node only when it changes.
@@ -440,20 +434,14 @@ role_plugin_constructors!(
 impl Eligibility for PluginEligibility {
     role_plugin_identity!();
 
-    fn verdict(
-        &self,
-        node: &NodeSummary,
-        qos: &Qos,
-        target: Target,
-        limits: &BackendLimits,
-    ) -> Result<Vec<Ineligible>, PolicyFault> {
-        let wit_node = convert::node(node);
+    fn verdict(&self, query: &EligibilityQuery<'_>) -> Result<Vec<Ineligible>, PolicyFault> {
+        let wit_node = convert::node(query.node);
         self.inner.call(|i| {
             let reasons = i.verdict(
                 &wit_node,
-                convert::qos(qos),
-                convert::target(target),
-                convert::limits(limits),
+                convert::qos(query.qos),
+                convert::target(query.target),
+                convert::limits(query.limits),
                 convert::policy_context(&self.spec),
             )?;
             let reasons: Vec<Ineligible> =

@@ -13,14 +13,12 @@ mod types;
 
 use serde::{Deserialize, Serialize};
 
-use crate::device::Target;
 use crate::hardware::Hardware;
-use crate::model::graph::Qos;
 
 pub use native::{NativeCost, NativeEligibility, NativeGate};
 pub use types::{
     BackendLimits, CandidateInput, CostTerms, DecisionContext, DiagnosticsLevel, EffectRequest,
-    Estimate, Evidence, GateDecision, Ineligible, NodeSummary, ProgramSummary,
+    EligibilityQuery, Estimate, Evidence, GateDecision, Ineligible, NodeSummary, ProgramSummary,
 };
 
 /// A policy that failed to answer (a trapping plugin, an invalid result).
@@ -80,13 +78,9 @@ pub trait CostModel: Send {
     }
     /// Moves pending hot-reload notices into `out`.
     fn take_notices(&self, _out: &mut Vec<PolicyNotice>) {}
-    /// Writes one [`CostTerms`] per candidate into `out` (cleared first).
-    fn score(
-        &self,
-        ctx: &DecisionContext<'_>,
-        candidates: &[CandidateInput],
-        out: &mut Vec<CostTerms>,
-    ) -> Result<(), PolicyFault>;
+    /// Writes one [`CostTerms`] per candidate of `ctx` into `out` (cleared
+    /// first).
+    fn score(&self, ctx: &DecisionContext, out: &mut Vec<CostTerms>) -> Result<(), PolicyFault>;
 }
 
 /// Decides whether a target may run a node.
@@ -100,13 +94,7 @@ pub trait Eligibility: Send {
     /// Moves pending hot-reload notices into `out`.
     fn take_notices(&self, _out: &mut Vec<PolicyNotice>) {}
     /// Empty: eligible; otherwise every reason it is not.
-    fn verdict(
-        &self,
-        node: &NodeSummary,
-        qos: &Qos,
-        target: Target,
-        limits: &BackendLimits,
-    ) -> Result<Vec<Ineligible>, PolicyFault>;
+    fn verdict(&self, query: &EligibilityQuery<'_>) -> Result<Vec<Ineligible>, PolicyFault>;
 }
 
 /// Decides whether an effect may be applied.

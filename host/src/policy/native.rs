@@ -2,8 +2,8 @@
 //! the TSU eligibility rules and the gate's thresholds by risk class.
 
 use super::{
-    BackendLimits, CandidateInput, CostModel, CostTerms, DecisionContext, DiagnosticsLevel,
-    EffectRequest, Eligibility, Gate, GateDecision, Ineligible, NodeSummary, PolicyFault,
+    CostModel, CostTerms, DecisionContext, DiagnosticsLevel, EffectRequest, Eligibility,
+    EligibilityQuery, Gate, GateDecision, Ineligible, PolicyFault,
 };
 use crate::device::Target;
 use crate::hardware::{GateSpec, PolicySpec, StochasticityPolicy};
@@ -33,13 +33,9 @@ impl CostModel for NativeCost {
         "native"
     }
 
-    fn score(
-        &self,
-        ctx: &DecisionContext<'_>,
-        candidates: &[CandidateInput],
-        out: &mut Vec<CostTerms>,
-    ) -> Result<(), PolicyFault> {
+    fn score(&self, ctx: &DecisionContext, out: &mut Vec<CostTerms>) -> Result<(), PolicyFault> {
         out.clear();
+        let candidates = ctx.candidates;
         let w = ctx.weights;
         out.extend(candidates.iter().map(|c| {
             let risk_penalty = self.risk_penalty(ctx.qos, c.target);
@@ -74,13 +70,13 @@ impl Eligibility for NativeEligibility {
         "native"
     }
 
-    fn verdict(
-        &self,
-        node: &NodeSummary,
-        qos: &Qos,
-        target: Target,
-        limits: &BackendLimits,
-    ) -> Result<Vec<Ineligible>, PolicyFault> {
+    fn verdict(&self, query: &EligibilityQuery<'_>) -> Result<Vec<Ineligible>, PolicyFault> {
+        let EligibilityQuery {
+            node,
+            qos,
+            target,
+            limits,
+        } = *query;
         let mut reasons = Vec::new();
         let sampling_target = matches!(target, Target::Tsu | Target::GpuSim | Target::CpuRef);
         let supports_kind = match node.kind {
@@ -279,7 +275,7 @@ impl Gate for NativeGate {
 mod tests {
     use super::*;
     use crate::model::graph::Priority;
-    use crate::policy::{Evidence, ProgramSummary};
+    use crate::policy::{BackendLimits, Evidence, NodeSummary, ProgramSummary};
 
     fn sample_evidence() -> Evidence {
         Evidence {
@@ -389,7 +385,12 @@ mod tests {
             runtime_bias: true,
         };
         let reasons = elig
-            .verdict(&node, &Qos::default(), Target::Tsu, &limits)
+            .verdict(&EligibilityQuery {
+                node: &node,
+                qos: &Qos::default(),
+                target: Target::Tsu,
+                limits: &limits,
+            })
             .unwrap();
         let tags: Vec<String> = reasons
             .iter()
@@ -405,13 +406,23 @@ mod tests {
             ]
         );
         assert!(
-            elig.verdict(&node, &Qos::default(), Target::CpuRef, &limits)
-                .unwrap()
-                .is_empty()
+            elig.verdict(&EligibilityQuery {
+                node: &node,
+                qos: &Qos::default(),
+                target: Target::CpuRef,
+                limits: &limits
+            })
+            .unwrap()
+            .is_empty()
         );
         assert!(matches!(
-            elig.verdict(&node, &Qos::default(), Target::Gpu, &limits)
-                .unwrap()[..],
+            elig.verdict(&EligibilityQuery {
+                node: &node,
+                qos: &Qos::default(),
+                target: Target::Gpu,
+                limits: &limits
+            })
+            .unwrap()[..],
             [Ineligible::UnsupportedNodeKind { .. }]
         ));
     }

@@ -103,6 +103,21 @@ pub struct DecisionContext<'a> {
     pub qos: &'a Qos,
     /// The cost weights in force.
     pub weights: &'a Weights,
+    /// Every eligible candidate, in the order costs are returned.
+    pub candidates: &'a [CandidateInput],
+}
+
+/// One eligibility question: may `target` run `node` of a job with `qos`?
+#[derive(Debug, Clone, Copy)]
+pub struct EligibilityQuery<'a> {
+    /// The node.
+    pub node: &'a NodeSummary,
+    /// Its job's QoS.
+    pub qos: &'a Qos,
+    /// The target asked about.
+    pub target: Target,
+    /// The target's limits on this hardware.
+    pub limits: &'a BackendLimits,
 }
 
 /// Why a candidate cannot serve a node.

@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 use thermoroute::backends::gpu::{GpuBackend, GpuDevice, GpuError, GpuSampling};
-use thermoroute::backends::value::{NodeInputs, Value};
+use thermoroute::backends::value::{NodeCall, NodeInputs, Value};
 use thermoroute::backends::{Backend, CpuBackend, SamplingTask};
 use thermoroute::device::Target;
 use thermoroute::engine::{EngineConfig, Mode, RunReport};
@@ -361,8 +361,13 @@ fn every_tensor_op_and_the_mlp_match_the_cpu_backend() {
             values: &values,
             index: &index,
         };
-        let want = cpu.run_node(&g, i, &inputs).unwrap();
-        let got = gpu.run_node(&g, i, &inputs).unwrap();
+        let call = NodeCall {
+            graph: &g,
+            node: i,
+            inputs,
+        };
+        let want = cpu.run_node(call).unwrap();
+        let got = gpu.run_node(call).unwrap();
         let id = &g.nodes[i].id;
         let energy = gpu.take_energy_j();
         match (&want, &got) {

@@ -17,8 +17,8 @@ use thermoroute::model::graph::{AccuracyTarget, LatencyTarget, NodeKind, Priorit
 use thermoroute::plugin::{PluginCost, PluginEligibility, PluginGate, PluginSet, Runtime};
 use thermoroute::policy::{
     BackendLimits, CandidateInput, CostModel, DecisionContext, DiagnosticsLevel, EffectRequest,
-    Eligibility, Estimate, Evidence, Gate, GateDecision, NativeCost, NativeEligibility, NativeGate,
-    NodeSummary, Policy, PolicyNotice, ProgramSummary,
+    Eligibility, EligibilityQuery, Estimate, Evidence, Gate, GateDecision, NativeCost,
+    NativeEligibility, NativeGate, NodeSummary, Policy, PolicyNotice, ProgramSummary,
 };
 use thermoroute::trace::{TraceEvent, read_trace};
 use thermoroute_tests::{example, guest};
@@ -62,12 +62,21 @@ fn score(
     let qos = Qos::default();
     let weights = Weights::default();
     let ctx = DecisionContext {
+        candidates: &[],
         node: &node,
         qos: &qos,
         weights: &weights,
     };
     let mut out = Vec::new();
-    model.score(&ctx, &candidates(), &mut out).map(|()| out)
+    model
+        .score(
+            &DecisionContext {
+                candidates: &candidates(),
+                ..ctx
+            },
+            &mut out,
+        )
+        .map(|()| out)
 }
 
 fn cost_plugin(name: &str) -> PluginCost {
@@ -319,6 +328,7 @@ fn rust_plugins_match_the_native_defaults_on_thousands_of_random_inputs() {
                 risk: rng.random_range(0.0..100.0),
             };
             let ctx = DecisionContext {
+                candidates: &[],
                 node: &node,
                 qos: &qos,
                 weights: &weights,
@@ -336,8 +346,24 @@ fn rust_plugins_match_the_native_defaults_on_thousands_of_random_inputs() {
                 })
                 .collect();
             let (mut a, mut b) = (Vec::new(), Vec::new());
-            native_cost.score(&ctx, &cands, &mut a).unwrap();
-            plugin_cost.score(&ctx, &cands, &mut b).unwrap();
+            native_cost
+                .score(
+                    &DecisionContext {
+                        candidates: &cands,
+                        ..ctx
+                    },
+                    &mut a,
+                )
+                .unwrap();
+            plugin_cost
+                .score(
+                    &DecisionContext {
+                        candidates: &cands,
+                        ..ctx
+                    },
+                    &mut b,
+                )
+                .unwrap();
             assert_eq!(a, b, "cost differs for {node:?} {qos:?}");
 
             let target = Target::ALL[rng.random_range(0..5)];
@@ -346,9 +372,15 @@ fn rust_plugins_match_the_native_defaults_on_thousands_of_random_inputs() {
                 max_sweeps: rng.random_range(1..300_000),
                 runtime_bias: rng.random_bool(0.5),
             };
+            let query = EligibilityQuery {
+                node: &node,
+                qos: &qos,
+                target,
+                limits: &limits,
+            };
             assert_eq!(
-                native_elig.verdict(&node, &qos, target, &limits).unwrap(),
-                plugin_elig.verdict(&node, &qos, target, &limits).unwrap(),
+                native_elig.verdict(&query).unwrap(),
+                plugin_elig.verdict(&query).unwrap(),
                 "eligibility differs for {node:?} on {target}"
             );
 

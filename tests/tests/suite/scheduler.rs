@@ -716,14 +716,9 @@ impl CostModel for TotalOf {
     fn name(&self) -> &str {
         self.name
     }
-    fn score(
-        &self,
-        _: &DecisionContext<'_>,
-        c: &[CandidateInput],
-        out: &mut Vec<CostTerms>,
-    ) -> Result<(), PolicyFault> {
+    fn score(&self, ctx: &DecisionContext, out: &mut Vec<CostTerms>) -> Result<(), PolicyFault> {
         out.clear();
-        out.extend(c.iter().map(|c| CostTerms {
+        out.extend(ctx.candidates.iter().map(|c| CostTerms {
             total: (self.total_of)(c),
             ..Default::default()
         }));

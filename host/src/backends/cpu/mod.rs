@@ -4,10 +4,10 @@
 pub mod kernels;
 
 use super::node::{ExecOptions, run_node};
-use super::value::{NodeInputs, NodeResult};
+use super::value::{NodeCall, NodeResult};
 use super::{Backend, BackendError, SamplingTask, SliceCost};
 use crate::device::Target;
-use crate::model::{EProgram, Graph};
+use crate::model::EProgram;
 use crate::sampler::{Draws, SampleError, SamplerRun};
 
 /// The CPU: ndarray kernels and the reference Gibbs sampler.
@@ -21,16 +21,11 @@ impl Backend for CpuBackend {
         &[Target::Cpu, Target::CpuRef]
     }
 
-    fn run_node(
-        &mut self,
-        graph: &Graph,
-        node: usize,
-        inputs: &NodeInputs<'_>,
-    ) -> Result<NodeResult, BackendError> {
+    fn run_node(&mut self, call: NodeCall<'_>) -> Result<NodeResult, BackendError> {
         Ok(run_node(
-            graph,
-            node,
-            inputs,
+            call.graph,
+            call.node,
+            &call.inputs,
             ExecOptions {
                 seed: 0,
                 threads: self.threads,

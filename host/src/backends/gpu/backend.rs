@@ -8,11 +8,11 @@ use ndarray::{ArrayD, IxDyn};
 
 use super::{AdapterInfo, Binary, GpuDevice, GpuError, GpuSampling, GpuTime, Reduce, Unary};
 use crate::backends::cpu::kernels::{self, KernelError};
-use crate::backends::value::{self, NodeInputs, NodeResult, kernel_failure, tensor_output};
+use crate::backends::value::{self, NodeCall, NodeResult, kernel_failure, tensor_output};
 use crate::backends::{Backend, BackendError, SamplingTask};
 use crate::device::Target;
+use crate::model::EProgram;
 use crate::model::graph::{Payload, TensorOp, TensorSpec};
-use crate::model::{EProgram, Graph};
 use crate::sampler::SampleError;
 
 /// The GPU as the engine sees it: the `gpu` and `gpu-sim` targets.
@@ -160,16 +160,16 @@ impl Backend for GpuBackend {
         &[Target::Gpu, Target::GpuSim]
     }
 
-    fn run_node(
-        &mut self,
-        graph: &Graph,
-        node: usize,
-        inputs: &NodeInputs<'_>,
-    ) -> Result<NodeResult, BackendError> {
+    fn run_node(&mut self, call: NodeCall<'_>) -> Result<NodeResult, BackendError> {
+        let NodeCall {
+            graph,
+            node,
+            inputs,
+        } = call;
         self.last_energy_j = None;
         let gpu = self.gpu()?;
         let spec = &graph.nodes[node];
-        let inputs = match value::tensor_inputs(graph, node, inputs) {
+        let inputs = match value::tensor_inputs(graph, node, &inputs) {
             Ok(inputs) => inputs,
             Err(failure) => return Ok(Err(failure)),
         };

@@ -69,47 +69,31 @@ pub fn files(lang: Lang, role: Role, name: &str) -> Vec<(String, String)> {
 
 fn rust(role: Role, world: &str) -> String {
     let body = match role {
-        Role::Cost => RUST_COST,
-        Role::Eligibility => RUST_ELIGIBILITY,
-        Role::Gate => RUST_GATE,
+        Role::Cost => rust_cost(),
+        Role::Eligibility => RUST_ELIGIBILITY.to_string(),
+        Role::Gate => RUST_GATE.to_string(),
     };
     // The crate doc comes first, then the bindings, then the code.
-    let (doc, code) = body.trim_start().split_once("\n\n").unwrap_or(("", body));
+    let (doc, code) = body
+        .trim_start()
+        .split_once("\n\n")
+        .unwrap_or(("", body.as_str()));
     format!("{doc}\n\nwit_bindgen::generate!({{ path: \"wit\", world: \"{world}\" }});\n\n{code}")
 }
 
-const RUST_COST: &str = r#"
-//! A cost model: one cost per candidate, lowest total wins. Start from the
-//! native formula and change what you need.
+/// The committed Rust cost model (plugins/cost-rust): the cost template is
+/// its code under the template's own crate doc.
+const RUST_COST_EXAMPLE: &str = include_str!("../../../../plugins/cost-rust/src/lib.rs");
 
-use exports::thermoroute::policy::cost_model::{Candidate, CostTerms, Decision, Guest};
-use thermoroute::policy::types::{Risk, Target};
-
-struct Plugin;
-
-impl Guest for Plugin {
-    fn score(decision: Decision, candidates: Vec<Candidate>) -> Result<Vec<CostTerms>, String> {
-        let w = decision.weights;
-        Ok(candidates
-            .iter()
-            .map(|c| {
-                let risk_penalty = match (decision.qos.risk, c.target) {
-                    (Risk::Irreversible, Target::Tsu) => decision.penalties.tsu_irreversible,
-                    (Risk::Irreversible, Target::GpuSim) => decision.penalties.gpu_sim_irreversible,
-                    _ => 0.0,
-                };
-                let latency = w.latency * c.estimate.latency_p50_ms;
-                let energy = w.energy * c.estimate.energy_j;
-                let error = w.error * c.estimate.error;
-                let risk = w.risk * risk_penalty;
-                CostTerms { latency, energy, error, risk, risk_penalty, total: latency + energy + error + risk }
-            })
-            .collect())
-    }
+fn rust_cost() -> String {
+    let (_example_header, code) = RUST_COST_EXAMPLE
+        .split_once("\n\nuse ")
+        .expect("the example's code starts at its first use");
+    format!(
+        "//! A cost model: one cost per candidate, lowest total wins. Start from the\n\
+         //! native formula and change what you need.\n\nuse {code}"
+    )
 }
-
-export!(Plugin);
-"#;
 
 const RUST_ELIGIBILITY: &str = r#"
 //! Eligibility rules: an empty list means eligible.

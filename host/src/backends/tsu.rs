@@ -111,6 +111,14 @@ impl TsuDriver {
             .map_err(|issues| issues.iter().map(ineligible).collect())
     }
 
+    /// Device seconds and joules a whole run of `image` takes on this
+    /// driver's chip, as the simulator counts them (what `tsu inspect`
+    /// prints), stretched by the tenant's share of a shared device.
+    pub fn estimate(&self, image: &TsuImage) -> (f64, f64) {
+        let c = thermoroute_sim::estimate(image, &self.chip);
+        (c.seconds / self.shared_fraction, c.energy_j())
+    }
+
     /// Starts a run of a compiled image.
     pub fn start(&self, image: TsuImage, seed: u64) -> TsuSampling {
         let run = TsuRun::new(Arc::new(image), &self.chip, seed, self.faults.clone());

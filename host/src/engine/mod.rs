@@ -51,7 +51,7 @@ pub use config::{
     Arrivals, Command, EngineConfig, EngineError, JobClass, Mode, RecordedArrival, Step,
 };
 pub use record::Counters;
-pub use report::{CandidateBrief, ClassSummary, JobRecord, NodeRecord, RunReport};
+pub use report::{CandidateBrief, ClassSummary, JobRecord, NodeMix, NodeRecord, RunReport};
 
 use decide::route::Candidate;
 use plan::ClassPlan;

@@ -10,7 +10,7 @@ use crate::device::Target;
 use crate::hardware::Hardware;
 use crate::model::Graph;
 use crate::model::graph::NodeKind;
-use crate::perf::{PerfTables, Service, prior, summarise};
+use crate::perf::{PerfTables, Service, chip_prior, prior, summarise};
 use crate::policy::{BackendLimits, EligibilityQuery, Ineligible, NodeSummary, Policy};
 use crate::trace::NodeBudget;
 
@@ -102,7 +102,23 @@ impl ClassPlan {
         for (i, summary) in summaries.into_iter().enumerate() {
             let node = &graph.nodes[i];
             let targets: Vec<Target> = Target::candidates(node.kind()).to_vec();
-            let prior_of: Vec<Service> = targets.iter().map(|&t| prior(hw, &summary, t)).collect();
+            let mut prior_of: Vec<Service> =
+                targets.iter().map(|&t| prior(hw, &summary, t)).collect();
+            // Spin problems only: the policy already names other kinds.
+            let compiled = match (tsu, node.sample()) {
+                (Some(driver), Some(spec)) if TsuDriver::problem(&spec.program).is_ok() => {
+                    Some((driver, driver.compile(&spec.program)))
+                }
+                _ => None,
+            };
+            // The TSU's service is what the configured chip takes to run
+            // the compiled image, not a throughput guess.
+            if let Some((driver, Ok(image))) = &compiled
+                && let Some(k) = targets.iter().position(|&t| t == Target::Tsu)
+            {
+                let (seconds, joules) = driver.estimate(image);
+                prior_of[k] = chip_prior(hw, &summary, seconds, joules, prior_of[k]);
+            }
             let slots = targets
                 .iter()
                 .zip(&prior_of)
@@ -145,11 +161,8 @@ impl ClassPlan {
                 program_hash: node.sample().map(|s| s.program.canonical_hash()),
                 evidence_nodes: Vec::new(),
                 is_evidence: false,
-                tsu_reasons: match (tsu, node.sample()) {
-                    // Spin problems only: the policy already names other kinds.
-                    (Some(driver), Some(spec)) if TsuDriver::problem(&spec.program).is_ok() => {
-                        driver.compile(&spec.program).err().unwrap_or_default()
-                    }
+                tsu_reasons: match compiled {
+                    Some((_, Err(reasons))) => reasons,
                     _ => Vec::new(),
                 },
             });

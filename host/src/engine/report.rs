@@ -150,8 +150,11 @@ pub struct ClassSummary {
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// One node's completions per target.
 pub struct NodeMix {
+    /// The node id.
     pub node: String,
+    /// Completions per target.
     pub mix: std::collections::BTreeMap<Target, u64>,
 }
 

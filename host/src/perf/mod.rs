@@ -12,6 +12,6 @@ mod state;
 mod summary;
 
 pub use learn::{Drift, Learned, PerfTables};
-pub use prior::{Service, busy_energy, p95_ratio, prior};
+pub use prior::{Service, busy_energy, chip_prior, p95_ratio, prior};
 pub use state::{StateError, write_atomically};
 pub use summary::summarise;

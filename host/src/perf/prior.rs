@@ -86,12 +86,7 @@ pub fn prior(hw: &Hardware, node: &NodeSummary, target: Target) -> Service {
         energy_j: energy,
         error,
     };
-    if let Some(p) = hw
-        .perf
-        .iter()
-        .rev()
-        .find(|p| p.target == target.name() && node.class.starts_with(&p.class))
-    {
+    if let Some(p) = explicit_prior(hw, node, target) {
         service.mean_ms = p.mean_ms;
         service.p95_ms = p.mean_ms * ratio;
         if let Some(e) = p.energy_j {
@@ -99,6 +94,41 @@ pub fn prior(hw: &Hardware, node: &NodeSummary, target: Target) -> Service {
         }
     }
     service
+}
+
+/// The TSU prior from the chip model: a whole run of the node's compiled
+/// image takes `device_seconds` and `energy_j` (the simulator's estimate,
+/// what `tsu inspect` prints). An explicit `[[perf]]` entry for the node's
+/// class still wins; the error stays the rule-based one.
+pub fn chip_prior(
+    hw: &Hardware,
+    node: &NodeSummary,
+    device_seconds: f64,
+    energy_j: f64,
+    rule_based: Service,
+) -> Service {
+    if explicit_prior(hw, node, Target::Tsu).is_some() {
+        return rule_based;
+    }
+    let mean_ms = device_seconds * 1e3;
+    Service {
+        mean_ms,
+        p95_ms: mean_ms * p95_ratio(hw),
+        energy_j,
+        error: rule_based.error,
+    }
+}
+
+/// The `[[perf]]` entry of the hardware file for this node on `target`.
+fn explicit_prior<'a>(
+    hw: &'a Hardware,
+    node: &NodeSummary,
+    target: Target,
+) -> Option<&'a crate::hardware::PerfPrior> {
+    hw.perf
+        .iter()
+        .rev()
+        .find(|p| p.target == target.name() && node.class.starts_with(&p.class))
 }
 
 /// Energy a device draws for `ms` of work, for work whose energy is not modelled otherwise.

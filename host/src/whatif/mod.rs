@@ -8,6 +8,7 @@
 //! QoS variants set fields of every graph's `qos` (`"latency_ms.p95" = 20`).
 
 mod experiment;
+mod fidelity;
 mod output;
 mod plot;
 mod run;
@@ -16,6 +17,7 @@ mod stats;
 use std::path::{Path, PathBuf};
 
 pub use experiment::{Experiment, Load, Prepared, RunSpec, Variant};
+pub use fidelity::{FidelityRow, ModeFigures, compare_modes, mix_difference_pp};
 pub use output::{read_runs, write_outputs};
 pub use plot::{pareto_front, plot};
 pub use run::{RunResult, parse_shard};

@@ -156,3 +156,136 @@ fn tsu_benchmark_prints_numbers() {
         );
     }
 }
+
+/// The TSU candidate's zero-load latency estimate for the posterior-batch
+/// sample node, as the trace of a one-job simulate run records it.
+fn tsu_estimate_ms(dir: &std::path::Path, hardware: &std::path::Path) -> f64 {
+    let trace = dir.join("t.jsonl");
+    let out = run_in(
+        dir,
+        &[
+            "run",
+            &example("graphs/posterior-batch.json"),
+            "--mode",
+            "simulate",
+            "--jobs",
+            "1",
+            "--hardware",
+            &hardware.to_string_lossy(),
+            "--trace",
+            &trace.to_string_lossy(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = thermoroute::trace::read_trace(&trace).expect("a readable trace");
+    events
+        .events
+        .iter()
+        .find_map(|e| match e {
+            thermoroute::trace::TraceEvent::Route { candidates, .. } => candidates
+                .iter()
+                .find(|c| c.target == thermoroute::device::Target::Tsu)
+                .and_then(|c| c.estimate)
+                .map(|e| e.latency_p50_ms),
+            _ => None,
+        })
+        .expect("the sample node had an eligible TSU candidate")
+}
+
+/// `tsu inspect`'s whole-run time on that chip, milliseconds.
+fn inspected_ms(dir: &std::path::Path, hardware: &std::path::Path, clock_hz: f64) -> f64 {
+    let graph: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(example("graphs/posterior-batch.json")).unwrap(),
+    )
+    .unwrap();
+    let node = graph["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["kind"] == "sample")
+        .unwrap();
+    let program = dir.join("program.json");
+    std::fs::write(&program, node["sample"]["program"].to_string()).unwrap();
+    let report = json_of(&run_in(
+        dir,
+        &[
+            "tsu",
+            "inspect",
+            &program.to_string_lossy(),
+            "--hardware",
+            &hardware.to_string_lossy(),
+            "--json",
+        ],
+    ));
+    report["estimated_cycles"].as_f64().unwrap() / clock_hz * 1e3
+}
+
+#[test]
+fn simulated_tsu_service_follows_the_chip_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let devkit = thermoroute_sim::ChipConfig::preset("devkit").unwrap();
+    let mut fast = devkit.clone();
+    fast.clock_hz *= 2.0;
+    let chip = dir.path().join("fast-chip.toml");
+    std::fs::write(&chip, toml::to_string(&fast).unwrap()).unwrap();
+    let slow_hw = dir.path().join("devkit.toml");
+    std::fs::write(&slow_hw, "[tsu]\nchip = \"devkit\"\n").unwrap();
+    let fast_hw = dir.path().join("fast.toml");
+    std::fs::write(
+        &fast_hw,
+        format!("[tsu]\nchip_file = {:?}\n", chip.to_string_lossy()),
+    )
+    .unwrap();
+
+    let slow = tsu_estimate_ms(dir.path(), &slow_hw);
+    let quick = tsu_estimate_ms(dir.path(), &fast_hw);
+    let slow_inspected = inspected_ms(dir.path(), &slow_hw, devkit.clock_hz);
+    let fast_inspected = inspected_ms(dir.path(), &fast_hw, fast.clock_hz);
+    // The routing estimate is the chip's own time for the whole run...
+    assert!(
+        (slow / slow_inspected - 1.0).abs() < 1e-9,
+        "{slow} vs {slow_inspected}"
+    );
+    // ...so a chip variant moves it by exactly what `tsu inspect` predicts.
+    let want = fast_inspected / slow_inspected;
+    assert!(
+        (quick / slow / want - 1.0).abs() < 0.05,
+        "clock x2: simulate ratio {} vs inspect ratio {want}",
+        quick / slow
+    );
+    assert!(quick < slow);
+}
+
+#[test]
+fn the_fidelity_suite_compares_both_modes_on_every_example() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = json_of(&run_in(
+        dir.path(),
+        &["bench", "--suite", "fidelity", "--jobs", "3", "--json"],
+    ));
+    let rows = report["rows"].as_array().unwrap();
+    let classes: Vec<&str> = rows.iter().map(|r| r["class"].as_str().unwrap()).collect();
+    assert_eq!(
+        classes,
+        [
+            "fraud-triage",
+            "posterior-batch",
+            "mm3-interactive",
+            "mm3-batch"
+        ]
+    );
+    for row in rows {
+        for key in ["p50_ratio", "p95_ratio", "energy_ratio"] {
+            let r = row[key]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{key} in {row}"));
+            assert!(r.is_finite() && r > 0.0, "{key} = {r} in {row}");
+        }
+        let mix = row["mix_difference_pp"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&mix), "{row}");
+    }
+}

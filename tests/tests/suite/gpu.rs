@@ -280,6 +280,30 @@ fn sampling_in_slices_gives_the_draws_of_one_call() {
     assert_eq!(run.samples_done(), whole.samples);
 }
 
+/// More than 65,535 workgroups per colour: the dispatch becomes a 2-D grid
+/// (a real GPU bench with 256 chains on 256×256 hit the limit). Chains are
+/// keyed by index, so the first chains match a run of fewer chains.
+#[test]
+fn colours_past_the_one_dimensional_dispatch_limit_sample_correctly() {
+    let schedule = thermoroute::model::eprogram::Schedule {
+        warmup: 1,
+        samples: 1,
+        steps_per_sample: 1,
+        chains: 1024,
+    };
+    let mut big = thermoroute::workloads::pm_j_lattice(128, 0.4, 0.1, 3, schedule);
+    // 8,192 spins per colour × 1,024 chains / 64 per workgroup = 131,072.
+    let wide = gpu().sample(&big, 5).unwrap();
+    big.schedule.chains = 2;
+    let narrow = gpu().sample(&big, 5).unwrap();
+    for chain in 0..2 {
+        for var in 0..narrow.n_vars {
+            assert_eq!(wide.get(chain, 0, var), narrow.get(chain, 0, var));
+        }
+    }
+    assert_eq!(wide.chains, 1024);
+}
+
 #[test]
 fn buffers_are_reused_across_calls() {
     // A private device, so that no other test's calls move its counters.

@@ -576,7 +576,8 @@ impl GpuSampling {
                 } else {
                     p[3] * chains
                 };
-                pass.dispatch_workgroups(work.div_ceil(64), 1, 1);
+                let (x, y) = super::grid(work.div_ceil(64));
+                pass.dispatch_workgroups(x, y, 1);
             }
         }
         // The samples this pass recorded come back with it.

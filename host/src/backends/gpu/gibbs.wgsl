@@ -63,8 +63,9 @@ fn philox(counter: vec4<u32>, key0: vec2<u32>) -> vec4<u32> {
 }
 
 @compute @workgroup_size(64)
-fn sweep_color(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let idx = gid.x;
+fn sweep_color(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    // Past 65,535 workgroups the dispatch is a 2-D grid (see `grid`).
+    let idx = gid.x + gid.y * groups.x * 64u;
     if (idx >= params.color_len * params.chains) {
         return;
     }
@@ -106,8 +107,8 @@ fn sweep_color(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 @compute @workgroup_size(64)
-fn record(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let idx = gid.x;
+fn record(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let idx = gid.x + gid.y * groups.x * 64u;
     if (idx >= params.n_vars * params.chains) {
         return;
     }

@@ -1,5 +1,6 @@
 //! `thermoroute bench`: every suite, one module each.
 
+mod fidelity;
 mod gpu;
 mod plugins;
 mod sampler;
@@ -22,13 +23,23 @@ pub struct BenchArgs {
     /// routing decisions/s with each cost-model plugin against the
     /// native one, with compile, cache-load and instantiation times; or
     /// the GPU sampler's spin updates/s on ±J lattices (at least 32
-    /// chains) on the adapter wgpu finds.
+    /// chains) on the adapter wgpu finds; or how far simulate mode is from
+    /// execute mode on every example graph (p50, p95, energy, backend mix).
     #[arg(long, value_enum, default_value_t = Suite::Sampler)]
     suite: Suite,
     /// Scheduler and plugins suites: jobs to simulate (default 2,000,000
     /// for the scheduler, 20,000 for plugins).
     #[arg(long)]
     jobs: Option<u64>,
+    /// Fidelity suite: Poisson arrivals per second (default 5).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Fidelity suite: hardware description (default: the built-in machine).
+    #[arg(long, value_name = "HW.toml")]
+    hardware: Option<PathBuf>,
+    /// Fidelity suite: calibration file applied to the hardware.
+    #[arg(long, value_name = "FILE")]
+    calibration: Option<PathBuf>,
     /// Plugins suite: cost-model components to measure (default: the
     /// committed Rust, Python and JavaScript ones, once built with
     /// `plugin build`).
@@ -57,6 +68,7 @@ enum Suite {
     Tsu,
     Plugins,
     Gpu,
+    Fidelity,
 }
 
 pub fn bench(args: BenchArgs) -> Result<ExitCode> {
@@ -69,6 +81,13 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         Suite::Tsu => tsu::bench(json),
         Suite::Plugins => plugins::bench(&args.plugins, args.jobs.unwrap_or(20_000), json),
         Suite::Gpu => gpu::bench(&args.sizes, args.chains, json),
+        Suite::Fidelity => {
+            let hw = thermoroute::inputs::load_calibrated_hardware(
+                args.hardware.as_deref(),
+                args.calibration.as_deref(),
+            )?;
+            fidelity::bench(&hw, args.jobs.unwrap_or(20), args.rate.unwrap_or(5.0), json)
+        }
     }
 }
 

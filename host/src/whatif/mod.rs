@@ -16,7 +16,7 @@ mod stats;
 use std::path::{Path, PathBuf};
 
 pub use experiment::{Experiment, Load, Prepared, RunSpec, Variant};
-pub use output::{read_runs, write_outputs};
+pub use output::{CsvRow, read_results_csv, read_runs, results_csv, write_outputs};
 pub use plot::{pareto_front, plot};
 pub use run::{RunResult, parse_shard};
 pub use stats::{METRICS, Stat, VariantResult, aggregate};

@@ -15,6 +15,7 @@ mod export;
 mod golden;
 mod gpu;
 mod graph_exec;
+mod logs;
 mod plugin_langs;
 mod plugin_reload;
 mod plugins;

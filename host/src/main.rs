@@ -23,6 +23,8 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: cli::logging::LogArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -93,7 +95,13 @@ enum Command {
 
 fn main() -> ExitCode {
     quiet_on_closed_stdout();
+    cli::gpu_env::no_wayland_probe_without_wayland();
     let cli = Cli::parse();
+    let screen = matches!(cli.command, Command::Replay(_) | Command::Tui(_));
+    if let Err(err) = cli::logging::init(&cli.log, screen) {
+        eprintln!("error: {err:#}");
+        return ExitCode::FAILURE;
+    }
     match dispatch(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -137,5 +145,15 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Explain(args) => cli::explain::explain(args),
         Command::Review(args) => cli::review::review(args),
         Command::Bench(args) => cli::bench::bench(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -5,6 +5,8 @@ pub mod bench;
 pub mod calibrate;
 pub mod explain;
 pub mod export;
+pub mod gpu_env;
+pub mod logging;
 pub mod plugin;
 pub mod review;
 pub mod run;
@@ -51,10 +53,14 @@ pub fn report_model_error(err: &ModelError) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// A progress bar on stderr drawn with `template`.
+/// A progress bar on stderr drawn with `template` (hidden under `-q`).
 pub fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
-    indicatif::ProgressBar::new(len)
-        .with_style(indicatif::ProgressStyle::with_template(template).expect("valid template"))
+    let bar = indicatif::ProgressBar::new(len)
+        .with_style(indicatif::ProgressStyle::with_template(template).expect("valid template"));
+    if logging::quiet() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar
 }
 
 /// An empty table in the style every subcommand prints.

@@ -35,6 +35,7 @@ impl Engine {
             gate_decision(self.policy.gate.decide(&request), self.hw.gate.fail_closed);
         if let Some(fault) = fault {
             self.counters.policy_faults += 1;
+            self.log_fault("gate", &fault, &format!("fail closed: {decision:?}"));
             self.emit(TraceEvent::PolicyFault {
                 t_ms: self.now_ms,
                 role: "gate".into(),

@@ -209,6 +209,14 @@ impl Engine {
         let latency = now - job.arrival_ms;
         let class = job.class as usize;
         self.summaries[class].add(status, latency, job.energy_j, &self.classes[class]);
+        tracing::debug!(
+            job = job.id,
+            class = %self.classes[class].name,
+            status = status.name(),
+            latency_ms = latency,
+            energy_j = job.energy_j,
+            "job ended"
+        );
         if self.trace.is_some() {
             let event = TraceEvent::JobEnd {
                 t_ms: now,

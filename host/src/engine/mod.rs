@@ -78,6 +78,8 @@ pub struct Engine {
     arrivals_left: u64,
     rate_per_s: f64,
     recorded: VecDeque<RecordedArrival>,
+    /// The `run` log span every step enters.
+    span: tracing::Span,
     next_job_id: u64,
     paused: bool,
     trace: Option<TraceWriter>,
@@ -153,6 +155,8 @@ impl Engine {
         if self.paused {
             return Ok(Step::Paused);
         }
+        let span = self.span.clone();
+        let _run = span.enter();
         self.poll_policy_notices()?;
         let Some(std::cmp::Reverse(event)) = self.events.pop() else {
             self.finish()?;

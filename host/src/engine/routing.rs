@@ -28,6 +28,13 @@ impl Engine {
         let elapsed = self.now_ms - arrival_ms;
         let plan = &self.classes[class];
         let np = &plan.nodes[node as usize];
+        let _job = tracing::debug_span!("job", id = job_id, class = %plan.name).entered();
+        let _route = tracing::trace_span!(
+            "route",
+            node = %plan.graph.nodes[node as usize].id,
+            attempt,
+        )
+        .entered();
         let priority = plan.graph.qos.priority;
         let (spent_j, reserve_j) =
             if plan.graph.qos.energy_j.is_some() || plan.graph.qos.energy_relative.is_some() {
@@ -96,6 +103,7 @@ impl Engine {
             });
         if let Err(fault) = scored {
             self.counters.policy_faults += 1;
+            self.log_fault("cost", &fault, "native cost model");
             self.native
                 .cost
                 .score(&ctx, &mut self.scratch_costs)
@@ -127,6 +135,17 @@ impl Engine {
                 &budget,
             )
         });
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let id = &plan.graph.nodes[node as usize].id;
+            let why = explain::decision_explanation(&self.scratch, &outcome);
+            match &outcome {
+                Routed::Chosen(_) => tracing::debug!(job = job_id, node = %id, "routed: {why}"),
+                Routed::Busy { .. } => tracing::debug!(job = job_id, node = %id, "rejected: {why}"),
+                Routed::Infeasible(_) => {
+                    tracing::debug!(job = job_id, node = %id, "infeasible: {why}");
+                }
+            }
+        }
         if self.trace.is_some() || self.config.record_jobs {
             self.record_decision(slot, node, attempt, &outcome, budget)?;
         }

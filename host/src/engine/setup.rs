@@ -147,6 +147,7 @@ impl Engine {
             arrivals_left,
             rate_per_s: rate,
             recorded,
+            span: tracing::debug_span!("run", mode = ?config.mode, seed = config.seed),
             next_job_id: 0,
             paused: false,
             trace,

@@ -3,7 +3,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, PollWatcher, RecommendedWatcher, RecursiveMode, Watcher};
+use notify_debouncer_full::{
+    DebounceEventResult, DebouncedEvent, FileIdCache, NoCache, RecommendedCache, new_debouncer_opt,
+};
 
 use super::cases::{cost_cases, eligibility_cases, gate_cases};
 use super::convert;
@@ -76,11 +82,6 @@ fn smoke(runtime: &'static Runtime, plugin: &Arc<LoadedPlugin>, role: Role) -> R
     }
 }
 
-fn modified(path: &Path) -> Option<(SystemTime, u64)> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
-}
-
 impl Slot {
     fn open(runtime: &'static Runtime, role: Role, path: &Path) -> Result<Arc<Slot>, PluginError> {
         let plugin = runtime.load(path)?;
@@ -125,6 +126,12 @@ impl Slot {
             Ok(p) if p.hash == old.hash => {}
             Ok(p) => {
                 let version = p.label();
+                tracing::info!(
+                    role = self.role.name(),
+                    path = %self.path.display(),
+                    was = %old.label(),
+                    "plugin reloaded: {version} serves"
+                );
                 *self.current.lock().expect("plugin slot") = p;
                 self.generation.fetch_add(1, Ordering::AcqRel);
                 self.notify(PolicyNotice {
@@ -135,42 +142,63 @@ impl Slot {
                     detail: format!("reloaded {} (was {})", self.path.display(), old.label()),
                 });
             }
-            Err(e) => self.notify(PolicyNotice {
-                role: self.role.name().into(),
-                policy: format!("plugin:{}", old.name),
-                version: old.label(),
-                ok: false,
-                detail: format!("kept {}: the new version is broken: {e}", old.label()),
-            }),
+            Err(e) => {
+                tracing::warn!(
+                    role = self.role.name(),
+                    path = %self.path.display(),
+                    "plugin reload refused, {} serves on: {e}",
+                    old.label()
+                );
+                self.notify(PolicyNotice {
+                    role: self.role.name().into(),
+                    policy: format!("plugin:{}", old.name),
+                    version: old.label(),
+                    ok: false,
+                    detail: format!("kept {}: the new version is broken: {e}", old.label()),
+                });
+            }
         }
     }
 
-    /// Polls the file every `interval` from a background thread that ends
-    /// when the slot is dropped.
-    fn watch(self: &Arc<Self>, interval: Duration) {
-        let weak: Weak<Slot> = Arc::downgrade(self);
-        let mut seen = modified(&self.path);
-        let spawned = std::thread::Builder::new()
-            .name(format!("watch-{}", self.role.name()))
-            .spawn(move || {
-                loop {
-                    std::thread::sleep(interval);
-                    let Some(slot) = weak.upgrade() else { break };
-                    let now = modified(&slot.path);
-                    if now != seen && now.is_some() {
-                        seen = now;
-                        slot.reload();
-                    }
+    /// Watches the file's directory through `notify` (inotify, FSEvents,
+    /// ReadDirectoryChangesW; polling where those are missing or with
+    /// `THERMOROUTE_WATCH=poll`, e.g. on network file systems) and reloads
+    /// once the file's events have been quiet for `debounce`. Watching the
+    /// directory, not the file, follows a file replaced by rename, as
+    /// editors and `cargo build` write them. The watch ends when the
+    /// returned handle is dropped.
+    fn watch(self: &Arc<Self>, debounce: Duration) -> Option<Box<dyn Send>> {
+        let poll = std::env::var("THERMOROUTE_WATCH").is_ok_and(|v| v == "poll");
+        let native = if poll {
+            None
+        } else {
+            match watch::<RecommendedWatcher, _>(self, debounce, RecommendedCache::new()) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::warn!(
+                        path = %self.path.display(),
+                        "cannot watch for changes ({e}); polling instead"
+                    );
+                    None
                 }
-            });
-        if let Err(e) = spawned {
-            self.notify(PolicyNotice {
-                role: self.role.name().into(),
-                policy: format!("plugin:{}", self.current().name),
-                version: self.current().label(),
-                ok: false,
-                detail: format!("cannot watch for changes: {e}"),
-            });
+            }
+        };
+        let watched = match native {
+            Some(w) => Ok(w),
+            None => watch::<PollWatcher, _>(self, debounce, NoCache::new()),
+        };
+        match watched {
+            Ok(w) => Some(w),
+            Err(e) => {
+                self.notify(PolicyNotice {
+                    role: self.role.name().into(),
+                    policy: format!("plugin:{}", self.current().name),
+                    version: self.current().label(),
+                    ok: false,
+                    detail: format!("cannot watch for changes: {e}"),
+                });
+                None
+            }
         }
     }
 
@@ -179,6 +207,53 @@ impl Slot {
             out.append(&mut self.notices.lock().expect("plugin notices"));
         }
     }
+}
+
+/// Whether a debounced event changed `file` (not just opened or read it).
+fn changes(event: &DebouncedEvent, file: &Path) -> bool {
+    let kind_changes = match event.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    };
+    kind_changes
+        && event
+            .paths
+            .iter()
+            .any(|p| p.file_name() == file.file_name())
+}
+
+/// A debounced watch on `slot`'s directory with watcher `W`.
+fn watch<W, C>(slot: &Arc<Slot>, debounce: Duration, cache: C) -> notify::Result<Box<dyn Send>>
+where
+    W: Watcher + Send + 'static,
+    C: FileIdCache + Send + 'static,
+{
+    let weak: Weak<Slot> = Arc::downgrade(slot);
+    let file = slot.path.clone();
+    let handler = move |result: DebounceEventResult| {
+        let Some(slot) = weak.upgrade() else { return };
+        match result {
+            Ok(events) if events.iter().any(|e| changes(e, &file)) && file.exists() => {
+                slot.reload();
+            }
+            Ok(_) => {}
+            Err(errors) => {
+                for e in errors {
+                    tracing::warn!(path = %file.display(), "watching for changes: {e}");
+                }
+            }
+        }
+    };
+    let config = notify::Config::default().with_poll_interval(debounce);
+    let mut debouncer = new_debouncer_opt::<_, W, C>(debounce, None, handler, cache, config)?;
+    let dir = match slot.path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    debouncer.watch(&dir, RecursiveMode::NonRecursive)?;
+    tracing::debug!(path = %slot.path.display(), watcher = ?W::kind(), "watching for changes");
+    Ok(Box::new(debouncer))
 }
 
 /// The instance serving a role, rebuilt when the slot's version changes.
@@ -192,6 +267,8 @@ struct RolePlugin {
     slot: Arc<Slot>,
     name: String,
     serving: Mutex<Serving>,
+    /// The file watch, when hot reload is on (dropped with the plugin).
+    _watch: Mutex<Option<Box<dyn Send>>>,
 }
 
 impl std::fmt::Debug for RolePlugin {
@@ -210,10 +287,10 @@ impl RolePlugin {
         watch: Option<Duration>,
     ) -> Result<RolePlugin, PluginError> {
         let slot = Slot::open(runtime, role, path)?;
-        if let Some(interval) = watch {
-            slot.watch(interval);
-        }
-        Ok(RolePlugin::on(slot))
+        let watch = watch.and_then(|debounce| slot.watch(debounce));
+        let mut plugin = RolePlugin::on(slot);
+        plugin._watch = Mutex::new(watch);
+        Ok(plugin)
     }
 
     /// Serves an already loaded plugin (no file watching).
@@ -230,6 +307,7 @@ impl RolePlugin {
                 instance: plugin.instance(),
             }),
             slot,
+            _watch: Mutex::new(None),
         }
     }
 
@@ -277,7 +355,7 @@ macro_rules! role_plugin_identity {
 macro_rules! role_plugin_constructors {
     ($plugin:ident, $role:expr, $spec:ty, $what:literal) => {
         impl $plugin {
-            #[doc = concat!("Loads ", $what, " at `path`; `watch` polls the file for hot reload.")]
+            #[doc = concat!("Loads ", $what, " at `path`; `watch` (a debounce interval) turns on hot reload.")]
             pub fn open(
                 runtime: &'static Runtime,
                 path: &Path,
@@ -364,7 +442,7 @@ impl CostScratch {
 }
 
 impl PluginCost {
-    /// Loads the cost model at `path`; `watch` polls the file for hot reload.
+    /// Loads the cost model at `path`; `watch` (a debounce interval) turns on hot reload.
     pub fn open(
         runtime: &'static Runtime,
         path: &Path,
@@ -535,7 +613,7 @@ impl PluginSet {
     }
 
     /// The policy these plugins make with this hardware's knobs; `watch`
-    /// polls the files for hot reload.
+    /// watches the files for hot reload.
     pub fn policy(&self, hw: &Hardware, watch: Option<Duration>) -> Result<Policy, PluginError> {
         let mut policy = Policy::native(hw);
         if self.is_empty() {

@@ -218,6 +218,14 @@ impl Runtime {
                 path: path.to_path_buf(),
                 detail: e.to_string(),
             })?;
+        tracing::info!(
+            path = %path.display(),
+            version = %plugin.label(),
+            exports = ?plugin.exports,
+            cache = ?plugin.cache,
+            load_ms = plugin.load_time.as_secs_f64() * 1e3,
+            "plugin loaded"
+        );
         self.loaded
             .lock()
             .expect("plugin memo")

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 pub use experiment::{Experiment, Load, Prepared, RunSpec, Variant};
 pub use fidelity::{FidelityRow, ModeFigures, compare_modes, mix_difference_pp};
-pub use output::{read_runs, write_outputs};
+pub use output::{CsvRow, read_results_csv, read_runs, results_csv, write_outputs};
 pub use plot::{pareto_front, plot};
 pub use run::{RunResult, parse_shard};
 pub use stats::{METRICS, Stat, VariantResult, aggregate};

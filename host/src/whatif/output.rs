@@ -1,5 +1,6 @@
 //! The output directory: `runs.json`, `results.json` and `results.csv`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::{METRICS, RunResult, VariantResult, WhatifError, file_error};
@@ -23,22 +24,81 @@ pub fn write_outputs(
         "results.json",
         serde_json::to_vec_pretty(rows).expect("serialises"),
     )?;
-    let mut csv = String::from("variant");
+    write("results.csv", results_csv(rows))
+}
+
+/// The `results.csv` header: `variant`, each metric's mean and 95% half
+/// width, and the metrics the variant is best on.
+fn csv_header() -> Vec<String> {
+    let mut header = vec!["variant".to_string()];
     for (m, _) in METRICS {
-        csv.push_str(&format!(",{m},{m}_ci95"));
+        header.push(m.to_string());
+        header.push(format!("{m}_ci95"));
     }
-    csv.push_str(",best\n");
+    header.push("best".into());
+    header
+}
+
+/// `rows` as RFC 4180 CSV (the `csv` crate quotes what needs quoting): a
+/// header, then one record per variant; a metric a variant lacks is two
+/// empty fields, `best` its best metrics separated by spaces.
+pub fn results_csv(rows: &[VariantResult]) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(csv_header()).expect("writes to memory");
     for r in rows {
-        csv.push_str(&format!("\"{}\"", r.variant.replace('"', "'")));
+        let mut record = vec![r.variant.clone()];
         for (m, _) in METRICS {
             match r.metrics.get(m) {
-                Some(s) => csv.push_str(&format!(",{},{}", s.mean, s.ci95)),
-                None => csv.push_str(",,"),
+                Some(s) => {
+                    record.push(s.mean.to_string());
+                    record.push(s.ci95.to_string());
+                }
+                None => record.extend([String::new(), String::new()]),
             }
         }
-        csv.push_str(&format!(",\"{}\"\n", r.best.join(" ")));
+        record.push(r.best.join(" "));
+        w.write_record(&record).expect("writes to memory");
     }
-    write("results.csv", csv.into_bytes())
+    w.into_inner().expect("flushes to memory")
+}
+
+/// One record of `results.csv` read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsvRow {
+    pub variant: String,
+    /// Metric name to (mean, 95% half width), for the metrics present.
+    pub metrics: BTreeMap<String, (f64, f64)>,
+    pub best: Vec<String>,
+}
+
+/// Reads a `results.csv` as [`results_csv`] wrote it.
+pub fn read_results_csv(bytes: &[u8]) -> Result<Vec<CsvRow>, csv::Error> {
+    let mut r = csv::Reader::from_reader(bytes);
+    let header: Vec<String> = r.headers()?.iter().map(String::from).collect();
+    let mut rows = Vec::new();
+    for record in r.records() {
+        let record = record?;
+        let field = |name: &str| {
+            header
+                .iter()
+                .position(|h| h == name)
+                .and_then(|i| record.get(i))
+                .unwrap_or("")
+        };
+        let mut metrics = BTreeMap::new();
+        for (m, _) in METRICS {
+            let ci = format!("{m}_ci95");
+            if let (Ok(mean), Ok(ci95)) = (field(m).parse(), field(&ci).parse()) {
+                metrics.insert(m.to_string(), (mean, ci95));
+            }
+        }
+        rows.push(CsvRow {
+            variant: field("variant").to_string(),
+            metrics,
+            best: field("best").split_whitespace().map(String::from).collect(),
+        });
+    }
+    Ok(rows)
 }
 
 /// Reads the `runs.json` of shard output directories.

@@ -2,7 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use thermoroute::whatif::{Prepared, aggregate, read_runs, write_outputs};
+use thermoroute::whatif::{
+    Prepared, Stat, VariantResult, aggregate, read_results_csv, read_runs, results_csv,
+    write_outputs,
+};
 
 fn examples() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples"))
@@ -306,4 +309,49 @@ cost = "{panic}"
     );
     let e = Prepared::load(&missing).unwrap_err().to_string();
     assert!(e.contains("nowhere.wasm"), "{e}");
+}
+
+#[test]
+fn results_csv_round_trips_a_variant_name_with_quotes_commas_and_a_newline() {
+    let name = "load=\"peak\", gpu off\nsecond line";
+    let row = VariantResult {
+        variant: name.into(),
+        series: String::new(),
+        load_rate: None,
+        metrics: [
+            (
+                "latency_p50_ms".to_string(),
+                Stat {
+                    mean: 1.25,
+                    ci95: 0.5,
+                    n: 3,
+                },
+            ),
+            (
+                "energy_per_job_j".to_string(),
+                Stat {
+                    mean: 0.1 + 0.2,
+                    ci95: 1e-9,
+                    n: 3,
+                },
+            ),
+        ]
+        .into_iter()
+        .collect(),
+        best: vec!["latency_p50_ms".into(), "energy_per_job_j".into()],
+        vs_baseline: Default::default(),
+    };
+    let bytes = results_csv(std::slice::from_ref(&row));
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    assert!(
+        text.contains("\"load=\"\"peak\"\", gpu off\nsecond line\""),
+        "RFC 4180 quoting: {text}"
+    );
+    let back = read_results_csv(&bytes).unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].variant, name, "the name comes back unchanged");
+    assert_eq!(back[0].best, row.best);
+    assert_eq!(back[0].metrics["latency_p50_ms"], (1.25, 0.5));
+    assert_eq!(back[0].metrics["energy_per_job_j"], (0.1 + 0.2, 1e-9));
+    assert_eq!(back[0].metrics.len(), 2, "absent metrics stay absent");
 }

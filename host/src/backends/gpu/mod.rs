@@ -189,6 +189,15 @@ impl GpuDevice {
                 "wall".into()
             },
         };
+        tracing::info!(
+            adapter = %info.name,
+            backend = %info.backend,
+            device_type = %info.device_type,
+            driver = %info.driver,
+            timing = %info.timing,
+            selector,
+            "GPU adapter selected"
+        );
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let gibbs = gibbs::GibbsPipelines::new(&device);
         let dense = dense::DensePipeline::new(&device);
@@ -228,7 +237,13 @@ impl GpuDevice {
             .unwrap_or_else(|e| e.into_inner());
         devices
             .entry(selector.to_string())
-            .or_insert_with(|| GpuDevice::acquire_matching(selector).map(Arc::new))
+            .or_insert_with(|| {
+                let acquired = GpuDevice::acquire_matching(selector).map(Arc::new);
+                if let Err(e) = &acquired {
+                    tracing::info!(selector, "no GPU: {e}; other backends serve");
+                }
+                acquired
+            })
             .clone()
     }
 

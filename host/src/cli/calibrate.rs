@@ -30,7 +30,8 @@ pub struct CalibrateArgs {
 
 pub fn calibrate(args: CalibrateArgs) -> Result<ExitCode> {
     let hw = load_hardware(args.hardware.as_deref())?;
-    let steps = args.programs as u64 * if hw.tsu.count > 0 { 2 } else { 1 };
+    // Service models: up to two backends, six sizes each.
+    let steps = args.programs as u64 * if hw.tsu.count > 0 { 2 } else { 1 } + 12;
     let bar = progress_bar(steps, "calibrating {bar:30} {pos}/{len} {msg}");
     if args.json {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -70,6 +71,26 @@ fn print_calibration(c: &Calibration, out: &Path) {
     if let Some(tsu) = &c.tsu {
         row(&format!("tsu ({})", c.chip), tsu);
     }
+    println!("{t}");
+    let mut t = table([
+        "target",
+        "node family",
+        "overhead ms",
+        "ms per unit",
+        "spread (cv)",
+        "points",
+    ]);
+    for f in &c.service {
+        t.add_row(vec![
+            f.target.clone(),
+            f.family.clone(),
+            format!("{:.4}", f.overhead_ms),
+            format!("{:.3e}", f.ms_per_unit),
+            format!("{:.2}", f.residual_cv),
+            f.points.to_string(),
+        ]);
+    }
+    println!("service time on this machine (units: spin updates for sampling, flops for tensors):");
     println!("{t}");
     println!(
         "written to {} (use: thermoroute run ... --calibration {})",

@@ -99,6 +99,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         Err(InputError::Graph(e)) => return Ok(report_model_error(&e)),
         Err(e) => return Err(e.into()),
     };
+    let calibrated_fits = hw.calibrated.len();
     let arrivals = if let Some(file) = &args.arrivals {
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("{}: cannot read", file.display()))?;
@@ -156,6 +157,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         print_json(&report)?;
     } else {
         print_run(&report, args.trace.as_deref());
+        println!("{}", service_model_line(calibrated_fits));
     }
     if report.jobs.len() == 1 && report.submitted == 1 {
         let job = &report.jobs[0];
@@ -169,6 +171,21 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         });
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the service figures came from, so nobody mistakes defaults for
+/// measurements.
+fn service_model_line(calibrated_fits: usize) -> String {
+    if calibrated_fits == 0 {
+        "service figures: uncalibrated built-in defaults (run `thermoroute calibrate`, then \
+         `--calibration FILE`); energy is modelled as device power x busy time"
+            .into()
+    } else {
+        format!(
+            "service figures: {calibrated_fits} model(s) measured on this machine by `calibrate`; \
+             energy is modelled as device power x busy time"
+        )
+    }
 }
 
 fn print_run(r: &RunReport, trace: Option<&Path>) {

@@ -19,7 +19,9 @@ pub use devices::{CpuSpec, GpuSpec, QueueSpec, TsuSpec, Window};
 pub use knobs::{
     Budgets, FailClosed, GateSpec, GateThresholds, PolicySpec, StochasticityPolicy, Weights,
 };
-pub use simulation::{DriftSpec, Fault, FaultKind, PerfPrior, ServiceDistribution, SimulateSpec};
+pub use simulation::{
+    DriftSpec, Fault, FaultKind, PerfPrior, ServiceDistribution, ServiceFit, SimulateSpec,
+};
 
 use std::path::{Path, PathBuf};
 
@@ -64,6 +66,10 @@ pub struct Hardware {
     /// Performance priors that replace the built-in cost model for a
     /// (backend, program class) pair, e.g. measured calibration figures.
     pub perf: Vec<PerfPrior>,
+    /// Service-time models measured by `thermoroute calibrate` (filled from
+    /// `--calibration`; explicit `[[perf]]` entries win over them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub calibrated: Vec<ServiceFit>,
     /// Injected faults: offline windows, slowdowns, execution errors.
     pub faults: Vec<Fault>,
 }

@@ -67,6 +67,28 @@ pub struct PerfPrior {
     pub energy_j: Option<f64>,
 }
 
+/// A service-time model measured on this machine by `thermoroute
+/// calibrate`: a node of `family` on `target` takes `overhead_ms +
+/// ms_per_unit × units`, where units are spin updates for sampling nodes
+/// and flops otherwise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceFit {
+    /// Routing target name: cpu, gpu, gpu-sim, cpu-ref.
+    pub target: String,
+    /// A prefix of the node classes it covers (`sample:ising`, `tensor:matmul`).
+    pub family: String,
+    /// Fixed cost per node, milliseconds.
+    pub overhead_ms: f64,
+    /// Cost per spin update or flop, milliseconds.
+    pub ms_per_unit: f64,
+    /// Spread of the measurements around the fit (standard deviation over
+    /// mean).
+    pub residual_cv: f64,
+    /// Measurements behind the fit.
+    pub points: usize,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {

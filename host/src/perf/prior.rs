@@ -86,6 +86,16 @@ pub fn prior(hw: &Hardware, node: &NodeSummary, target: Target) -> Service {
         energy_j: energy,
         error,
     };
+    if let Some(fit) = calibrated_fit(hw, node, target) {
+        let units = match &node.program {
+            Some(p) => p.updates,
+            None => node.flops,
+        };
+        let ms = fit.overhead_ms + fit.ms_per_unit * units;
+        service.mean_ms = ms;
+        service.p95_ms = ms * ratio;
+        service.energy_j = busy_energy(hw, target.device(), ms);
+    }
     if let Some(p) = explicit_prior(hw, node, target) {
         service.mean_ms = p.mean_ms;
         service.p95_ms = p.mean_ms * ratio;
@@ -131,11 +141,77 @@ fn explicit_prior<'a>(
         .find(|p| p.target == target.name() && node.class.starts_with(&p.class))
 }
 
+/// The measured service model for this node on `target`, if calibration
+/// measured its family (the longest matching family wins).
+fn calibrated_fit<'a>(
+    hw: &'a Hardware,
+    node: &NodeSummary,
+    target: Target,
+) -> Option<&'a crate::hardware::ServiceFit> {
+    hw.calibrated
+        .iter()
+        .filter(|f| f.target == target.name() && node.class.starts_with(&f.family))
+        .max_by_key(|f| f.family.len())
+}
+
 /// Energy a device draws for `ms` of work, for work whose energy is not modelled otherwise.
 pub fn busy_energy(hw: &Hardware, device: Device, ms: f64) -> f64 {
     match device {
         Device::Cpu => ms * 1e-3 * hw.cpu.active_w_per_core,
         Device::Gpu => ms * 1e-3 * hw.gpu.active_w,
         Device::Tsu => ms * 1e-3 * hw.tsu.setup_w,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hardware::{PerfPrior, ServiceFit};
+    use crate::policy::ProgramSummary;
+
+    fn sample_node() -> NodeSummary {
+        NodeSummary {
+            kind: NodeKind::Sample,
+            class: "sample:ising:2^16".into(),
+            flops: 0.0,
+            bytes: 0.0,
+            program: Some(ProgramSummary {
+                chains: 2,
+                samples: 100,
+                updates: 1e5,
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn explicit_priors_beat_calibration_which_beats_defaults() {
+        let node = sample_node();
+        let mut hw = Hardware::default();
+        let built_in = prior(&hw, &node, Target::CpuRef);
+        hw.calibrated.push(ServiceFit {
+            target: "cpu-ref".into(),
+            family: "sample".into(),
+            overhead_ms: 0.5,
+            ms_per_unit: 1e-5,
+            residual_cv: 0.1,
+            points: 9,
+        });
+        let calibrated = prior(&hw, &node, Target::CpuRef);
+        assert!((calibrated.mean_ms - 1.5).abs() < 1e-12);
+        assert_ne!(calibrated.mean_ms, built_in.mean_ms);
+        assert_eq!(calibrated.error, built_in.error);
+        // Other targets keep their defaults.
+        assert_eq!(
+            prior(&hw, &node, Target::GpuSim),
+            prior(&Hardware::default(), &node, Target::GpuSim)
+        );
+        hw.perf.push(PerfPrior {
+            target: "cpu-ref".into(),
+            class: "sample".into(),
+            mean_ms: 7.0,
+            energy_j: None,
+        });
+        assert_eq!(prior(&hw, &node, Target::CpuRef).mean_ms, 7.0);
     }
 }

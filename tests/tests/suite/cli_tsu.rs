@@ -139,6 +139,76 @@ fn calibration_feeds_the_scheduler() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a calibration file"));
+
+    // Service models were measured for the CPU (and the GPU where there is
+    // one), and become the scheduler's priors: the CPU reference's estimate
+    // for the sample node is the fitted line, not the built-in throughput.
+    let fits = doc["service"].as_array().unwrap();
+    let cpu_ref = fits
+        .iter()
+        .find(|f| f["target"] == "cpu-ref" && f["family"] == "sample")
+        .expect("a CPU sampling model");
+    assert!(cpu_ref["points"].as_u64().unwrap() >= 2);
+    assert!(cpu_ref["ms_per_unit"].as_f64().unwrap() > 0.0);
+    assert!(
+        fits.iter()
+            .any(|f| f["target"] == "cpu" && f["family"] == "tensor")
+    );
+    let estimate = |extra: &[&str]| -> f64 {
+        let trace = dir.path().join("cal-trace.jsonl");
+        let mut args = vec![
+            "run",
+            &example("graphs/fraud-triage.json").leak()[..],
+            "--mode",
+            "simulate",
+            "--jobs",
+            "1",
+            "--trace",
+            trace.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = run_in(dir.path(), &args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let events = thermoroute::trace::read_trace(&trace).unwrap().events;
+        events
+            .iter()
+            .find_map(|e| match e {
+                thermoroute::trace::TraceEvent::Route { candidates, .. } => candidates
+                    .iter()
+                    .find(|c| c.target == thermoroute::device::Target::CpuRef)
+                    .and_then(|c| c.estimate)
+                    .map(|e| e.latency_p50_ms),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let calibrated = estimate(&["--calibration", "cal.json"]);
+    let built_in = estimate(&[]);
+    assert_ne!(calibrated, built_in);
+
+    // A file measured elsewhere is refused, naming what differs.
+    let mut foreign = doc.clone();
+    foreign["machine"]["cores"] = serde_json::json!(4096);
+    std::fs::write(dir.path().join("foreign.json"), foreign.to_string()).unwrap();
+    let out = run_in(
+        dir.path(),
+        &[
+            "run",
+            &example("graphs/fraud-triage.json"),
+            "--calibration",
+            "foreign.json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another machine") && err.contains("4096 cores"),
+        "{err}"
+    );
 }
 
 #[test]

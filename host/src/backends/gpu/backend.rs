@@ -29,6 +29,12 @@ impl GpuBackend {
     /// hardware file's `gpu.adapter`), acquired on first use. Without one
     /// every call answers [`BackendError::Unavailable`] and the engine
     /// falls back.
+    /// Whether an adapter was found (without one every call answers
+    /// `BackendUnavailable`).
+    pub fn is_available(&self) -> bool {
+        self.device.is_ok()
+    }
+
     pub fn shared(selector: &str, active_w: f64) -> GpuBackend {
         GpuBackend::with_device(GpuDevice::shared_matching(selector), active_w)
     }

@@ -1,7 +1,14 @@
 //! Calibration: each backend's marginal error against exact enumeration on a
 //! suite of small random spin programs, split into the Monte Carlo part
 //! (from each run's bulk ESS) and the excess — the backend's bias, which the
-//! scheduler's accuracy term uses.
+//! scheduler's accuracy term uses — and service-time models measured on this
+//! machine (`service.rs`), which become the scheduler's priors and simulate
+//! mode's service times. A file is keyed by the machine and build that
+//! measured it and refused elsewhere.
+
+mod service;
+
+pub use service::{MachineKey, fit_line, measure as measure_service};
 
 use std::path::Path;
 
@@ -39,6 +46,13 @@ pub struct Calibration {
     pub cpu_ref: BackendCalibration,
     /// Absent when the hardware has no TSU.
     pub tsu: Option<BackendCalibration>,
+    /// The machine and build that measured (absent in files from before
+    /// service models were measured).
+    #[serde(default)]
+    pub machine: Option<MachineKey>,
+    /// Service-time models per (target, node family).
+    #[serde(default)]
+    pub service: Vec<crate::hardware::ServiceFit>,
 }
 
 /// Errors of calibration. Fatal for the command.
@@ -55,6 +69,10 @@ pub enum CalibrationError {
     Run(#[from] thermoroute_sim::SimError),
     #[error("{file}: {reason}")]
     File { file: String, reason: String },
+    #[error(
+        "{file}: measured on another machine or build: {mismatch}; run `thermoroute calibrate` here"
+    )]
+    Foreign { file: String, mismatch: String },
 }
 
 /// Program `index` of the random family: `n` spins on a ring plus chords,
@@ -127,6 +145,11 @@ pub fn calibrate(
     seed: u64,
     mut progress: impl FnMut(&str, usize),
 ) -> Result<Calibration, CalibrationError> {
+    let mut step = 0;
+    let service = measure_service(hw, |what| {
+        progress(what, step);
+        step += 1;
+    });
     let driver = TsuDriver::from_hardware(hw)?;
     let mut cpu = Vec::new();
     let mut tsu = Vec::new();
@@ -159,6 +182,8 @@ pub fn calibrate(
         chip_hash: driver.chip.hash(),
         cpu_ref: summarise(&cpu),
         tsu: (hw.tsu.count > 0).then(|| summarise(&tsu)),
+        machine: Some(MachineKey::here()),
+        service,
     })
 }
 
@@ -177,6 +202,7 @@ impl Calibration {
         if let Some(t) = &self.tsu {
             hw.tsu.sampling_bias = t.bias;
         }
+        hw.calibrated.clone_from(&self.service);
     }
 
     pub fn load(file: &Path) -> Result<Self, CalibrationError> {
@@ -189,6 +215,27 @@ impl Calibration {
             serde_json::from_str(&text).map_err(|e| bad(format!("not a calibration file: {e}")))?;
         if c.format != FORMAT {
             return Err(bad(format!("format {:?} (expected {FORMAT:?})", c.format)));
+        }
+        if let Some(bad_fit) = c.service.iter().find(|f| {
+            !(f.overhead_ms.is_finite()
+                && f.overhead_ms >= 0.0
+                && f.ms_per_unit.is_finite()
+                && f.ms_per_unit >= 0.0)
+        }) {
+            return Err(bad(format!(
+                "service model {}/{} has a negative or non-finite figure",
+                bad_fit.target, bad_fit.family
+            )));
+        }
+        let mismatch = match &c.machine {
+            Some(key) => key.mismatch(&MachineKey::here()),
+            None => Some("no machine key (written by an older thermoroute)".into()),
+        };
+        if let Some(mismatch) = mismatch {
+            return Err(CalibrationError::Foreign {
+                file: file.display().to_string(),
+                mismatch,
+            });
         }
         Ok(c)
     }

@@ -15,6 +15,7 @@ mod export;
 mod golden;
 mod gpu;
 mod graph_exec;
+mod plugin_hardening;
 mod plugin_langs;
 mod plugins;
 mod scheduler;

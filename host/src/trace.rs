@@ -229,6 +229,9 @@ pub enum TraceEvent {
         decision: GateDecision,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         review_id: Option<String>,
+        /// The host floor's reasons, when it overrode the gate.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        floor: Option<Vec<String>>,
     },
     Drift {
         t_ms: f64,

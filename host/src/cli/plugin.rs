@@ -10,7 +10,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use thermoroute::hardware::Hardware;
 use thermoroute::inputs::PluginFiles;
 use thermoroute::plugin::authoring::{self, Lang};
-use thermoroute::plugin::{PluginSet, Role, Runtime, conformance};
+use thermoroute::plugin::{PluginSet, Role, Runtime, conformance_under};
 use thermoroute::policy::Policy;
 
 use super::{print_json, table};
@@ -88,11 +88,15 @@ pub enum PluginCommand {
     /// Load a component, report the world it implements and what the
     /// sandbox grants each import, run the conformance suite and time it.
     ///
-    /// Exit codes: 0 conformant, 1 fails a case or cannot be loaded.
+    /// Exit codes: 0 conformant, 1 fails a case, exports no supported
+    /// world, or cannot be loaded.
     Check {
         file: PathBuf,
         #[arg(long)]
         json: bool,
+        /// Hardware file whose `[plugins]` ceilings and policy knobs apply.
+        #[arg(long)]
+        hardware: Option<PathBuf>,
     },
 }
 
@@ -121,14 +125,22 @@ pub fn plugin(command: PluginCommand) -> Result<ExitCode> {
             println!("{}", out.display());
             Ok(ExitCode::SUCCESS)
         }
-        PluginCommand::Check { file, json } => check(&file, json),
+        PluginCommand::Check {
+            file,
+            json,
+            hardware,
+        } => check(&file, json, hardware.as_deref()),
     }
 }
 
-fn check(file: &Path, json: bool) -> Result<ExitCode> {
+fn check(file: &Path, json: bool, hardware: Option<&Path>) -> Result<ExitCode> {
     let runtime = Runtime::shared()?;
-    let report =
-        conformance(runtime, file).with_context(|| format!("checking {}", file.display()))?;
+    let hw = match hardware {
+        Some(p) => Hardware::load(p)?,
+        None => Hardware::default(),
+    };
+    let report = conformance_under(runtime, file, &hw)
+        .with_context(|| format!("checking {}", file.display()))?;
     if json {
         print_json(&report)?;
     } else {
@@ -152,6 +164,16 @@ fn check(file: &Path, json: bool) -> Result<ExitCode> {
             }
             println!("{t}");
         }
+        let mut t = table(["limit", "asked", "granted", "why"]);
+        for g in &report.limits {
+            t.add_row(vec![
+                g.limit.to_string(),
+                g.asked.to_string(),
+                g.granted.to_string(),
+                g.why.clone(),
+            ]);
+        }
+        println!("{t}");
         let mut t = table(["", "role", "conformance case", "detail"]);
         for c in &report.cases {
             t.add_row(vec![

@@ -2,7 +2,7 @@
 //! evidence of everything upstream, then is applied, held for a human, or
 //! dropped. The decision comes from [`decide::gate`](super::decide::gate).
 
-use super::decide::gate::{effect_outcome, gate_decision};
+use super::decide::gate::{effect_outcome, gate_decision, hold_to_floor, host_floor};
 use super::{Engine, EngineError, Mode};
 use crate::model::graph::EffectSpec;
 use crate::policy::{EffectRequest, GateDecision};
@@ -33,6 +33,8 @@ impl Engine {
         };
         let (decision, fault) =
             gate_decision(self.policy.gate.decide(&request), self.hw.gate.fail_closed);
+        // The host's own floor, whatever the gate said.
+        let (decision, floor) = hold_to_floor(decision, host_floor(&request, &self.hw.gate));
         if let Some(fault) = fault {
             self.counters.policy_faults += 1;
             self.log_fault("gate", &fault, &format!("fail closed: {decision:?}"));
@@ -67,15 +69,16 @@ impl Engine {
                 }
             }
         }
-        let (status, output) = effect_outcome(&decision, &spec, review_id.as_deref());
+        let measured = self.config.mode == Mode::Execute;
+        let (status, output) = effect_outcome(&decision, &spec, review_id.as_deref(), !measured);
         self.emit(TraceEvent::Gate {
             t_ms: self.now_ms,
             job: job_id,
             node: request.node,
             decision,
             review_id,
+            floor,
         })?;
-        let measured = self.config.mode == Mode::Execute;
         self.trace_end(slot, node, target, status, 0.0, 0.0, measured, || {
             Some(output.clone())
         })?;

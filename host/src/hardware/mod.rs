@@ -8,17 +8,20 @@
 //! | `devices.rs` | `[cpu]`, `[gpu]`, `[tsu]` (counts, power, chip), `[queues]` |
 //! | `knobs.rs` | `[weights]`, `[budgets]`, `[policy]`, `[gate]` |
 //! | `simulation.rs` | `[simulate]`, `[drift]`, `[[perf]]` priors, `[[faults]]` |
+//! | `plugins.rs` | `[plugins]`: the operator's ceilings on plugins, deadlines, the breaker |
 //!
 //! This module holds the whole description, its loading and its checks.
 
 mod devices;
 mod knobs;
+mod plugins;
 mod simulation;
 
 pub use devices::{CpuSpec, GpuSpec, QueueSpec, TsuSpec, Window};
 pub use knobs::{
     Budgets, FailClosed, GateSpec, GateThresholds, PolicySpec, StochasticityPolicy, Weights,
 };
+pub use plugins::PluginCeilings;
 pub use simulation::{
     DriftSpec, Fault, FaultKind, PerfPrior, ServiceDistribution, ServiceFit, SimulateSpec,
 };
@@ -63,6 +66,8 @@ pub struct Hardware {
     pub gate: GateSpec,
     pub simulate: SimulateSpec,
     pub drift: DriftSpec,
+    /// The operator's ceilings on policy plugins.
+    pub plugins: PluginCeilings,
     /// Performance priors that replace the built-in cost model for a
     /// (backend, program class) pair, e.g. measured calibration figures.
     pub perf: Vec<PerfPrior>,
@@ -191,6 +196,30 @@ impl Hardware {
             if !(x.is_finite() && x >= 0.0) {
                 return bad(path, format!("must be a finite number >= 0, got {x}"));
             }
+        }
+        let p = &self.plugins;
+        let plugin_positive = [
+            ("plugins.max_fuel_per_call", p.max_fuel_per_call),
+            ("plugins.max_fuel_instantiate", p.max_fuel_instantiate),
+            ("plugins.max_memory_mib", p.max_memory_mib),
+            ("plugins.max_instances", u64::from(p.max_instances)),
+            ("plugins.max_log_bytes", p.max_log_bytes as u64),
+            ("plugins.deadline_ms", p.deadline_ms),
+            ("plugins.instantiate_deadline_ms", p.instantiate_deadline_ms),
+        ];
+        for (path, x) in plugin_positive {
+            if x == 0 {
+                return bad(path, "must be at least 1".into());
+            }
+        }
+        if p.deadline_ms > p.max_deadline_ms {
+            return bad(
+                "plugins.deadline_ms",
+                format!(
+                    "{} ms exceeds plugins.max_deadline_ms ({} ms)",
+                    p.deadline_ms, p.max_deadline_ms
+                ),
+            );
         }
         if self.cpu.cores == 0 {
             return bad(

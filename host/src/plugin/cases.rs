@@ -321,5 +321,87 @@ pub fn gate_cases(gate: &dyn Gate) -> Vec<ConformanceCase> {
             Err(f) => Err(f.reason),
         },
     ));
+    cases.push(case(
+        "gate",
+        &format!(
+            "never allows what the host floor denies, on {GATE_PROBES} varied requests (seed {GATE_PROBE_SEED:#x})"
+        ),
+        floor_probes(gate),
+    ));
     cases
+}
+
+/// Randomised gate requests per conformance run: a gate cannot pass by
+/// recognising one fixed probe.
+const GATE_PROBES: usize = 48;
+/// Their seed (fixed, so a check is reproducible).
+const GATE_PROBE_SEED: u64 = 0x6761_7465;
+
+/// A request with random names, risk and evidence, each evidence item
+/// missing random pieces of provenance.
+fn random_request(rng: &mut rand_chacha::ChaCha8Rng, i: usize) -> EffectRequest {
+    use rand::Rng;
+    let mut items = Vec::new();
+    for k in 0..rng.random_range(0..4usize) {
+        let mut e = evidence();
+        e.node = format!("n{i}-{k}");
+        if rng.random_bool(0.3) {
+            e.backend = None;
+        }
+        if rng.random_bool(0.3) {
+            e.output_hash = None;
+        }
+        if rng.random_bool(0.3) {
+            e.schedule = None;
+        }
+        if rng.random_bool(0.3) {
+            e.program_hash = None;
+        }
+        if rng.random_bool(0.3) {
+            e.input_hashes.clear();
+        }
+        e.min_ess_bulk = Some(rng.random_range(1.0..3000.0));
+        e.max_rhat = Some(rng.random_range(1.0..1.2));
+        items.push(e);
+    }
+    EffectRequest {
+        node: format!("effect-{i}"),
+        action: ["refund", "block card", "notify", "ship", "wire"][i % 5].into(),
+        risk: if rng.random_bool(0.6) {
+            Risk::Irreversible
+        } else {
+            Risk::Reversible
+        },
+        priority: if rng.random_bool(0.5) {
+            Priority::Interactive
+        } else {
+            Priority::Batch
+        },
+        evidence: items,
+        escalations: vec![],
+    }
+}
+
+fn floor_probes(gate: &dyn Gate) -> Result<(), String> {
+    use rand::SeedableRng;
+    let floor = crate::policy::NativeGate {
+        spec: crate::hardware::GateSpec::default(),
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(GATE_PROBE_SEED);
+    for i in 0..GATE_PROBES {
+        let r = random_request(&mut rng, i);
+        let must = floor.decide(&r).map_err(|f| f.reason)?;
+        match gate.decide(&r) {
+            Ok(GateDecision::Allow) if matches!(must, GateDecision::Deny(_)) => {
+                return Err(format!(
+                    "allowed probe {i} ({:?}, {} evidence item(s)), which the floor denies: {must:?}",
+                    r.risk,
+                    r.evidence.len()
+                ));
+            }
+            Ok(_) => {}
+            Err(f) => return Err(format!("probe {i}: {}", f.reason)),
+        }
+    }
+    Ok(())
 }

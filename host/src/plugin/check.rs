@@ -11,6 +11,7 @@ use super::cases::{
     sample_node,
 };
 use super::error::PluginError;
+use super::limits::LimitGrant;
 use super::roles::{PluginCost, PluginEligibility, PluginGate};
 use super::runtime::{CacheUse, Runtime};
 use crate::device::Target;
@@ -42,6 +43,9 @@ pub struct CheckReport {
     pub load_ms: f64,
     /// Cold instantiation (fresh store and instance), microseconds.
     pub instantiate_us: f64,
+    /// Each sandbox limit as asked and as granted under the operator's
+    /// ceilings, and why.
+    pub limits: Vec<LimitGrant>,
     /// The conformance cases of every role it exports.
     pub cases: Vec<ConformanceCase>,
     /// Mean time of one warm call per role, microseconds.
@@ -49,9 +53,10 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
-    /// Whether every case passed.
+    /// Whether every case passed (a component with no supported world
+    /// fails its first case).
     pub fn passed(&self) -> bool {
-        self.cases.iter().all(|c| c.passed)
+        !self.cases.is_empty() && self.cases.iter().all(|c| c.passed)
     }
 }
 
@@ -73,13 +78,50 @@ pub fn import_grant(name: &str) -> &'static str {
         _ => "not provided",
     }
 }
-/// Loads `path`, runs the suite for every role it exports and times it.
+/// The case a component exporting no role of this host's WIT fails: it
+/// names what it exports instead (another version of the package, say).
+fn no_world_case(exports: &[String]) -> ConformanceCase {
+    let foreign: Vec<&String> = exports
+        .iter()
+        .filter(|e| e.starts_with("thermoroute:policy/"))
+        .collect();
+    ConformanceCase {
+        role: "world",
+        name: "exports a world of thermoroute:policy@0.1.0".into(),
+        passed: false,
+        detail: if !foreign.is_empty() {
+            format!(
+                "exports {} — a version this host does not know (it speaks @0.1.0)",
+                foreign
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else if exports.is_empty() {
+            "exports nothing".into()
+        } else {
+            format!("exports only {}", exports.join(", "))
+        },
+    }
+}
+
+/// Loads `path`, runs the suite for every role it exports and times it,
+/// under the default hardware's ceilings.
 pub fn conformance(
     runtime: &'static Runtime,
     path: &std::path::Path,
 ) -> Result<CheckReport, PluginError> {
-    let plugin = runtime.load(path)?;
-    let hw = Hardware::default();
+    conformance_under(runtime, path, &Hardware::default())
+}
+
+/// [`conformance`] under `hw`'s plugin ceilings and policy knobs.
+pub fn conformance_under(
+    runtime: &'static Runtime,
+    path: &std::path::Path,
+    hw: &Hardware,
+) -> Result<CheckReport, PluginError> {
+    let plugin = runtime.load_with(path, &hw.plugins)?;
     let started = Instant::now();
     let mut probe = plugin.instance();
     let mut instantiate_us = 0.0;
@@ -94,6 +136,9 @@ pub fn conformance(
     }
     let _ = started;
     let mut cases = Vec::new();
+    if plugin.roles == super::world::Roles::default() {
+        cases.push(no_world_case(&plugin.exports));
+    }
     let mut call_us = Vec::new();
     const CALLS: u32 = 200;
     if plugin.roles.cost {
@@ -132,7 +177,7 @@ pub fn conformance(
         cases.extend(eligibility_cases(&rules));
         let node = sample_node();
         let q = qos(Risk::Reversible);
-        let limits = BackendLimits::of(Target::Tsu, &hw);
+        let limits = BackendLimits::of(Target::Tsu, hw);
         let t = Instant::now();
         for _ in 0..CALLS {
             let _ = rules.verdict(&EligibilityQuery {
@@ -178,6 +223,7 @@ pub fn conformance(
         cache: plugin.cache,
         load_ms: plugin.load_time.as_secs_f64() * 1e3,
         instantiate_us,
+        limits: plugin.grants.clone(),
         cases,
         call_us,
     })

@@ -75,11 +75,27 @@ pub enum PluginError {
 #[serde(tag = "fault", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum PluginFault {
-    /// The call used up its fuel.
-    #[error("ran out of fuel ({fuel} per call)")]
+    /// The call (or the instantiation) used up its fuel.
+    #[error("ran out of fuel ({fuel} units)")]
     OutOfFuel {
-        /// The fuel each call gets.
+        /// The fuel it had: per call, or per instantiation.
         fuel: u64,
+    },
+    /// The call outlived its wall-clock deadline (it blocked, or ran long
+    /// on a slow machine before its fuel ran out).
+    #[error("missed its deadline ({ms} ms)")]
+    Deadline {
+        /// The deadline, ms.
+        ms: u64,
+    },
+    /// The role is tripped after consecutive faults; the plugin was not
+    /// called.
+    #[error("is tripped after {faults} consecutive faults; retried in {calls} calls")]
+    Tripped {
+        /// The consecutive faults that tripped it.
+        faults: u32,
+        /// Calls left before the retry.
+        calls: u64,
     },
     /// The instance tried to grow its memory past the limit.
     #[error("exceeded its memory limit ({limit_mib} MiB)")]
@@ -121,6 +137,8 @@ impl PluginFault {
     pub fn kind(&self) -> &'static str {
         match self {
             PluginFault::OutOfFuel { .. } => "out_of_fuel",
+            PluginFault::Deadline { .. } => "deadline",
+            PluginFault::Tripped { .. } => "tripped",
             PluginFault::MemoryLimit { .. } => "memory_limit",
             PluginFault::StackOverflow => "stack_overflow",
             PluginFault::Trap { .. } => "trap",

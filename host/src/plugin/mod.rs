@@ -11,10 +11,12 @@
 //! ```
 //!
 //! The sandbox grants nothing: a WASI context with no files, no environment,
-//! no network, frozen clocks and seeded randomness; fuel per call, a memory
-//! cap and bounded instance/table counts per store (limits per plugin, from a
-//! `NAME.toml` next to `NAME.wasm`). An instance is reused across calls and
-//! rebuilt after a trap. A watcher reloads a plugin when its file changes; a
+//! no network, frozen clocks whose pollables never block, and seeded
+//! randomness; fuel per call, a wall-clock epoch deadline, a memory cap and
+//! bounded instance/table counts per store (limits per plugin, from a
+//! `NAME.toml` next to `NAME.wasm`, capped by the operator's `[plugins]`
+//! ceilings). An instance is reused across calls and rebuilt after a trap; a
+//! role that keeps faulting is tripped by its circuit breaker. A watcher reloads a plugin when its file changes; a
 //! broken new version leaves the old one serving.
 //!
 //! This file only declares and re-exports; each item lives in the module
@@ -23,6 +25,7 @@
 
 pub mod authoring;
 mod bindings;
+mod breaker;
 mod cache_dir;
 mod cases;
 mod check;
@@ -31,13 +34,14 @@ mod error;
 mod limits;
 mod roles;
 mod runtime;
+mod sandbox;
 mod world;
 
 pub use cache_dir::default_cache_dir;
 pub use cases::ConformanceCase;
-pub use check::{CheckReport, conformance};
+pub use check::{CheckReport, conformance, conformance_under};
 pub use error::{PluginError, PluginFault};
-pub use limits::PluginLimits;
+pub use limits::{LimitGrant, PluginLimits, grant};
 pub use roles::{PluginCost, PluginEligibility, PluginGate, PluginSet, ReloadNotice};
 pub use runtime::{CacheUse, Instance, LoadedPlugin, Runtime};
 pub use world::{Role, Roles};

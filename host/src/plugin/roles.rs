@@ -11,16 +11,18 @@ use notify_debouncer_full::{
     DebounceEventResult, DebouncedEvent, FileIdCache, NoCache, RecommendedCache, new_debouncer_opt,
 };
 
+use super::breaker::{Admit, Breaker, Change};
 use super::cases::{cost_cases, eligibility_cases, gate_cases};
 use super::convert;
 use super::error::{PluginError, PluginFault};
-use super::runtime::{Instance, LoadedPlugin, MAX_TEXT, Runtime};
+use super::runtime::{Instance, LoadedPlugin, Runtime};
 use super::world::Role;
-use crate::hardware::{GateSpec, Hardware, PolicySpec};
+use crate::hardware::{GateSpec, Hardware, PluginCeilings, PolicySpec};
 use crate::model::graph::{Qos, Risk};
 use crate::policy::{
     CostModel, CostTerms, DecisionContext, EffectRequest, Eligibility, EligibilityQuery, Gate,
-    GateDecision, Ineligible, NodeSummary, Policy, PolicyFault, PolicyNotice, validate_costs,
+    GateDecision, Ineligible, NativeCost, NativeEligibility, NodeSummary, Policy, PolicyFault,
+    PolicyNotice, runs_kind, validate_costs,
 };
 
 /// Longest list of reasons a plugin may return.
@@ -34,6 +36,7 @@ struct Slot {
     role: Role,
     path: PathBuf,
     runtime: &'static Runtime,
+    ceilings: PluginCeilings,
     current: Mutex<Arc<LoadedPlugin>>,
     generation: AtomicU64,
     notices: Mutex<Vec<PolicyNotice>>,
@@ -83,8 +86,13 @@ fn smoke(runtime: &'static Runtime, plugin: &Arc<LoadedPlugin>, role: Role) -> R
 }
 
 impl Slot {
-    fn open(runtime: &'static Runtime, role: Role, path: &Path) -> Result<Arc<Slot>, PluginError> {
-        let plugin = runtime.load(path)?;
+    fn open(
+        runtime: &'static Runtime,
+        role: Role,
+        path: &Path,
+        ceilings: &PluginCeilings,
+    ) -> Result<Arc<Slot>, PluginError> {
+        let plugin = runtime.load_with(path, ceilings)?;
         require_role(&plugin, role)?;
         Ok(Slot::serving(runtime, role, plugin))
     }
@@ -94,6 +102,7 @@ impl Slot {
             role,
             path: plugin.path.clone(),
             runtime,
+            ceilings: plugin.ceilings,
             current: Mutex::new(plugin),
             generation: AtomicU64::new(0),
             notices: Mutex::new(Vec::new()),
@@ -114,14 +123,17 @@ impl Slot {
     /// test, otherwise keeps the serving version and says why.
     fn reload(&self) {
         let old = self.current();
-        let attempt = self.runtime.load(&self.path).and_then(|p| {
-            require_role(&p, self.role)?;
-            smoke(self.runtime, &p, self.role).map_err(|detail| PluginError::Instantiate {
-                path: self.path.clone(),
-                detail,
-            })?;
-            Ok(p)
-        });
+        let attempt = self
+            .runtime
+            .load_with(&self.path, &self.ceilings)
+            .and_then(|p| {
+                require_role(&p, self.role)?;
+                smoke(self.runtime, &p, self.role).map_err(|detail| PluginError::Instantiate {
+                    path: self.path.clone(),
+                    detail,
+                })?;
+                Ok(p)
+            });
         match attempt {
             Ok(p) if p.hash == old.hash => {}
             Ok(p) => {
@@ -256,10 +268,12 @@ where
     Ok(Box::new(debouncer))
 }
 
-/// The instance serving a role, rebuilt when the slot's version changes.
+/// The instance serving a role, rebuilt when the slot's version changes,
+/// and the role's circuit breaker.
 struct Serving {
     generation: u64,
     instance: Instance,
+    breaker: Breaker,
 }
 
 /// What the three role wrappers share.
@@ -284,9 +298,10 @@ impl RolePlugin {
         runtime: &'static Runtime,
         role: Role,
         path: &Path,
+        ceilings: &PluginCeilings,
         watch: Option<Duration>,
     ) -> Result<RolePlugin, PluginError> {
-        let slot = Slot::open(runtime, role, path)?;
+        let slot = Slot::open(runtime, role, path, ceilings)?;
         let watch = watch.and_then(|debounce| slot.watch(debounce));
         let mut plugin = RolePlugin::on(slot);
         plugin._watch = Mutex::new(watch);
@@ -305,27 +320,74 @@ impl RolePlugin {
             serving: Mutex::new(Serving {
                 generation: 0,
                 instance: plugin.instance(),
+                breaker: Breaker::default(),
             }),
             slot,
             _watch: Mutex::new(None),
         }
     }
 
+    /// Calls the plugin through the role's breaker. A tripped role is not
+    /// called: the answer is a [`PluginFault::Tripped`] fault.
     fn call<R>(
         &self,
         f: impl FnOnce(&mut Instance) -> Result<R, PluginFault>,
     ) -> Result<R, PolicyFault> {
         let mut serving = self.serving.lock().expect("plugin instance");
+        let serving = &mut *serving;
         let generation = self.slot.generation.load(Ordering::Acquire);
         if serving.generation != generation {
             serving.instance = self.slot.current().instance();
             serving.generation = generation;
+            serving.breaker = Breaker::default();
         }
-        f(&mut serving.instance).map_err(|fault| PolicyFault {
-            policy: format!("{} ({})", self.name, serving.instance.plugin().label()),
+        let plugin = Arc::clone(serving.instance.plugin());
+        let fault = |fault: PluginFault| PolicyFault {
+            policy: format!("{} ({})", self.name, plugin.label()),
             reason: fault.to_string(),
             kind: fault.kind().into(),
-        })
+        };
+        if let Admit::Tripped(calls) = serving.breaker.admit() {
+            let faults = serving.breaker.faults();
+            return Err(fault(PluginFault::Tripped { faults, calls }));
+        }
+        let answer = f(&mut serving.instance);
+        let c = &plugin.ceilings;
+        let change =
+            serving
+                .breaker
+                .record(answer.is_ok(), c.breaker_faults, c.breaker_backoff_calls);
+        let detail = match change {
+            Change::None => None,
+            Change::Tripped(n) => Some(format!(
+                "tripped after {n} consecutive faults: the {} serves the next {} calls, then {} is retried once",
+                match self.slot.role {
+                    Role::Gate => "fail-closed choice",
+                    _ => "native default",
+                },
+                c.breaker_backoff_calls,
+                plugin.label()
+            )),
+            Change::Recovered => Some(format!(
+                "{} answered its retry: it serves again",
+                plugin.label()
+            )),
+        };
+        if let Some(detail) = detail {
+            self.slot.notify(PolicyNotice {
+                role: self.slot.role.name().into(),
+                policy: self.name.clone(),
+                version: plugin.label(),
+                ok: false,
+                detail,
+            });
+        }
+        answer.map_err(fault)
+    }
+
+    /// The text limit of the serving version.
+    fn max_text(&self) -> usize {
+        self.slot.ceilings.max_log_bytes
     }
 
     fn version(&self) -> Option<String> {
@@ -355,15 +417,26 @@ macro_rules! role_plugin_identity {
 macro_rules! role_plugin_constructors {
     ($plugin:ident, $role:expr, $spec:ty, $what:literal) => {
         impl $plugin {
-            #[doc = concat!("Loads ", $what, " at `path`; `watch` (a debounce interval) turns on hot reload.")]
+            #[doc = concat!("Loads ", $what, " at `path` under the default ceilings; `watch` (a debounce interval) turns on hot reload.")]
             pub fn open(
                 runtime: &'static Runtime,
                 path: &Path,
                 spec: $spec,
                 watch: Option<Duration>,
             ) -> Result<Self, PluginError> {
+                Self::open_with(runtime, path, spec, &PluginCeilings::default(), watch)
+            }
+
+            #[doc = concat!("Loads ", $what, " at `path` under the operator's `ceilings`.")]
+            pub fn open_with(
+                runtime: &'static Runtime,
+                path: &Path,
+                spec: $spec,
+                ceilings: &PluginCeilings,
+                watch: Option<Duration>,
+            ) -> Result<Self, PluginError> {
                 Ok($plugin {
-                    inner: RolePlugin::open(runtime, $role, path, watch)?,
+                    inner: RolePlugin::open(runtime, $role, path, ceilings, watch)?,
                     spec,
                 })
             }
@@ -387,7 +460,10 @@ fn invalid(detail: String) -> PluginFault {
     PluginFault::InvalidOutput { detail }
 }
 
-fn check_reasons<'a>(reasons: impl ExactSizeIterator<Item = &'a str>) -> Result<(), PluginFault> {
+fn check_reasons<'a>(
+    reasons: impl ExactSizeIterator<Item = &'a str>,
+    max_text: usize,
+) -> Result<(), PluginFault> {
     if reasons.len() > MAX_REASONS {
         return Err(invalid(format!(
             "{} reasons (at most {MAX_REASONS})",
@@ -395,9 +471,9 @@ fn check_reasons<'a>(reasons: impl ExactSizeIterator<Item = &'a str>) -> Result<
         )));
     }
     for (i, r) in reasons.enumerate() {
-        if r.len() > MAX_TEXT {
+        if r.len() > max_text {
             return Err(invalid(format!(
-                "reason {i} is {} bytes long (at most {MAX_TEXT})",
+                "reason {i} is {} bytes long (at most {max_text})",
                 r.len()
             )));
         }
@@ -410,6 +486,8 @@ fn check_reasons<'a>(reasons: impl ExactSizeIterator<Item = &'a str>) -> Result<
 pub struct PluginCost {
     inner: RolePlugin,
     scratch: Mutex<CostScratch>,
+    /// Answers while the breaker is tripped.
+    native: NativeCost,
 }
 
 /// The last decision in WIT form, reused across calls.
@@ -449,9 +527,21 @@ impl PluginCost {
         spec: PolicySpec,
         watch: Option<Duration>,
     ) -> Result<Self, PluginError> {
+        Self::open_with(runtime, path, spec, &PluginCeilings::default(), watch)
+    }
+
+    /// Loads the cost model at `path` under the operator's `ceilings`.
+    pub fn open_with(
+        runtime: &'static Runtime,
+        path: &Path,
+        spec: PolicySpec,
+        ceilings: &PluginCeilings,
+        watch: Option<Duration>,
+    ) -> Result<Self, PluginError> {
         Ok(PluginCost {
-            inner: RolePlugin::open(runtime, Role::Cost, path, watch)?,
+            inner: RolePlugin::open(runtime, Role::Cost, path, ceilings, watch)?,
             scratch: CostScratch::new(&spec),
+            native: NativeCost { policy: spec },
         })
     }
 
@@ -464,6 +554,7 @@ impl PluginCost {
         PluginCost {
             inner: RolePlugin::from_plugin(runtime, Role::Cost, plugin),
             scratch: CostScratch::new(&spec),
+            native: NativeCost { policy: spec },
         }
     }
 }
@@ -487,11 +578,20 @@ impl CostModel for PluginCost {
         scratch
             .candidates
             .extend(candidates.iter().map(convert::candidate));
-        self.inner.call(|i| {
+        let answer = self.inner.call(|i| {
             let costs = i.score(&scratch.decision, &scratch.candidates)?;
             out.extend(costs.iter().map(convert::cost_terms_back));
             validate_costs(out, candidates.len()).map_err(invalid)
-        })
+        });
+        match answer {
+            // Tripped: the native model answers, quietly (the trip is traced once).
+            Err(f) if f.kind == "tripped" => self.native.score(ctx, out),
+            Err(f) => {
+                out.clear();
+                Err(f)
+            }
+            ok => ok,
+        }
     }
 }
 
@@ -514,7 +614,8 @@ impl Eligibility for PluginEligibility {
 
     fn verdict(&self, query: &EligibilityQuery<'_>) -> Result<Vec<Ineligible>, PolicyFault> {
         let wit_node = convert::node(query.node);
-        self.inner.call(|i| {
+        let max_text = self.inner.max_text();
+        let answer = self.inner.call(|i| {
             let reasons = i.verdict(
                 &wit_node,
                 convert::qos(query.qos),
@@ -525,9 +626,24 @@ impl Eligibility for PluginEligibility {
             let reasons: Vec<Ineligible> =
                 reasons.into_iter().map(convert::ineligible_back).collect();
             let texts: Vec<String> = reasons.iter().map(|r| r.to_string()).collect();
-            check_reasons(texts.iter().map(String::as_str))?;
+            check_reasons(texts.iter().map(String::as_str), max_text)?;
+            // No policy widens what a backend can run.
+            if reasons.is_empty() && !runs_kind(query.target, query.node.kind) {
+                return Err(invalid(format!(
+                    "declared {} eligible for a {} node, which it cannot run",
+                    query.target.name(),
+                    query.node.kind.name()
+                )));
+            }
             Ok(reasons)
-        })
+        });
+        match answer {
+            Err(f) if f.kind == "tripped" => NativeEligibility {
+                policy: self.spec.clone(),
+            }
+            .verdict(query),
+            other => other,
+        }
     }
 }
 
@@ -549,11 +665,12 @@ impl Gate for PluginGate {
             Risk::Irreversible => &self.spec.irreversible,
         };
         let wit_request = convert::request(request);
+        let max_text = self.inner.max_text();
         self.inner.call(|i| {
             let decision =
                 convert::decision_back(i.decide(&wit_request, convert::thresholds(thresholds))?);
             if let GateDecision::RequireReview(r) | GateDecision::Deny(r) = &decision {
-                check_reasons(r.iter().map(String::as_str))?;
+                check_reasons(r.iter().map(String::as_str), max_text)?;
             }
             Ok(decision)
         })
@@ -621,18 +738,31 @@ impl PluginSet {
         }
         let runtime = Runtime::shared()?;
         if let Some(p) = &self.cost {
-            policy.cost = Box::new(PluginCost::open(runtime, p, hw.policy.clone(), watch)?);
-        }
-        if let Some(p) = &self.eligibility {
-            policy.eligibility = Box::new(PluginEligibility::open(
+            policy.cost = Box::new(PluginCost::open_with(
                 runtime,
                 p,
                 hw.policy.clone(),
+                &hw.plugins,
+                watch,
+            )?);
+        }
+        if let Some(p) = &self.eligibility {
+            policy.eligibility = Box::new(PluginEligibility::open_with(
+                runtime,
+                p,
+                hw.policy.clone(),
+                &hw.plugins,
                 watch,
             )?);
         }
         if let Some(p) = &self.gate {
-            policy.gate = Box::new(PluginGate::open(runtime, p, hw.gate.clone(), watch)?);
+            policy.gate = Box::new(PluginGate::open_with(
+                runtime,
+                p,
+                hw.gate.clone(),
+                &hw.plugins,
+                watch,
+            )?);
         }
         Ok(policy)
     }

@@ -11,10 +11,8 @@ use rand_wasi::SeedableRng;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
-use wasmtime_wasi::{
-    HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
-};
+use wasmtime::{Config, Engine, Store, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::WasiCtxBuilder;
 
 use super::authoring::Manifest;
 use super::bindings::{
@@ -22,49 +20,13 @@ use super::bindings::{
 };
 use super::cache_dir::default_cache_dir;
 use super::error::{PluginError, PluginFault};
-use super::limits::PluginLimits;
+use super::limits::{LimitGrant, PluginLimits, grant};
+use super::sandbox::{FrozenClock, Sandbox, never_block, start_ticker, ticks};
 use super::world::Roles;
+use crate::hardware::PluginCeilings;
 
 /// Seed of the guests' (deterministic) randomness.
 const GUEST_RANDOM_SEED: u64 = 0x7468_6572_6d6f;
-
-/// Per-store state: a WASI context that grants nothing, and the limits.
-pub struct Sandbox {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    limits: StoreLimits,
-}
-
-impl WasiView for Sandbox {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-/// Clocks that never move: a plugin cannot time anything, so its answers
-/// cannot depend on when it runs.
-struct FrozenClock;
-
-impl HostWallClock for FrozenClock {
-    fn resolution(&self) -> Duration {
-        Duration::from_secs(1)
-    }
-    fn now(&self) -> Duration {
-        Duration::ZERO
-    }
-}
-
-impl HostMonotonicClock for FrozenClock {
-    fn resolution(&self) -> u64 {
-        1_000_000_000
-    }
-    fn now(&self) -> u64 {
-        0
-    }
-}
 
 /// How a component's machine code was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -86,7 +48,7 @@ pub struct Runtime {
     linker: Linker<Sandbox>,
     cache_dir: Option<PathBuf>,
     config_key: u64,
-    loaded: Mutex<HashMap<(PathBuf, String), Arc<LoadedPlugin>>>,
+    loaded: Mutex<HashMap<(PathBuf, String, PluginCeilings), Arc<LoadedPlugin>>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -102,13 +64,17 @@ impl Runtime {
     pub fn new(cache_dir: Option<PathBuf>) -> Result<Runtime, PluginError> {
         let mut config = Config::new();
         config.wasm_component_model(true);
-        // Fuel, not epochs: a budget in instructions is deterministic, so a
-        // slow plugin fails the same way on every run and machine.
+        // Fuel is the bound: a budget in instructions is deterministic, so a
+        // slow plugin fails the same way on every run and machine. Epochs
+        // are the wall-clock safety net on top, for what fuel cannot see.
         config.consume_fuel(true);
-        let engine = Engine::new(&config).map_err(|e| PluginError::Runtime(format!("{e:#}")))?;
+        config.epoch_interruption(true);
+        let runtime_err = |e: wasmtime::Error| PluginError::Runtime(format!("{e:#}"));
+        let engine = Engine::new(&config).map_err(runtime_err)?;
+        start_ticker(&engine).map_err(|e| PluginError::Runtime(format!("epoch ticker: {e}")))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .map_err(|e| PluginError::Runtime(format!("{e:#}")))?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(runtime_err)?;
+        never_block(&mut linker).map_err(runtime_err)?;
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         Ok(Runtime {
@@ -135,19 +101,30 @@ impl Runtime {
         self.cache_dir.as_deref()
     }
 
-    /// Loads, compiles (or fetches from the cache) and links a component.
+    /// Loads, compiles (or fetches from the cache) and links a component,
+    /// under the default ceilings.
     pub fn load(&self, path: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
+        self.load_with(path, &PluginCeilings::default())
+    }
+
+    /// Loads a component under the operator's `ceilings`: its manifest's
+    /// limits are capped by them.
+    pub fn load_with(
+        &self,
+        path: &Path,
+        ceilings: &PluginCeilings,
+    ) -> Result<Arc<LoadedPlugin>, PluginError> {
         let started = Instant::now();
         let bytes = std::fs::read(path).map_err(|source| PluginError::Io {
             path: path.to_path_buf(),
             source,
         })?;
         let hash = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
-        let key = (path.to_path_buf(), hash.clone());
+        let key = (path.to_path_buf(), hash.clone(), *ceilings);
         if let Some(p) = self.loaded.lock().expect("plugin memo").get(&key) {
             return Ok(Arc::clone(p));
         }
-        let limits = read_manifest(path)?;
+        let (limits, grants) = grant(&read_manifest(path)?, ceilings);
         let (component, cache) = self.compile(path, &bytes, &hash)?;
         let ty = component.component_type();
         let exports: Vec<String> = ty
@@ -202,6 +179,8 @@ impl Runtime {
             imports,
             exports,
             limits,
+            grants,
+            ceilings: *ceilings,
             cache,
             load_time: started.elapsed(),
             engine: self.engine.clone(),
@@ -322,8 +301,13 @@ pub struct LoadedPlugin {
     pub imports: Vec<String>,
     /// Its exported interfaces.
     pub exports: Vec<String>,
-    /// The limits it runs under (from `NAME.toml`, else the defaults).
+    /// The limits it runs under: `NAME.toml`'s (else the defaults), capped
+    /// by the operator's ceilings; `deadline_ms` is always set.
     pub limits: PluginLimits,
+    /// Each limit as asked and as granted, and why.
+    pub grants: Vec<LimitGrant>,
+    /// The operator's ceilings it was loaded under.
+    pub ceilings: PluginCeilings,
     /// Whether the compiled code came from the cache.
     pub cache: CacheUse,
     /// Read, compile or cache load, link and a first instantiation.
@@ -431,11 +415,18 @@ impl Instance {
         self.live = None;
         let p = &self.plugin;
         let mut store = p.new_store();
-        let fault = |e: wasmtime::Error| match classify(e, &p.limits) {
+        let budget = Budget {
+            fuel: p.limits.fuel_instantiate,
+            memory_mib: p.limits.memory_mib,
+            deadline_ms: p.ceilings.instantiate_deadline_ms,
+            log_bytes: p.ceilings.max_log_bytes,
+        };
+        let fault = |e: wasmtime::Error| match classify(e, &budget) {
             PluginFault::Trap { detail } => PluginFault::Instantiate { detail },
             other => other,
         };
-        store.set_fuel(p.limits.fuel_instantiate).map_err(fault)?;
+        store.set_fuel(budget.fuel).map_err(fault)?;
+        store.set_epoch_deadline(ticks(budget.deadline_ms));
         let instance = p.pre.instantiate(&mut store).map_err(fault)?;
         let cost = p
             .cost
@@ -472,19 +463,26 @@ impl Instance {
         if self.live.is_none() {
             self.instantiate()?;
         }
-        let limits = self.plugin.limits;
+        let p = &self.plugin;
+        let budget = Budget {
+            fuel: p.limits.fuel_per_call,
+            memory_mib: p.limits.memory_mib,
+            deadline_ms: p.limits.deadline_ms.unwrap_or(p.ceilings.deadline_ms),
+            log_bytes: p.ceilings.max_log_bytes,
+        };
         let live = self.live.as_mut().expect("instantiated above");
         live.store
-            .set_fuel(limits.fuel_per_call)
-            .map_err(|e| classify(e, &limits))?;
+            .set_fuel(budget.fuel)
+            .map_err(|e| classify(e, &budget))?;
+        live.store.set_epoch_deadline(ticks(budget.deadline_ms));
         match f(live) {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(message)) => Err(PluginFault::GuestError {
-                message: clip(message),
+                message: clip(message, budget.log_bytes),
             }),
             Err(e) => {
                 self.live = None;
-                Err(classify(e, &limits))
+                Err(classify(e, &budget))
             }
         }
     }
@@ -538,12 +536,9 @@ impl Instance {
     }
 }
 
-/// Longest message kept from a plugin (errors, reasons).
-pub(crate) const MAX_TEXT: usize = 4096;
-
-fn clip(mut s: String) -> String {
-    if s.len() > MAX_TEXT {
-        let mut end = MAX_TEXT;
+fn clip(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
         while !s.is_char_boundary(end) {
             end -= 1;
         }
@@ -553,12 +548,22 @@ fn clip(mut s: String) -> String {
     s
 }
 
+/// What one call (or one instantiation) was given, for naming the limit
+/// that ran out.
+struct Budget {
+    fuel: u64,
+    memory_mib: u64,
+    deadline_ms: u64,
+    log_bytes: usize,
+}
+
 /// Turns a wasmtime error from a call into a typed fault.
-fn classify(e: wasmtime::Error, limits: &PluginLimits) -> PluginFault {
+fn classify(e: wasmtime::Error, budget: &Budget) -> PluginFault {
     if let Some(trap) = e.downcast_ref::<Trap>() {
         return match trap {
-            Trap::OutOfFuel => PluginFault::OutOfFuel {
-                fuel: limits.fuel_per_call,
+            Trap::OutOfFuel => PluginFault::OutOfFuel { fuel: budget.fuel },
+            Trap::Interrupt => PluginFault::Deadline {
+                ms: budget.deadline_ms,
             },
             Trap::StackOverflow => PluginFault::StackOverflow,
             other => PluginFault::Trap {
@@ -572,10 +577,33 @@ fn classify(e: wasmtime::Error, limits: &PluginLimits) -> PluginFault {
         s.contains("forcing trap when growing memory") || s.contains("memory growth failure")
     }) {
         return PluginFault::MemoryLimit {
-            limit_mib: limits.memory_mib,
+            limit_mib: budget.memory_mib,
         };
     }
     PluginFault::Trap {
-        detail: clip(text.lines().next().unwrap_or("").to_string()),
+        detail: clip(
+            text.lines().next().unwrap_or("").to_string(),
+            budget.log_bytes,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fault_names_the_budget_that_ran_out() {
+        let instantiation = Budget {
+            fuel: 7,
+            memory_mib: 64,
+            deadline_ms: 5000,
+            log_bytes: 4096,
+        };
+        let f = classify(Trap::OutOfFuel.into(), &instantiation);
+        assert_eq!(f.to_string(), "ran out of fuel (7 units)");
+        let f = classify(Trap::Interrupt.into(), &instantiation);
+        assert_eq!(f, PluginFault::Deadline { ms: 5000 });
+        assert_eq!(f.kind(), "deadline");
     }
 }

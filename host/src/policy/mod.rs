@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::hardware::Hardware;
 
-pub use native::{NativeCost, NativeEligibility, NativeGate};
+pub use native::{NativeCost, NativeEligibility, NativeGate, gate_verdict, runs_kind};
 pub use types::{
     BackendLimits, CandidateInput, CostTerms, DecisionContext, DiagnosticsLevel, EffectRequest,
     EligibilityQuery, Estimate, Evidence, GateDecision, Ineligible, NodeSummary, ProgramSummary,
@@ -52,7 +52,9 @@ pub struct PolicyNotice {
     pub detail: String,
 }
 
-/// Checks a cost model's answer: one finite, non-negative total per candidate.
+/// Checks a cost model's answer: one cost per candidate, every term and
+/// the total finite and non-negative (a trace never holds a non-finite
+/// number where a reader expects one).
 pub fn validate_costs(costs: &[CostTerms], expected: usize) -> Result<(), String> {
     if costs.len() != expected {
         return Err(format!(
@@ -61,8 +63,18 @@ pub fn validate_costs(costs: &[CostTerms], expected: usize) -> Result<(), String
         ));
     }
     for (i, c) in costs.iter().enumerate() {
-        if !(c.total.is_finite() && c.total >= 0.0) {
-            return Err(format!("cost {i} is {} (must be finite and >= 0)", c.total));
+        let terms = [
+            ("total", c.total),
+            ("latency", c.latency),
+            ("energy", c.energy),
+            ("error", c.error),
+            ("risk", c.risk),
+            ("risk_penalty", c.risk_penalty),
+        ];
+        for (name, x) in terms {
+            if !(x.is_finite() && x >= 0.0) {
+                return Err(format!("cost {i}: {name} is {x} (must be finite and >= 0)"));
+            }
         }
     }
     Ok(())

@@ -6,7 +6,7 @@ use super::{
     EligibilityQuery, Gate, GateDecision, Ineligible, PolicyFault,
 };
 use crate::device::Target;
-use crate::hardware::{GateSpec, PolicySpec, StochasticityPolicy};
+use crate::hardware::{GateSpec, GateThresholds, PolicySpec, StochasticityPolicy};
 use crate::model::graph::{NodeKind, Qos, Risk};
 
 /// `wL*Latency + wE*Energy + wA*Error + wR*RiskPenalty`; the risk penalty of
@@ -56,6 +56,17 @@ impl CostModel for NativeCost {
     }
 }
 
+/// Whether a backend can run a node kind at all: the node-kind/target
+/// table no policy can widen (a plugin declaring more is faulted).
+pub fn runs_kind(target: Target, kind: NodeKind) -> bool {
+    match kind {
+        NodeKind::Sample => matches!(target, Target::Tsu | Target::GpuSim | Target::CpuRef),
+        NodeKind::Tensor | NodeKind::Nn => matches!(target, Target::Cpu | Target::Gpu),
+        // Branchy control and effect bookkeeping stay on the CPU.
+        NodeKind::Control | NodeKind::Effect => target == Target::Cpu,
+    }
+}
+
 /// The design note's TSU eligibility rules: supported factor types and
 /// constraints, schedule within limits, compilable conditioning, and policy
 /// permission for hardware stochasticity.
@@ -78,14 +89,7 @@ impl Eligibility for NativeEligibility {
             limits,
         } = *query;
         let mut reasons = Vec::new();
-        let sampling_target = matches!(target, Target::Tsu | Target::GpuSim | Target::CpuRef);
-        let supports_kind = match node.kind {
-            NodeKind::Sample => sampling_target,
-            NodeKind::Tensor | NodeKind::Nn => matches!(target, Target::Cpu | Target::Gpu),
-            // Branchy control and effect bookkeeping stay on the CPU.
-            NodeKind::Control | NodeKind::Effect => target == Target::Cpu,
-        };
-        if !supports_kind {
+        if !runs_kind(target, node.kind) {
             reasons.push(Ineligible::UnsupportedNodeKind { kind: node.kind });
             return Ok(reasons);
         }
@@ -179,95 +183,103 @@ impl Gate for NativeGate {
             Risk::Reversible => &self.spec.reversible,
             Risk::Irreversible => &self.spec.irreversible,
         };
-        if t.require_provenance {
-            let mut missing = Vec::new();
-            if request.evidence.is_empty() {
-                missing.push("the effect has no evidence".to_string());
-            }
-            for e in &request.evidence {
-                let mut lacks = Vec::new();
-                if e.backend.is_none() {
-                    lacks.push("backend");
-                }
-                if e.output_hash.is_none() {
-                    lacks.push("output hash");
-                }
-                if e.input_hashes.len() < e.inputs {
-                    lacks.push("input hashes");
-                }
-                if e.kind == Some(NodeKind::Sample) {
-                    if e.schedule.is_none() {
-                        lacks.push("schedule");
-                    }
-                    if e.program_hash.is_none() {
-                        lacks.push("program hash");
-                    }
-                }
-                if !lacks.is_empty() {
-                    missing.push(format!(
-                        "missing provenance from {:?}: {}",
-                        e.node,
-                        lacks.join(", ")
-                    ));
-                }
-            }
-            if !missing.is_empty() {
-                return Ok(GateDecision::Deny(missing));
-            }
+        Ok(gate_verdict(t, request))
+    }
+}
+
+/// The native gate's rules for one risk class's thresholds: missing
+/// provenance (when required) denies; escalations, `always_review` and
+/// diagnostics short of the thresholds hold for review. A pure function:
+/// the host's gate floor applies it too.
+pub fn gate_verdict(t: &GateThresholds, request: &EffectRequest) -> GateDecision {
+    if t.require_provenance {
+        let mut missing = Vec::new();
+        if request.evidence.is_empty() {
+            missing.push("the effect has no evidence".to_string());
         }
-        let mut review: Vec<String> = request.escalations.clone();
-        if t.always_review {
-            review.push(format!(
-                "every {} effect needs approval",
-                match request.risk {
-                    Risk::Reversible => "reversible",
-                    Risk::Irreversible => "irreversible",
+        for e in &request.evidence {
+            let mut lacks = Vec::new();
+            if e.backend.is_none() {
+                lacks.push("backend");
+            }
+            if e.output_hash.is_none() {
+                lacks.push("output hash");
+            }
+            if e.input_hashes.len() < e.inputs {
+                lacks.push("input hashes");
+            }
+            if e.kind == Some(NodeKind::Sample) {
+                if e.schedule.is_none() {
+                    lacks.push("schedule");
                 }
-            ));
-        }
-        for e in request
-            .evidence
-            .iter()
-            .filter(|e| e.kind == Some(NodeKind::Sample))
-        {
-            match e.min_ess_bulk {
-                Some(ess) if ess >= t.min_ess => {}
-                Some(ess) => review.push(format!(
-                    "{:?}: min ESS {ess:.0} below {:.0}",
-                    e.node, t.min_ess
-                )),
-                None if t.min_ess > 0.0 => review.push(format!(
-                    "{:?}: ESS unknown (diagnostics {})",
+                if e.program_hash.is_none() {
+                    lacks.push("program hash");
+                }
+            }
+            if !lacks.is_empty() {
+                missing.push(format!(
+                    "missing provenance from {:?}: {}",
                     e.node,
-                    match e.diagnostics_level {
-                        Some(DiagnosticsLevel::None) => "skipped under load",
-                        _ => "undefined",
-                    }
-                )),
-                None => {}
-            }
-            match e.max_rhat {
-                Some(r) if r <= t.max_rhat => {}
-                Some(r) => review.push(format!(
-                    "{:?}: max R-hat {r:.3} above {:.3}",
-                    e.node, t.max_rhat
-                )),
-                None => review.push(format!("{:?}: R-hat unknown", e.node)),
-            }
-            if let Some(rate) = e.constraint_rate
-                && rate < t.min_constraint_rate
-            {
-                review.push(format!(
-                    "{:?}: constraint satisfaction {rate:.3} below {:.3}",
-                    e.node, t.min_constraint_rate
+                    lacks.join(", ")
                 ));
             }
         }
-        Ok(if review.is_empty() {
-            GateDecision::Allow
-        } else {
-            GateDecision::RequireReview(review)
-        })
+        if !missing.is_empty() {
+            return GateDecision::Deny(missing);
+        }
+    }
+    let mut review: Vec<String> = request.escalations.clone();
+    if t.always_review {
+        review.push(format!(
+            "every {} effect needs approval",
+            match request.risk {
+                Risk::Reversible => "reversible",
+                Risk::Irreversible => "irreversible",
+            }
+        ));
+    }
+    for e in request
+        .evidence
+        .iter()
+        .filter(|e| e.kind == Some(NodeKind::Sample))
+    {
+        match e.min_ess_bulk {
+            Some(ess) if ess >= t.min_ess => {}
+            Some(ess) => review.push(format!(
+                "{:?}: min ESS {ess:.0} below {:.0}",
+                e.node, t.min_ess
+            )),
+            None if t.min_ess > 0.0 => review.push(format!(
+                "{:?}: ESS unknown (diagnostics {})",
+                e.node,
+                match e.diagnostics_level {
+                    Some(DiagnosticsLevel::None) => "skipped under load",
+                    _ => "undefined",
+                }
+            )),
+            None => {}
+        }
+        match e.max_rhat {
+            Some(r) if r <= t.max_rhat => {}
+            Some(r) => review.push(format!(
+                "{:?}: max R-hat {r:.3} above {:.3}",
+                e.node, t.max_rhat
+            )),
+            None => review.push(format!("{:?}: R-hat unknown", e.node)),
+        }
+        if let Some(rate) = e.constraint_rate
+            && rate < t.min_constraint_rate
+        {
+            review.push(format!(
+                "{:?}: constraint satisfaction {rate:.3} below {:.3}",
+                e.node, t.min_constraint_rate
+            ));
+        }
+    }
+    if review.is_empty() {
+        GateDecision::Allow
+    } else {
+        GateDecision::RequireReview(review)
     }
 }
 

@@ -78,20 +78,35 @@ pub struct CandidateInput {
 
 /// A candidate's cost, term by term (weights applied), plus the raw risk
 /// penalty the policy assigned.
+///
+/// Validated costs are finite; a trace written before terms were checked
+/// may hold `null` (JSON's spelling of a non-finite number), which reads
+/// back as NaN.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct CostTerms {
     /// Weighted latency term.
+    #[serde(deserialize_with = "number_or_nan")]
     pub latency: f64,
     /// Weighted energy term.
+    #[serde(deserialize_with = "number_or_nan")]
     pub energy: f64,
     /// Weighted error term.
+    #[serde(deserialize_with = "number_or_nan")]
     pub error: f64,
     /// Weighted risk term.
+    #[serde(deserialize_with = "number_or_nan")]
     pub risk: f64,
     /// The unweighted risk penalty the policy assigned.
+    #[serde(deserialize_with = "number_or_nan")]
     pub risk_penalty: f64,
     /// The sum of the weighted terms.
+    #[serde(deserialize_with = "number_or_nan")]
     pub total: f64,
+}
+
+/// A number, or `null` read as NaN.
+fn number_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// Everything a cost model is told about one decision.

@@ -418,6 +418,7 @@ impl Model {
                 node,
                 decision,
                 review_id,
+                ..
             } => {
                 let (kind, text) = match decision {
                     GateDecision::Allow => (LogKind::Gate, "gate allowed the effect".to_string()),

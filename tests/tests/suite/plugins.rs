@@ -80,8 +80,20 @@ fn score(
 }
 
 fn cost_plugin(name: &str) -> PluginCost {
-    PluginCost::open(runtime(), &guest(name), PolicySpec::default(), None)
-        .unwrap_or_else(|e| panic!("{name} loads: {e}"))
+    // A deadline long enough that fuel, the deterministic bound, always
+    // stops the hostile loops first, even on a loaded machine.
+    let ceilings = thermoroute::hardware::PluginCeilings {
+        deadline_ms: 1000,
+        ..Default::default()
+    };
+    PluginCost::open_with(
+        runtime(),
+        &guest(name),
+        PolicySpec::default(),
+        &ceilings,
+        None,
+    )
+    .unwrap_or_else(|e| panic!("{name} loads: {e}"))
 }
 
 #[test]

@@ -34,10 +34,13 @@ pub struct TsuDriver {
 
 impl TsuDriver {
     pub fn from_hardware(hw: &Hardware) -> Result<Self, TsuError> {
-        let chip = match &hw.tsu.chip_file {
+        let mut chip = match &hw.tsu.chip_file {
             Some(file) => ChipConfig::load(file)?,
             None => ChipConfig::preset(&hw.tsu.chip)?,
         };
+        if let Some(clock_hz) = hw.tsu.clock_hz {
+            chip.clock_hz = clock_hz;
+        }
         Ok(TsuDriver {
             chip,
             tolerance: hw.tsu.precision_tolerance,

@@ -31,6 +31,10 @@ pub struct WhatifArgs {
     /// Show every variant as a ratio to the variant whose name contains this.
     #[arg(long)]
     baseline: Option<String>,
+    /// Calibration file (`thermoroute calibrate`): its measured service
+    /// models and biases apply to every hardware variant.
+    #[arg(long, value_name = "FILE")]
+    calibration: Option<PathBuf>,
     /// Print the results as one JSON document (no table, no progress bar).
     #[arg(long)]
     json: bool,
@@ -63,7 +67,10 @@ pub fn whatif(args: WhatifArgs) -> Result<ExitCode> {
     let Some(file) = args.experiment else {
         bail!("give an experiment file (see `thermoroute whatif --help`) or `whatif merge DIR...`");
     };
-    let prepared = Prepared::load(&file)?;
+    let mut prepared = Prepared::load(&file)?;
+    if let Some(c) = &args.calibration {
+        prepared.calibration = Some(thermoroute::calibration::Calibration::load(c)?);
+    }
     let shard = match &args.shard {
         Some(s) => parse_shard(s)?,
         None => (0, 1),

@@ -103,6 +103,10 @@ pub struct TsuSpec {
     /// Or a chip description file (TOML, the shape of `thermoroute_sim::ChipConfig`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chip_file: Option<PathBuf>,
+    /// Overrides the chip's clock (what-if: "the same chip at twice the
+    /// clock").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_hz: Option<f64>,
     /// Largest quantisation error of any weight or bias the driver accepts
     /// (field units, beta included).
     pub precision_tolerance: f64,
@@ -127,6 +131,7 @@ impl Default for TsuSpec {
             availability: Vec::new(),
             chip: "devkit".into(),
             chip_file: None,
+            clock_hz: None,
             precision_tolerance: 0.05,
             chip_faults: thermoroute_sim::Faults::default(),
         }

@@ -168,6 +168,7 @@ impl Hardware {
                 self.budgets.default_timeout_ms,
             ),
             ("drift.threshold", self.drift.threshold),
+            ("tsu.clock_hz", self.tsu.clock_hz.unwrap_or(1.0)),
         ];
         for (path, x) in positive {
             if !(x.is_finite() && x > 0.0) {

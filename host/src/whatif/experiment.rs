@@ -126,6 +126,9 @@ pub struct Prepared {
     pub file: PathBuf,
     base_hardware: toml::Table,
     graphs: Vec<serde_json::Value>,
+    /// Measured service models and biases applied to every hardware
+    /// variant: what was measured stays measured, the TSU follows its chip.
+    pub calibration: Option<crate::calibration::Calibration>,
 }
 
 fn with_default(v: &[Variant], name: &str) -> Vec<Variant> {
@@ -190,6 +193,7 @@ impl Prepared {
             file: file.into(),
             base_hardware,
             graphs,
+            calibration: None,
         };
         // Build every variant once so a bad one fails before any run.
         for spec in prepared.runs() {
@@ -286,11 +290,14 @@ impl Prepared {
             }
         }
         let text = toml::to_string(&hw).expect("tables serialise");
-        let hardware = Hardware::from_toml(Path::new(&format!("variant {}", hv.name)), &text)
+        let mut hardware = Hardware::from_toml(Path::new(&format!("variant {}", hv.name)), &text)
             .map_err(|e| WhatifError::Variant {
-                variant: format!("{} / {}", hv.name, pv.name),
-                reason: e.to_string(),
-            })?;
+            variant: format!("{} / {}", hv.name, pv.name),
+            reason: e.to_string(),
+        })?;
+        if let Some(c) = &self.calibration {
+            c.apply(&mut hardware);
+        }
         let mut classes = Vec::new();
         for (i, g) in self.graphs.iter().enumerate() {
             let mut g = g.clone();

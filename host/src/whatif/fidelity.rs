@@ -124,16 +124,19 @@ pub fn mix_difference_pp(a: &ClassSummary, b: &ClassSummary) -> f64 {
     }
     let (sa, sb) = (shares(a), shares(b));
     let nodes: BTreeSet<&str> = sa.keys().chain(sb.keys()).copied().collect();
-    let empty = BTreeMap::new();
     nodes
         .into_iter()
-        .map(|n| {
-            let (x, y) = (sa.get(n).unwrap_or(&empty), sb.get(n).unwrap_or(&empty));
-            let distance: f64 = Target::ALL
-                .iter()
-                .map(|t| (x.get(t).unwrap_or(&0.0) - y.get(t).unwrap_or(&0.0)).abs())
-                .sum();
-            50.0 * distance
+        .map(|n| match (sa.get(n), sb.get(n)) {
+            (Some(x), Some(y)) if !x.is_empty() && !y.is_empty() => {
+                let distance: f64 = Target::ALL
+                    .iter()
+                    .map(|t| (x.get(t).unwrap_or(&0.0) - y.get(t).unwrap_or(&0.0)).abs())
+                    .sum();
+                50.0 * distance
+            }
+            // Completed in one mode only: all of its mix moved.
+            (Some(x), _) | (_, Some(x)) if !x.is_empty() => 100.0,
+            _ => 0.0,
         })
         .fold(0.0, f64::max)
 }

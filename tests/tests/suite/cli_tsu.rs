@@ -359,3 +359,33 @@ fn the_fidelity_suite_compares_both_modes_on_every_example() {
         assert!((0.0..=100.0).contains(&mix), "{row}");
     }
 }
+
+#[test]
+fn a_clock_variant_in_the_hardware_file_moves_the_tsu_estimate() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.toml");
+    std::fs::write(&base, "[tsu]\nchip = \"devkit\"\n").unwrap();
+    let doubled = dir.path().join("doubled.toml");
+    std::fs::write(&doubled, "[tsu]\nchip = \"devkit\"\nclock_hz = 40e6\n").unwrap();
+    let slow = tsu_estimate_ms(dir.path(), &base);
+    let fast = tsu_estimate_ms(dir.path(), &doubled);
+    let want = inspected_ms(dir.path(), &doubled, 40e6) / inspected_ms(dir.path(), &base, 20e6);
+    assert!(
+        (fast / slow / want - 1.0).abs() < 0.05,
+        "{} vs {want}",
+        fast / slow
+    );
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[tsu]\nclock_hz = -1\n").unwrap();
+    let out = run_in(
+        dir.path(),
+        &[
+            "run",
+            &example("graphs/posterior-batch.json"),
+            "--hardware",
+            &bad.to_string_lossy(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tsu.clock_hz"));
+}

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use super::JobClass;
 use crate::backends::tsu::TsuDriver;
 use crate::device::Target;
-use crate::hardware::Hardware;
+use crate::hardware::{Hardware, TsuService};
 use crate::model::Graph;
 use crate::model::graph::NodeKind;
 use crate::perf::{PerfTables, Service, chip_prior, prior, summarise};
@@ -114,6 +114,7 @@ impl ClassPlan {
             // The TSU's service is what the configured chip takes to run
             // the compiled image, not a throughput guess.
             if let Some((driver, Ok(image))) = &compiled
+                && hw.tsu.service == TsuService::Chip
                 && let Some(k) = targets.iter().position(|&t| t == Target::Tsu)
             {
                 let (seconds, joules) = driver.estimate(image);

@@ -103,6 +103,11 @@ pub struct TsuSpec {
     /// Or a chip description file (TOML, the shape of `thermoroute_sim::ChipConfig`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chip_file: Option<PathBuf>,
+    /// Where the TSU's service time and energy come from: `throughput`
+    /// (`spin_updates_per_s`, `energy_pj_per_update`) or `chip` (the
+    /// configured chip's cycle model for the compiled image, what `tsu
+    /// inspect` prints).
+    pub service: TsuService,
     /// Overrides the chip's clock (what-if: "the same chip at twice the
     /// clock").
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -113,6 +118,17 @@ pub struct TsuSpec {
     /// Faults injected into the simulated chip (stuck cells, RNG bias...).
     #[serde(default)]
     pub chip_faults: thermoroute_sim::Faults,
+}
+
+/// How the scheduler and simulate mode figure a TSU node's service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TsuService {
+    /// From the description's throughput and energy per update.
+    #[default]
+    Throughput,
+    /// From the chip model's estimate for the compiled image.
+    Chip,
 }
 
 impl Default for TsuSpec {
@@ -131,6 +147,7 @@ impl Default for TsuSpec {
             availability: Vec::new(),
             chip: "devkit".into(),
             chip_file: None,
+            service: TsuService::Throughput,
             clock_hz: None,
             precision_tolerance: 0.05,
             chip_faults: thermoroute_sim::Faults::default(),

@@ -17,7 +17,7 @@ mod knobs;
 mod plugins;
 mod simulation;
 
-pub use devices::{CpuSpec, GpuSpec, QueueSpec, TsuSpec, Window};
+pub use devices::{CpuSpec, GpuSpec, QueueSpec, TsuService, TsuSpec, Window};
 pub use knobs::{
     Budgets, FailClosed, GateSpec, GateThresholds, PolicySpec, StochasticityPolicy, Weights,
 };

@@ -303,11 +303,14 @@ fn simulated_tsu_service_follows_the_chip_model() {
     let chip = dir.path().join("fast-chip.toml");
     std::fs::write(&chip, toml::to_string(&fast).unwrap()).unwrap();
     let slow_hw = dir.path().join("devkit.toml");
-    std::fs::write(&slow_hw, "[tsu]\nchip = \"devkit\"\n").unwrap();
+    std::fs::write(&slow_hw, "[tsu]\nchip = \"devkit\"\nservice = \"chip\"\n").unwrap();
     let fast_hw = dir.path().join("fast.toml");
     std::fs::write(
         &fast_hw,
-        format!("[tsu]\nchip_file = {:?}\n", chip.to_string_lossy()),
+        format!(
+            "[tsu]\nservice = \"chip\"\nchip_file = {:?}\n",
+            chip.to_string_lossy()
+        ),
     )
     .unwrap();
 
@@ -364,9 +367,13 @@ fn the_fidelity_suite_compares_both_modes_on_every_example() {
 fn a_clock_variant_in_the_hardware_file_moves_the_tsu_estimate() {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("base.toml");
-    std::fs::write(&base, "[tsu]\nchip = \"devkit\"\n").unwrap();
+    std::fs::write(&base, "[tsu]\nchip = \"devkit\"\nservice = \"chip\"\n").unwrap();
     let doubled = dir.path().join("doubled.toml");
-    std::fs::write(&doubled, "[tsu]\nchip = \"devkit\"\nclock_hz = 40e6\n").unwrap();
+    std::fs::write(
+        &doubled,
+        "[tsu]\nchip = \"devkit\"\nservice = \"chip\"\nclock_hz = 40e6\n",
+    )
+    .unwrap();
     let slow = tsu_estimate_ms(dir.path(), &base);
     let fast = tsu_estimate_ms(dir.path(), &doubled);
     let want = inspected_ms(dir.path(), &doubled, 40e6) / inspected_ms(dir.path(), &base, 20e6);

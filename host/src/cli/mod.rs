@@ -29,9 +29,12 @@ pub const EXIT_INFEASIBLE: u8 = 3;
 
 /// Prints `value` as pretty JSON on stdout.
 pub fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
-    let mut out = std::io::stdout().lock();
+    // Standard output is line-buffered: a pretty document of a large run has
+    // hundreds of thousands of lines, so write through one large buffer.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;
+    out.flush()?;
     Ok(())
 }
 

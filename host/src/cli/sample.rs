@@ -10,7 +10,9 @@ use thermoroute::backends::SamplingTask;
 use thermoroute::backends::tsu::{TsuDriver, tsu_draws};
 use thermoroute::inputs::load_hardware;
 use thermoroute::model::EProgram;
-use thermoroute::sample_report::{AdapterProvenance, DrawsFile, InfeasibleReport, SampleReport};
+use thermoroute::sample_report::{
+    AdapterProvenance, InfeasibleReport, SampleReport, write_draws_json,
+};
 use thermoroute::sampler::{self, Draws, SampleError, SampleOptions};
 
 use super::{EXIT_INFEASIBLE, fmt_opt, print_json, progress_bar, report_model_error, table};
@@ -108,9 +110,7 @@ pub fn sample(args: SampleArgs) -> Result<ExitCode> {
         Err(e) => return Err(e).with_context(|| format!("sampling {}", path.display())),
     };
     if let Some(file) = &args.draws {
-        let doc = DrawsFile::from(&draws);
-        let text = serde_json::to_vec(&doc)?;
-        std::fs::write(file, text)
+        write_draws_file(&draws, file)
             .with_context(|| format!("writing draws to {}", file.display()))?;
     }
     let mut report = SampleReport::new(
@@ -137,6 +137,14 @@ pub fn sample(args: SampleArgs) -> Result<ExitCode> {
         print_sample_table(path, &report);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the `--draws FILE` document through a large buffer.
+pub(crate) fn write_draws_file(draws: &Draws, file: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(file)?);
+    write_draws_json(draws, &mut out)?;
+    out.flush()
 }
 
 /// Samples a program on the simulated TSU; ineligible programs are errors

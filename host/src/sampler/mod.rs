@@ -113,23 +113,58 @@ impl Draws {
 
     /// P(state) per variable, pooled over chains and samples.
     pub fn state_marginals(&self) -> Vec<Vec<f64>> {
-        let mut counts: Vec<Vec<u64>> = self.states.iter().map(|&k| vec![0; k]).collect();
-        for row in self.values.chunks_exact(self.n_vars.max(1)) {
-            for (v, &x) in row.iter().enumerate() {
-                counts[v][self.state_of(v, x)] += 1;
-            }
-        }
+        use rayon::prelude::*;
+        // Counted in column blocks, in parallel: a block's counters stay in
+        // cache while every draw row passes over it.
+        const BLOCK: usize = 1024;
         let total = (self.chains * self.samples) as f64;
-        counts
-            .into_iter()
-            .map(|c| c.into_iter().map(|n| n as f64 / total).collect())
-            .collect()
+        let n = self.n_vars;
+        let rows = self.values.len().checked_div(n).unwrap_or(0);
+        let mut out: Vec<Vec<f64>> = Vec::with_capacity(n);
+        let blocks: Vec<Vec<Vec<f64>>> = (0..n.div_ceil(BLOCK))
+            .into_par_iter()
+            .map(|b| {
+                let vars = b * BLOCK..((b + 1) * BLOCK).min(n);
+                let width = vars.len();
+                let mut positive = vec![0u32; width];
+                let mut categorical: Vec<(usize, Vec<u64>)> = vars
+                    .clone()
+                    .filter(|&v| !self.is_spin[v])
+                    .map(|v| (v, vec![0u64; self.states[v]]))
+                    .collect();
+                for r in 0..rows {
+                    let row = &self.values[r * n + vars.start..r * n + vars.end];
+                    for (p, &x) in positive.iter_mut().zip(row) {
+                        *p += u32::from(x > 0);
+                    }
+                    for (v, counts) in &mut categorical {
+                        counts[self.values[r * n + *v] as usize] += 1;
+                    }
+                }
+                let mut categorical = categorical.into_iter().peekable();
+                vars.zip(positive)
+                    .map(|(v, p)| {
+                        if self.is_spin[v] {
+                            let p = u64::from(p);
+                            vec![(rows as u64 - p) as f64 / total, p as f64 / total]
+                        } else {
+                            let (_, counts) = categorical.next().expect("one per categorical");
+                            counts.into_iter().map(|c| c as f64 / total).collect()
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        for block in blocks {
+            out.extend(block);
+        }
+        out
     }
 
     /// sha256 of the draws (one signed byte per value, chain-major), as `sha256:<hex>`.
     pub fn hash(&self) -> String {
-        let bytes: Vec<u8> = self.values.iter().map(|&v| v as u8).collect();
-        format!("sha256:{}", hex::encode(Sha256::digest(&bytes)))
+        let bytes: &[u8] = bytemuck::cast_slice(&self.values);
+        format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
     }
 
     /// Values of one variable as a (chains x samples) row-major array of f64.

@@ -1,5 +1,6 @@
 //! `thermoroute bench`: every suite, one module each.
 
+mod diagnostics;
 mod fidelity;
 mod gpu;
 mod plugins;
@@ -23,8 +24,10 @@ pub struct BenchArgs {
     /// routing decisions/s with each cost-model plugin against the
     /// native one, with compile, cache-load and instantiation times; or
     /// the GPU sampler's spin updates/s on ±J lattices (at least 32
-    /// chains) on the adapter wgpu finds; or how far simulate mode is from
-    /// execute mode on every example graph (p50, p95, energy, backend mix).
+    /// chains) on the adapter wgpu finds; or R-hat, bulk ESS and the
+    /// `sample` outputs of a lattice (diagnostics); or how far simulate
+    /// mode is from execute mode on every example graph (p50, p95, energy,
+    /// backend mix).
     #[arg(long, value_enum, default_value_t = Suite::Sampler)]
     suite: Suite,
     /// Scheduler and plugins suites: jobs to simulate (default 2,000,000
@@ -45,15 +48,23 @@ pub struct BenchArgs {
     /// `plugin build`).
     #[arg(long = "plugin", value_name = "PLUGIN.wasm")]
     plugins: Vec<PathBuf>,
-    /// Lattice sides.
-    #[arg(long, value_delimiter = ',', default_values_t = vec![64, 256])]
+    /// Lattice sides (default 64,256; diagnostics: 256).
+    #[arg(long, value_delimiter = ',')]
     sizes: Vec<usize>,
     /// Thread counts to compare.
     #[arg(long, value_delimiter = ',', default_values_t = vec![1, 2])]
     threads: Vec<usize>,
-    /// Chains per run (run in parallel across threads).
-    #[arg(long, default_value_t = 2)]
-    chains: u64,
+    /// Chains per run (run in parallel across threads; default 2,
+    /// diagnostics: 4).
+    #[arg(long)]
+    chains: Option<u64>,
+    /// Diagnostics suite: draws per chain.
+    #[arg(long, default_value_t = 1000)]
+    samples: u64,
+    /// Diagnostics suite: also write the measured lattice program to FILE
+    /// (for `thermoroute sample FILE --draws ...` and a peer's timing).
+    #[arg(long, value_name = "FILE")]
+    write_program: Option<PathBuf>,
     /// Target updates per measurement (sets the sweep count).
     #[arg(long, default_value_t = 400_000_000)]
     updates: u64,
@@ -68,19 +79,27 @@ enum Suite {
     Tsu,
     Plugins,
     Gpu,
+    Diagnostics,
     Fidelity,
 }
 
 pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     let json = args.json;
-    match args.suite {
-        Suite::Sampler => {
-            sampler::bench(&args.sizes, &args.threads, args.chains, args.updates, json)
+    let sizes = if args.sizes.is_empty() {
+        match args.suite {
+            Suite::Diagnostics => vec![256],
+            _ => vec![64, 256],
         }
+    } else {
+        args.sizes.clone()
+    };
+    let chains = args.chains.unwrap_or(2);
+    match args.suite {
+        Suite::Sampler => sampler::bench(&sizes, &args.threads, chains, args.updates, json),
         Suite::Scheduler => scheduler::bench(args.jobs.unwrap_or(2_000_000), json),
         Suite::Tsu => tsu::bench(json),
         Suite::Plugins => plugins::bench(&args.plugins, args.jobs.unwrap_or(20_000), json),
-        Suite::Gpu => gpu::bench(&args.sizes, args.chains, json),
+        Suite::Gpu => gpu::bench(&sizes, chains, json),
         Suite::Fidelity => {
             let hw = thermoroute::inputs::load_calibrated_hardware(
                 args.hardware.as_deref(),
@@ -88,6 +107,13 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
             )?;
             fidelity::bench(&hw, args.jobs.unwrap_or(20), args.rate.unwrap_or(5.0), json)
         }
+        Suite::Diagnostics => diagnostics::bench(
+            sizes.iter().copied().max().unwrap_or(256),
+            args.chains.unwrap_or(4),
+            args.samples,
+            args.write_program.as_deref(),
+            json,
+        ),
     }
 }
 

@@ -8,8 +8,13 @@ pub mod models;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The `thermoroute` binary next to the running test (target/<profile>/).
+/// The `thermoroute` binary next to the running test (target/<profile>/),
+/// or `THERMOROUTE_BIN` where several checkouts share one target directory
+/// (each build overwrites the same `target/debug/thermoroute`).
 pub fn bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("THERMOROUTE_BIN") {
+        return PathBuf::from(path);
+    }
     let exe = std::env::current_exe().expect("the test binary has a path");
     let dir = exe
         .parent()

@@ -15,7 +15,8 @@
 //! ```
 //!
 //! `THERMOROUTE_GOLDEN_BIN=PATH` runs another build of the binary (e.g. the
-//! commit before a refactor) to bless or compare against.
+//! commit before a refactor) to bless or compare against; `THERMOROUTE_BIN`
+//! does the same for every CLI test.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -150,3 +150,59 @@ pub fn one_class_engine(
 pub fn guest(name: &str) -> PathBuf {
     PathBuf::from(env!("GUEST_DIR")).join(format!("{name}.wasm"))
 }
+
+/// The process's plugin runtime.
+pub fn plugin_runtime() -> &'static thermoroute::plugin::Runtime {
+    thermoroute::plugin::Runtime::shared().expect("the plugin runtime starts")
+}
+
+/// The next hot-reload notice of a cost plugin (waits up to two minutes).
+pub fn wait_for_notice(
+    model: &dyn thermoroute::policy::CostModel,
+) -> thermoroute::policy::PolicyNotice {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let mut notices = Vec::new();
+        model.take_notices(&mut notices);
+        if let Some(n) = notices.pop() {
+            return n;
+        }
+        assert!(std::time::Instant::now() < deadline, "no reload notice");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// `jobs` fraud-triage jobs (Poisson at 50/s, seed 11) in simulate mode
+/// under `policy`, traced to `trace`.
+pub fn simulate_fraud(
+    policy: thermoroute::policy::Policy,
+    hw: &thermoroute::hardware::Hardware,
+    jobs: u64,
+    trace: &Path,
+) -> thermoroute::engine::RunReport {
+    use thermoroute::engine::{Arrivals, Engine, EngineConfig, JobClass, Mode};
+    let graph = thermoroute::model::Graph::load(Path::new(&example("graphs/fraud-triage.json")))
+        .expect("the example graph loads");
+    let mut engine = Engine::new(
+        vec![JobClass {
+            name: "fraud".into(),
+            graph,
+        }],
+        hw.clone(),
+        policy,
+        Default::default(),
+        EngineConfig {
+            mode: Mode::Simulate,
+            seed: 11,
+            arrivals: Arrivals::Poisson {
+                jobs,
+                rate_per_s: 50.0,
+            },
+            trace: Some(trace.to_path_buf()),
+            ..Default::default()
+        },
+    )
+    .expect("a valid run");
+    engine.run().expect("the run completes");
+    engine.report()
+}

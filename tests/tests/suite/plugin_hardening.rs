@@ -6,19 +6,15 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use thermoroute::engine::{Arrivals, Engine, EngineConfig, JobClass, Mode, RunReport};
+use thermoroute::engine::RunReport;
 use thermoroute::hardware::{Hardware, PluginCeilings};
-use thermoroute::plugin::{PluginCost, PluginSet, Runtime, conformance};
+use thermoroute::plugin::{PluginCost, PluginSet, conformance};
 use thermoroute::policy::{
     CandidateInput, CostModel, DecisionContext, Estimate, GateDecision, NodeSummary, Policy,
     PolicyFault,
 };
 use thermoroute::trace::{TraceEvent, read_trace};
-use thermoroute_tests::{example, guest, run_in};
-
-fn runtime() -> &'static Runtime {
-    Runtime::shared().expect("the plugin runtime starts")
-}
+use thermoroute_tests::{guest, plugin_runtime as runtime, run_in, simulate_fraud as simulate};
 
 fn score(model: &dyn CostModel) -> Result<Vec<thermoroute::policy::CostTerms>, PolicyFault> {
     let node = NodeSummary {
@@ -59,33 +55,6 @@ fn with_manifest(dir: &Path, fixture: &str, name: &str, manifest: &str) -> PathB
     std::fs::copy(guest(fixture), &wasm).unwrap();
     std::fs::write(dir.join(format!("{name}.toml")), manifest).unwrap();
     wasm
-}
-
-fn simulate(policy: Policy, hw: &Hardware, jobs: u64, trace: &Path) -> RunReport {
-    let graph =
-        thermoroute::model::Graph::load(Path::new(&example("graphs/fraud-triage.json"))).unwrap();
-    let mut engine = Engine::new(
-        vec![JobClass {
-            name: "fraud".into(),
-            graph,
-        }],
-        hw.clone(),
-        policy,
-        Default::default(),
-        EngineConfig {
-            mode: Mode::Simulate,
-            seed: 11,
-            arrivals: Arrivals::Poisson {
-                jobs,
-                rate_per_s: 50.0,
-            },
-            trace: Some(trace.to_path_buf()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    engine.run().unwrap();
-    engine.report()
 }
 
 fn all_accounted(r: &RunReport, jobs: u64) {

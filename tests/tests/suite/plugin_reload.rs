@@ -1,29 +1,12 @@
 //! Plugin hot reload through `notify`: files replaced the ways editors and
 //! build tools replace them.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use thermoroute::hardware::PolicySpec;
-use thermoroute::plugin::{PluginCost, Runtime};
-use thermoroute::policy::{CostModel, PolicyNotice};
-use thermoroute_tests::guest;
-
-fn runtime() -> &'static Runtime {
-    Runtime::shared().expect("the plugin runtime starts")
-}
-
-fn wait_for_notice(model: &dyn CostModel) -> PolicyNotice {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let mut notices = Vec::new();
-        model.take_notices(&mut notices);
-        if let Some(n) = notices.pop() {
-            return n;
-        }
-        assert!(Instant::now() < deadline, "no reload notice");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use thermoroute::plugin::PluginCost;
+use thermoroute::policy::CostModel;
+use thermoroute_tests::{guest, plugin_runtime as runtime, wait_for_notice};
 
 /// Editors and `cargo build` write a new file and rename it over the old
 /// one, again and again: the watch must follow each new file (a watch on the

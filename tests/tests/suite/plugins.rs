@@ -18,14 +18,12 @@ use thermoroute::plugin::{PluginCost, PluginEligibility, PluginGate, PluginSet, 
 use thermoroute::policy::{
     BackendLimits, CandidateInput, CostModel, DecisionContext, DiagnosticsLevel, EffectRequest,
     Eligibility, EligibilityQuery, Estimate, Evidence, Gate, GateDecision, NativeCost,
-    NativeEligibility, NativeGate, NodeSummary, Policy, PolicyNotice, ProgramSummary,
+    NativeEligibility, NativeGate, NodeSummary, Policy, ProgramSummary,
 };
 use thermoroute::trace::{TraceEvent, read_trace};
-use thermoroute_tests::{example, guest};
-
-fn runtime() -> &'static Runtime {
-    Runtime::shared().expect("the plugin runtime starts")
-}
+use thermoroute_tests::{
+    example, guest, plugin_runtime as runtime, simulate_fraud, wait_for_notice,
+};
 
 fn sample_node() -> NodeSummary {
     NodeSummary {
@@ -418,19 +416,6 @@ fn cost_plugin_with(name: &str, spec: PolicySpec) -> PluginCost {
     PluginCost::open(runtime(), &guest(name), spec, None).unwrap()
 }
 
-fn wait_for_notice(model: &dyn CostModel) -> PolicyNotice {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let mut notices = Vec::new();
-        model.take_notices(&mut notices);
-        if let Some(n) = notices.pop() {
-            return n;
-        }
-        assert!(Instant::now() < deadline, "no reload notice");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Rewrites a file so its modification time surely changes.
 fn replace(file: &Path, with: &Path) {
     let tmp = file.with_extension("new");
@@ -554,32 +539,6 @@ fn fraud_graph() -> thermoroute::model::Graph {
     thermoroute::model::Graph::load(Path::new(&example("graphs/fraud-triage.json"))).unwrap()
 }
 
-fn simulate(policy: Policy, hw: &Hardware, trace: &Path) -> thermoroute::engine::RunReport {
-    let graph = fraud_graph();
-    let mut engine = Engine::new(
-        vec![JobClass {
-            name: "fraud".into(),
-            graph,
-        }],
-        hw.clone(),
-        policy,
-        Default::default(),
-        EngineConfig {
-            mode: Mode::Simulate,
-            seed: 11,
-            arrivals: Arrivals::Poisson {
-                jobs: 200,
-                rate_per_s: 50.0,
-            },
-            trace: Some(trace.to_path_buf()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    engine.run().unwrap();
-    engine.report()
-}
-
 fn routes(trace: &Path) -> Vec<(u64, String, Option<Target>)> {
     read_trace(trace)
         .unwrap()
@@ -599,7 +558,7 @@ fn in_the_engine_a_trapping_plugin_is_traced_and_the_native_default_decides() {
     let hw = Hardware::default();
     let dir = tempfile::tempdir().unwrap();
     let native_trace = dir.path().join("native.jsonl");
-    let native = simulate(Policy::native(&hw), &hw, &native_trace);
+    let native = simulate_fraud(Policy::native(&hw), &hw, 200, &native_trace);
 
     let hostile_trace = dir.path().join("hostile.jsonl");
     let policy = PluginSet {
@@ -609,7 +568,7 @@ fn in_the_engine_a_trapping_plugin_is_traced_and_the_native_default_decides() {
     }
     .policy(&hw, None)
     .unwrap();
-    let hostile = simulate(policy, &hw, &hostile_trace);
+    let hostile = simulate_fraud(policy, &hw, 200, &hostile_trace);
     assert_eq!(routes(&native_trace), routes(&hostile_trace));
     assert_eq!(
         hostile.completed + hostile.failed + hostile.rejected + hostile.infeasible,

@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::backends::tsu::{TsuDriver, tsu_draws};
 use crate::diagnostics::diagnose;
-use crate::hardware::Hardware;
+use crate::hardware::{Hardware, MixingFit};
 use crate::model::eprogram::{EProgram, Schedule};
+use crate::perf::{fit as fit_mixing, run_figures, small_exact};
 use crate::sampler::exact::exact_marginals;
 use crate::sampler::{Draws, SampleOptions, sample};
 
@@ -53,6 +54,9 @@ pub struct Calibration {
     /// Service-time models per (target, node family).
     #[serde(default)]
     pub service: Vec<crate::hardware::ServiceFit>,
+    /// How each backend mixes on the programs of `calibrate --graph`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mixing: Vec<MixingFit>,
 }
 
 /// Errors of calibration. Fatal for the command.
@@ -184,7 +188,51 @@ pub fn calibrate(
         tsu: (hw.tsu.count > 0).then(|| summarise(&tsu)),
         machine: Some(MachineKey::here()),
         service,
+        mixing: Vec::new(),
     })
+}
+
+/// How the CPU reference and the TSU mix on each program: `runs` runs each
+/// at the program's own schedule (the GPU runs the CPU reference's chain
+/// law; simulate mode pilots it on the CPU). `progress` is told each run.
+pub fn measure_mixing(
+    hw: &Hardware,
+    programs: &[EProgram],
+    runs: usize,
+    seed: u64,
+    mut progress: impl FnMut(&str, usize),
+) -> Result<Vec<MixingFit>, CalibrationError> {
+    let driver = (hw.tsu.count > 0)
+        .then(|| TsuDriver::from_hardware(hw))
+        .transpose()?;
+    let mut fits = Vec::new();
+    for (i, program) in programs.iter().enumerate() {
+        let exact = small_exact(program);
+        let mut cpu = Vec::with_capacity(runs);
+        for r in 0..runs {
+            let draws = sample(program, SampleOptions::seeded(seed + r as u64))?;
+            cpu.push(run_figures(program, &draws, exact.as_deref()));
+            progress("cpu-ref", i);
+        }
+        fits.push(fit_mixing("cpu-ref", program, &cpu, "calibrated"));
+        // A program the chip cannot run has no TSU figures to measure.
+        if let Some(Ok(image)) = driver.as_ref().map(|d| d.compile(program)) {
+            let driver = driver.as_ref().expect("compiled by it");
+            let mut tsu = Vec::with_capacity(runs);
+            for r in 0..runs {
+                let mut run = driver.start(image.clone(), seed + r as u64);
+                run_to_end(&mut run)?;
+                tsu.push(run_figures(
+                    program,
+                    &tsu_draws(run.run()),
+                    exact.as_deref(),
+                ));
+                progress("tsu", i);
+            }
+            fits.push(fit_mixing("tsu", program, &tsu, "calibrated"));
+        }
+    }
+    Ok(fits)
 }
 
 fn run_to_end(run: &mut crate::backends::tsu::TsuSampling) -> Result<(), CalibrationError> {
@@ -197,12 +245,33 @@ fn run_to_end(run: &mut crate::backends::tsu::TsuSampling) -> Result<(), Calibra
 }
 
 impl Calibration {
-    /// Makes the scheduler's accuracy term use these biases.
+    /// Makes the scheduler's accuracy term, priors and simulate mode use
+    /// these figures. The TSU's (its bias and how it mixes) are keyed by the
+    /// chip they were measured on: on another chip (a what-if variant) the
+    /// chip model speaks for the TSU and they are left out.
     pub fn apply(&self, hw: &mut Hardware) {
-        if let Some(t) = &self.tsu {
+        let same_chip = TsuDriver::from_hardware(hw)
+            .map(|d| d.chip.hash() == self.chip_hash)
+            .unwrap_or(false);
+        if let Some(t) = &self.tsu
+            && same_chip
+        {
             hw.tsu.sampling_bias = t.bias;
         }
+        if !same_chip && hw.tsu.count > 0 {
+            tracing::warn!(
+                calibrated = %self.chip_hash,
+                "the calibration measured another TSU chip ({}); its TSU figures are left out",
+                self.chip
+            );
+        }
         hw.calibrated.clone_from(&self.service);
+        hw.mixing = self
+            .mixing
+            .iter()
+            .filter(|m| same_chip || m.target != "tsu")
+            .cloned()
+            .collect();
     }
 
     pub fn load(file: &Path) -> Result<Self, CalibrationError> {
@@ -225,6 +294,16 @@ impl Calibration {
             return Err(bad(format!(
                 "service model {}/{} has a negative or non-finite figure",
                 bad_fit.target, bad_fit.family
+            )));
+        }
+        if let Some(m) = c.mixing.iter().find(|m| {
+            let figures = [m.ess_per_draw, m.ess_cv, m.rhat_excess, m.rhat_cv];
+            !(figures.iter().all(|x| x.is_finite() && *x >= 0.0)
+                && (0.0..=1.0).contains(&m.constraint_rate))
+        }) {
+            return Err(bad(format!(
+                "mixing model {}/{} has a negative, non-finite or out-of-range figure",
+                m.target, m.program_hash
             )));
         }
         let mismatch = match &c.machine {

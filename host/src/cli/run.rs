@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
+use thermoroute::calibration::CalibrationError;
 use thermoroute::engine::{Arrivals, Engine, EngineConfig, Mode, RecordedArrival, RunReport, Step};
 use thermoroute::inputs::{InputError, InputFiles, Inputs};
 use thermoroute::review::DEFAULT_REVIEW_FILE;
@@ -64,6 +65,11 @@ pub struct RunArgs {
     /// accuracy term uses its measured biases.
     #[arg(long, value_name = "FILE")]
     calibration: Option<PathBuf>,
+    /// A calibration measured on another machine or build is refused; with
+    /// this flag it is ignored with a warning and the built-in defaults
+    /// serve instead.
+    #[arg(long, requires = "calibration")]
+    ignore_foreign_calibration: bool,
     /// Routing tables learned so far: read at start, written at the end.
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
@@ -84,17 +90,26 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
-    let files = InputFiles {
+    let mut files = InputFiles {
         graphs: &args.graphs,
         hardware: args.hardware.as_deref(),
         calibration: args.calibration.as_deref(),
         state: args.state.as_deref(),
     };
+    let mut loaded = files.load();
+    if args.ignore_foreign_calibration
+        && let Err(InputError::Calibration(e @ CalibrationError::Foreign { .. })) = &loaded
+    {
+        tracing::warn!("{e}; ignored (--ignore-foreign-calibration): built-in defaults serve");
+        eprintln!("warning: {e}; ignored, the built-in defaults serve instead");
+        files.calibration = None;
+        loaded = files.load();
+    }
     let Inputs {
         classes,
         hardware: hw,
         tables,
-    } = match files.load() {
+    } = match loaded {
         Ok(inputs) => inputs,
         Err(InputError::Graph(e)) => return Ok(report_model_error(&e)),
         Err(e) => return Err(e.into()),
@@ -153,11 +168,15 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         engine.tables().save(p)?;
     }
     let report = engine.report();
+    let mixing = engine.mixing_sources();
     if args.json {
         print_json(&report)?;
     } else {
         print_run(&report, args.trace.as_deref());
         println!("{}", service_model_line(calibrated_fits));
+        if let Some(line) = mixing {
+            println!("{line}");
+        }
     }
     if report.jobs.len() == 1 && report.submitted == 1 {
         let job = &report.jobs[0];

@@ -371,6 +371,7 @@ impl Engine {
             min_ess_bulk: diagnostics.as_ref().and_then(|d| d.min_ess_bulk),
             constraint_rate: Some(constraint_rate(program, draws)),
             diagnostics_level: Some(level),
+            simulated: false,
         };
         self.jobs[slot].evidence[node as usize] = Some(evidence);
         self.complete_executed(slot, node, target, value, summary, service, energy, note)

@@ -125,6 +125,14 @@ impl Engine {
         &self.counters
     }
 
+    /// Where simulate mode's sampling diagnostics come from, in words
+    /// (`None` in execute mode or without sampling nodes).
+    pub fn mixing_sources(&self) -> Option<String> {
+        (self.config.mode == Mode::Simulate)
+            .then(|| plan::mixing_sources(&self.classes))
+            .flatten()
+    }
+
     /// The learning tables as they stand.
     pub fn tables(&self) -> &PerfTables {
         &self.tables

@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use super::JobClass;
 use crate::backends::tsu::TsuDriver;
 use crate::device::Target;
-use crate::hardware::{Hardware, TsuService};
+use crate::hardware::{Hardware, MixingFit, TsuService};
 use crate::model::Graph;
 use crate::model::graph::NodeKind;
-use crate::perf::{PerfTables, Service, chip_prior, prior, summarise};
+use crate::perf::{PerfTables, Service, chip_prior, pilot, prior, summarise};
 use crate::policy::{BackendLimits, EligibilityQuery, Ineligible, NodeSummary, Policy};
 use crate::trace::NodeBudget;
 
@@ -36,6 +36,12 @@ pub(super) struct NodePlan {
     /// Energy on the CPU (the all-CPU baseline).
     pub cpu_energy_j: f64,
     pub program_hash: Option<String>,
+    /// The TSU's figures come from the chip model: its cycle count is
+    /// fixed, so simulate mode draws no noise around it.
+    pub tsu_from_chip: bool,
+    /// Simulate mode: how each target mixes on this node's program (sampling
+    /// nodes; see [`attach_mixing`]).
+    pub mixing: Vec<Option<MixingFit>>,
     /// Upstream nodes whose evidence an effect is judged on.
     pub evidence_nodes: Vec<u32>,
     /// Some effect is judged on this node's evidence.
@@ -113,12 +119,16 @@ impl ClassPlan {
             };
             // The TSU's service is what the configured chip takes to run
             // the compiled image, not a throughput guess.
+            let mut tsu_from_chip = false;
             if let Some((driver, Ok(image))) = &compiled
                 && hw.tsu.service == TsuService::Chip
                 && let Some(k) = targets.iter().position(|&t| t == Target::Tsu)
             {
                 let (seconds, joules) = driver.estimate(image);
-                prior_of[k] = chip_prior(hw, &summary, seconds, joules, prior_of[k]);
+                if let Some(chip) = chip_prior(hw, &summary, seconds, joules, prior_of[k]) {
+                    prior_of[k] = chip;
+                    tsu_from_chip = true;
+                }
             }
             let slots = targets
                 .iter()
@@ -160,6 +170,8 @@ impl ClassPlan {
                 min_energy_j: 0.0,
                 cpu_energy_j,
                 program_hash: node.sample().map(|s| s.program.canonical_hash()),
+                tsu_from_chip,
+                mixing: Vec::new(),
                 evidence_nodes: Vec::new(),
                 is_evidence: false,
                 tsu_reasons: match compiled {
@@ -327,4 +339,80 @@ impl ClassPlan {
             elapsed_ms,
         }
     }
+}
+
+/// Seed of simulate mode's pilot runs: fixed, so a simulation is repeatable
+/// whatever its own seed.
+const PILOT_SEED: u64 = 0x5eed_f117;
+
+/// Simulate mode's mixing models for every sampling node and target: the
+/// calibrated fit for (target, program) when `calibrate --graph` measured
+/// one, else a pilot on the CPU reference (one per program, shared by the
+/// targets: they run the same Gibbs chain), else none (too big to pilot).
+pub fn attach_mixing(plans: &mut [ClassPlan], hw: &Hardware) {
+    let mut pilots: HashMap<String, Option<MixingFit>> = HashMap::new();
+    for plan in plans.iter_mut() {
+        let graph = &plan.graph;
+        for (i, np) in plan.nodes.iter_mut().enumerate() {
+            let Some(spec) = graph.nodes[i].sample() else {
+                continue;
+            };
+            let hash = np.program_hash.clone().unwrap_or_default();
+            let mut models = Vec::with_capacity(np.targets.len());
+            for t in &np.targets {
+                let calibrated = hw
+                    .mixing
+                    .iter()
+                    .find(|f| f.target == t.name() && f.program_hash == hash)
+                    .cloned();
+                let model = calibrated.or_else(|| {
+                    pilots
+                        .entry(hash.clone())
+                        .or_insert_with(|| {
+                            pilot(&spec.program, PILOT_SEED).unwrap_or_else(|e| {
+                                tracing::warn!(node = %graph.nodes[i].id, "no mixing pilot: {e}");
+                                None
+                            })
+                        })
+                        .clone()
+                });
+                models.push(model);
+            }
+            np.mixing = models;
+        }
+    }
+}
+
+/// Where simulate mode's sampling diagnostics come from, in words (`None`
+/// without sampling nodes).
+pub fn mixing_sources(plans: &[ClassPlan]) -> Option<String> {
+    let (mut calibrated, mut pilot, mut none) = (0, 0, 0);
+    for m in plans.iter().flat_map(|p| &p.nodes).flat_map(|n| &n.mixing) {
+        match m.as_ref().map(|m| m.source.as_str()) {
+            Some("calibrated") => calibrated += 1,
+            Some(_) => pilot += 1,
+            None => none += 1,
+        }
+    }
+    (calibrated + pilot + none > 0).then(|| {
+        let mut parts = Vec::new();
+        if calibrated > 0 {
+            parts.push(format!("{calibrated} measured by `calibrate --graph`"));
+        }
+        if pilot > 0 {
+            parts.push(format!(
+                "{pilot} from pilot runs of the CPU reference sampler"
+            ));
+        }
+        if none > 0 {
+            parts.push(format!(
+                "{none} unmodelled (programs over {:.0e} updates: run `calibrate --graph`)",
+                crate::perf::PILOT_MAX_UPDATES
+            ));
+        }
+        format!(
+            "simulated sampling diagnostics (node x target): {}; evidence is marked simulated",
+            parts.join(", ")
+        )
+    })
 }

@@ -54,6 +54,8 @@ impl Engine {
             preempted_by: 0,
             result: None,
             last_checked_samples: 0,
+            luck: None,
+            early_at: None,
         };
         let id = self.tasks.insert(task);
         let d = target.device();

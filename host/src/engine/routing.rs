@@ -101,6 +101,7 @@ impl Engine {
                     self.policy.cost.name(),
                 )
             });
+        let native_fallback = scored.is_err();
         if let Err(fault) = scored {
             self.counters.policy_faults += 1;
             self.log_fault("cost", &fault, "native cost model");
@@ -127,7 +128,16 @@ impl Engine {
         }
         let plan = &self.classes[class];
         let np = &plan.nodes[node as usize];
-        let outcome = choose(&self.scratch, priority, || {
+        // The order comes with the costs it was scored with.
+        let order: &[crate::device::Target] =
+            if np.summary.kind != crate::model::graph::NodeKind::Sample {
+                &[]
+            } else if native_fallback {
+                self.native.cost.sampling_order()
+            } else {
+                self.policy.cost.sampling_order()
+            };
+        let outcome = choose(&self.scratch, priority, order, || {
             explain::infeasible_explanation(
                 &plan.graph.nodes[node as usize].id,
                 &self.scratch,
@@ -137,7 +147,7 @@ impl Engine {
         });
         if tracing::enabled!(tracing::Level::DEBUG) {
             let id = &plan.graph.nodes[node as usize].id;
-            let why = explain::decision_explanation(&self.scratch, &outcome);
+            let why = explain::decision_explanation(&self.scratch, &outcome, order);
             match &outcome {
                 Routed::Chosen(_) => tracing::debug!(job = job_id, node = %id, "routed: {why}"),
                 Routed::Busy { .. } => tracing::debug!(job = job_id, node = %id, "rejected: {why}"),
@@ -147,7 +157,8 @@ impl Engine {
             }
         }
         if self.trace.is_some() || self.config.record_jobs {
-            self.record_decision(slot, node, attempt, &outcome, budget)?;
+            let order = order.to_vec();
+            self.record_decision(slot, node, attempt, &outcome, budget, &order)?;
         }
         match outcome {
             Routed::Chosen(i) => {
@@ -186,6 +197,7 @@ impl Engine {
         attempt: u32,
         outcome: &Routed,
         budget: NodeBudget,
+        order: &[crate::device::Target],
     ) -> Result<(), EngineError> {
         let class = self.jobs[slot].class as usize;
         let chosen = match outcome {
@@ -194,7 +206,7 @@ impl Engine {
         };
         let verdicts = &self.classes[class].nodes[node as usize].verdicts;
         let records = explain::candidate_records(&self.scratch, verdicts);
-        let explanation = explain::decision_explanation(&self.scratch, outcome);
+        let explanation = explain::decision_explanation(&self.scratch, outcome, order);
         let job = &mut self.jobs[slot];
         let job_id = job.id;
         if let Some(r) = &mut job.record {

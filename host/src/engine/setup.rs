@@ -7,7 +7,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::plan::ClassPlan;
+use super::plan::{ClassPlan, attach_mixing};
 use super::report::ClassStats;
 use super::state::{DeviceRt, EventKind, JobSlab, TaskSlab};
 use super::{Arrivals, Counters, Engine, EngineConfig, EngineError, JobClass, Mode};
@@ -63,7 +63,7 @@ impl Engine {
         } else {
             None
         };
-        let plans: Vec<ClassPlan> = classes
+        let mut plans: Vec<ClassPlan> = classes
             .into_iter()
             .map(|c| {
                 ClassPlan::compile(
@@ -76,6 +76,9 @@ impl Engine {
                 )
             })
             .collect();
+        if config.mode == Mode::Simulate {
+            attach_mixing(&mut plans, &hw);
+        }
         let (arrivals_left, rate, recorded) = match &config.arrivals {
             Arrivals::AtOnce { jobs } => (*jobs, f64::INFINITY, VecDeque::new()),
             Arrivals::Poisson { jobs, rate_per_s } => {
@@ -125,6 +128,11 @@ impl Engine {
         };
         let reviews = match (&config.reviews, config.mode) {
             (Some(path), Mode::Execute) => Some(ReviewQueue::open(path)?),
+            // Simulated holds are only recorded, unless the hardware file
+            // asks for them in the queue.
+            (Some(path), Mode::Simulate) if hw.simulate.hold_reviews => {
+                Some(ReviewQueue::open(path)?)
+            }
             _ => None,
         };
         let summaries = plans.iter().map(ClassStats::new).collect();

@@ -10,6 +10,7 @@ use crate::backends::value::{NodeResult, Value};
 use crate::device::Target;
 use crate::model::EProgram;
 use crate::model::graph::Priority;
+use crate::perf::MixingLuck;
 use crate::policy::Evidence;
 use crate::trace::{JobStatus, NodeStatus};
 
@@ -95,6 +96,10 @@ pub(super) struct Task {
     /// Execute mode, deterministic nodes: the result, delivered at TaskDone.
     pub(super) result: Option<Box<NodeResult>>,
     pub(super) last_checked_samples: usize,
+    /// Simulate mode, sampling nodes: this run's luck in the mixing model,
+    /// and the samples per chain at which it stops early (if it does).
+    pub(super) luck: Option<MixingLuck>,
+    pub(super) early_at: Option<usize>,
 }
 
 pub(super) struct DeviceRt {

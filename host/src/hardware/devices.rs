@@ -125,9 +125,10 @@ pub struct TsuSpec {
 #[serde(rename_all = "snake_case")]
 pub enum TsuService {
     /// From the description's throughput and energy per update.
-    #[default]
     Throughput,
-    /// From the chip model's estimate for the compiled image.
+    /// From the chip model's estimate for the compiled image (programs the
+    /// chip cannot compile fall back to the throughput figures).
+    #[default]
     Chip,
 }
 
@@ -147,7 +148,7 @@ impl Default for TsuSpec {
             availability: Vec::new(),
             chip: "devkit".into(),
             chip_file: None,
-            service: TsuService::Throughput,
+            service: TsuService::Chip,
             clock_hz: None,
             precision_tolerance: 0.05,
             chip_faults: thermoroute_sim::Faults::default(),

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::device::Target;
+
 /// Weights of `wL*Latency + wE*Energy + wA*Error + wR*RiskPenalty`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -86,6 +88,11 @@ pub struct PolicySpec {
     pub tsu_irreversible_penalty: f64,
     /// Risk penalty of serving it from GPU-simulated sampling.
     pub gpu_sim_irreversible_penalty: f64,
+    /// The design note's default rule for sampling nodes: the first of
+    /// these targets that meets the node's QoS with queue room and no risk
+    /// penalty runs it; otherwise the cheapest feasible one. Empty: cost
+    /// alone decides.
+    pub sampling_order: Vec<Target>,
 }
 
 impl Default for PolicySpec {
@@ -94,6 +101,7 @@ impl Default for PolicySpec {
             hardware_stochasticity: StochasticityPolicy::Always,
             tsu_irreversible_penalty: 1.0,
             gpu_sim_irreversible_penalty: 0.2,
+            sampling_order: vec![Target::Tsu, Target::GpuSim, Target::CpuRef],
         }
     }
 }

@@ -23,7 +23,8 @@ pub use knobs::{
 };
 pub use plugins::PluginCeilings;
 pub use simulation::{
-    DriftSpec, Fault, FaultKind, PerfPrior, ServiceDistribution, ServiceFit, SimulateSpec,
+    DriftSpec, Fault, FaultKind, MixingFit, PerfPrior, ServiceDistribution, ServiceFit,
+    SimulateSpec,
 };
 
 use std::path::{Path, PathBuf};
@@ -75,6 +76,11 @@ pub struct Hardware {
     /// `--calibration`; explicit `[[perf]]` entries win over them).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub calibrated: Vec<ServiceFit>,
+    /// How each backend mixes per program, measured by `calibrate --graph`
+    /// (filled from `--calibration`); simulate mode draws sampling
+    /// diagnostics from them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mixing: Vec<MixingFit>,
     /// Injected faults: offline windows, slowdowns, execution errors.
     pub faults: Vec<Fault>,
 }
@@ -154,6 +160,23 @@ impl Hardware {
                 reason,
             })
         };
+        let order = &self.policy.sampling_order;
+        if let Some(t) = order.iter().find(|t| !t.samples()) {
+            return bad(
+                "policy.sampling_order",
+                format!("{t} does not sample; use tsu, gpu-sim and cpu-ref"),
+            );
+        }
+        if let Some((i, t)) = order
+            .iter()
+            .enumerate()
+            .find(|(i, t)| order[..*i].contains(t))
+        {
+            return bad(
+                &format!("policy.sampling_order[{i}]"),
+                format!("{t} is listed twice"),
+            );
+        }
         let positive = [
             ("cpu.active_w_per_core", self.cpu.active_w_per_core),
             ("cpu.gflops_per_core", self.cpu.gflops_per_core),

@@ -21,6 +21,9 @@ pub enum ServiceDistribution {
 pub struct SimulateSpec {
     pub service: ServiceDistribution,
     pub cv: f64,
+    /// Simulated gate decisions that would hold an effect go into the
+    /// review queue too (off: they are only recorded as would-be holds).
+    pub hold_reviews: bool,
 }
 
 impl Default for SimulateSpec {
@@ -28,6 +31,7 @@ impl Default for SimulateSpec {
         SimulateSpec {
             service: ServiceDistribution::Exponential,
             cv: 0.5,
+            hold_reviews: false,
         }
     }
 }
@@ -87,6 +91,34 @@ pub struct ServiceFit {
     pub residual_cv: f64,
     /// Measurements behind the fit.
     pub points: usize,
+}
+
+/// How one backend mixes on one program, at the program's own schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixingFit {
+    /// Routing target: tsu, gpu-sim, cpu-ref (`*`: any sampling target).
+    pub target: String,
+    /// `sha256:` of the canonical program.
+    pub program_hash: String,
+    /// Smallest bulk ESS over variables, per draw kept (all chains).
+    pub ess_per_draw: f64,
+    /// Spread of that ESS over runs (standard deviation over mean).
+    pub ess_cv: f64,
+    /// Mean of (largest R-hat − 1) over runs, at the full schedule.
+    pub rhat_excess: f64,
+    /// Spread of that excess over runs (standard deviation over mean).
+    pub rhat_cv: f64,
+    /// Fraction of draws satisfying every hard constraint.
+    pub constraint_rate: f64,
+    /// Mean largest |marginal − exact| where exact enumeration is possible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_error: Option<f64>,
+    /// Runs behind the fit.
+    pub runs: usize,
+    /// `calibrated` (measured by `calibrate`) or `pilot` (simulate mode's
+    /// own CPU-reference runs).
+    pub source: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

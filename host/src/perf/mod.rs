@@ -7,11 +7,16 @@
 //! what it did cost, and `state` keeps that between runs.
 
 mod learn;
+mod mixing;
 mod prior;
 mod state;
 mod summary;
 
 pub use learn::{Drift, Learned, PerfTables};
+pub use mixing::{
+    MixingLuck, PILOT_MAX_UPDATES, RunFigures, SimulatedOutcome, constraint_rate, fit, pilot,
+    run_figures, small_exact,
+};
 pub use prior::{Service, busy_energy, chip_prior, p95_ratio, prior};
 pub use state::{StateError, write_atomically};
 pub use summary::summarise;

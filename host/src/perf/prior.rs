@@ -108,25 +108,26 @@ pub fn prior(hw: &Hardware, node: &NodeSummary, target: Target) -> Service {
 
 /// The TSU prior from the chip model: a whole run of the node's compiled
 /// image takes `device_seconds` and `energy_j` (the simulator's estimate,
-/// what `tsu inspect` prints). An explicit `[[perf]]` entry for the node's
-/// class still wins; the error stays the rule-based one.
+/// what `tsu inspect` prints). The cycle count of an image is fixed, so the
+/// p95 is the mean. An explicit `[[perf]]` entry for the node's class still
+/// wins; the error stays the rule-based one.
 pub fn chip_prior(
     hw: &Hardware,
     node: &NodeSummary,
     device_seconds: f64,
     energy_j: f64,
     rule_based: Service,
-) -> Service {
+) -> Option<Service> {
     if explicit_prior(hw, node, Target::Tsu).is_some() {
-        return rule_based;
+        return None;
     }
     let mean_ms = device_seconds * 1e3;
-    Service {
+    Some(Service {
         mean_ms,
-        p95_ms: mean_ms * p95_ratio(hw),
+        p95_ms: mean_ms,
         energy_j,
         error: rule_based.error,
-    }
+    })
 }
 
 /// The `[[perf]]` entry of the hardware file for this node on `target`.

@@ -102,6 +102,7 @@ pub(super) fn evidence() -> Evidence {
         min_ess_bulk: Some(1500.0),
         constraint_rate: Some(1.0),
         diagnostics_level: Some(DiagnosticsLevel::Full),
+        simulated: false,
     }
 }
 

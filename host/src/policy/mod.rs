@@ -13,6 +13,7 @@ mod types;
 
 use serde::{Deserialize, Serialize};
 
+use crate::device::Target;
 use crate::hardware::Hardware;
 
 pub use native::{NativeCost, NativeEligibility, NativeGate, gate_verdict, runs_kind};
@@ -93,6 +94,12 @@ pub trait CostModel: Send {
     /// Writes one [`CostTerms`] per candidate of `ctx` into `out` (cleared
     /// first).
     fn score(&self, ctx: &DecisionContext, out: &mut Vec<CostTerms>) -> Result<(), PolicyFault>;
+    /// The order in which a sampling node takes the first target that meets
+    /// its QoS without risk, before cost decides (the design note's default
+    /// rule). Empty: cost alone decides, as for every plugin.
+    fn sampling_order(&self) -> &[Target] {
+        &[]
+    }
 }
 
 /// Decides whether a target may run a node.

@@ -33,6 +33,10 @@ impl CostModel for NativeCost {
         "native"
     }
 
+    fn sampling_order(&self) -> &[Target] {
+        &self.policy.sampling_order
+    }
+
     fn score(&self, ctx: &DecisionContext, out: &mut Vec<CostTerms>) -> Result<(), PolicyFault> {
         out.clear();
         let candidates = ctx.candidates;
@@ -308,6 +312,7 @@ mod tests {
             min_ess_bulk: Some(1000.0),
             constraint_rate: Some(1.0),
             diagnostics_level: Some(DiagnosticsLevel::Full),
+            simulated: false,
         }
     }
 

@@ -293,6 +293,11 @@ pub struct Evidence {
     pub constraint_rate: Option<f64>,
     /// How much diagnostics it ran.
     pub diagnostics_level: Option<DiagnosticsLevel>,
+    /// Simulate mode made it up from the mixing model: the figures are what
+    /// execution is expected to report, the output hash a stand-in naming
+    /// the output it would have hashed. Never applies an effect.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub simulated: bool,
 }
 
 /// How much diagnostic work a sampling node did (degraded under load).

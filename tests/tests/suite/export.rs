@@ -96,7 +96,7 @@ fn perfetto_export_is_well_formed_and_never_overlaps() {
 fn preempted_work_splits_into_non_overlapping_slices() {
     let hw = thermoroute::hardware::Hardware::from_toml(
         std::path::Path::new("hw.toml"),
-        "[gpu]\ncount = 0\n[cpu]\ncores = 1\n[simulate]\nservice = \"deterministic\"\n[tsu]\nshared_fraction = 0.01\n",
+        "[gpu]\ncount = 0\n[cpu]\ncores = 1\n[simulate]\nservice = \"deterministic\"\n[tsu]\nshared_fraction = 0.01\nservice = \"throughput\"\n[policy]\nsampling_order = []\n",
     )
     .unwrap();
     let g = |name: &str, priority: &str| {

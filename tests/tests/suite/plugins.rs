@@ -208,6 +208,7 @@ fn evidence(rng: &mut ChaCha8Rng) -> Evidence {
             Some(DiagnosticsLevel::Basic),
             Some(DiagnosticsLevel::Full),
         ][rng.random_range(0..4)],
+        simulated: false,
     }
 }
 
@@ -296,6 +297,7 @@ fn rust_plugins_match_the_native_defaults_on_thousands_of_random_inputs() {
             ][case % 3],
             tsu_irreversible_penalty: rng.random_range(0.0..5.0),
             gpu_sim_irreversible_penalty: rng.random_range(0.0..5.0),
+            ..PolicySpec::default()
         };
         // A fresh plugin per spec would be slow: specs change every 100 cases.
         if case % 100 != 0 {

@@ -1,7 +1,8 @@
 //! The words and records of a routing decision: what the trace, `explain`
 //! and `run --json` say about it. Pure functions of the assessed candidates.
 
-use super::route::{Candidate, Routed, VIOLATIONS};
+use super::route::{Candidate, Routed, VIOLATIONS, cheapest, preferred};
+use crate::device::Target;
 use crate::policy::Ineligible;
 use crate::trace::{CandidateRecord, NodeBudget};
 
@@ -54,12 +55,22 @@ pub fn candidate_records(
 }
 
 /// One line on why the decision came out as it did.
-pub fn decision_explanation(cands: &[Candidate], outcome: &Routed) -> String {
+pub fn decision_explanation(cands: &[Candidate], outcome: &Routed, order: &[Target]) -> String {
     let i = match outcome {
         Routed::Chosen(i) => *i,
         Routed::Busy { why, .. } | Routed::Infeasible(why) => return why.clone(),
     };
     let c = &cands[i];
+    let cheapest = cheapest(cands, |o| o.violations == 0 && o.room);
+    let rule = if cheapest != Some(i) && preferred(cands, order) == Some(i) {
+        let names: Vec<String> = order.iter().map(|t| t.to_string()).collect();
+        format!(
+            "the default rule for sampling nodes ({}: first that meets the QoS without risk)",
+            names.join(" > ")
+        )
+    } else {
+        "cheapest feasible".to_string()
+    };
     let others: Vec<String> = cands
         .iter()
         .filter(|o| o.target != c.target)
@@ -76,7 +87,7 @@ pub fn decision_explanation(cands: &[Candidate], outcome: &Routed) -> String {
         })
         .collect();
     format!(
-        "{}: cheapest feasible (cost {:.4} = latency {:.4} + energy {:.4} + error {:.4} + risk {:.4}){}",
+        "{}: {rule} (cost {:.4} = latency {:.4} + energy {:.4} + error {:.4} + risk {:.4}){}",
         c.target,
         c.cost.total,
         c.cost.latency,
@@ -208,7 +219,7 @@ mod tests {
         let mut off = cand(Target::Gpu, 0.5);
         off.host_reason = Some(HostReason::Offline);
         let tsu = cand(Target::Tsu, 1.0);
-        let why = decision_explanation(&[cpu, off, tsu], &Routed::Chosen(2));
+        let why = decision_explanation(&[cpu, off, tsu], &Routed::Chosen(2), &[]);
         assert!(
             why.starts_with("tsu: cheapest feasible (cost 1.0000 = latency 1.0000"),
             "{why}"

@@ -97,6 +97,10 @@ pub fn effect_outcome(
             NodeStatus::Completed,
             json!({ "action": action, "risk": risk, "applied": true }),
         ),
+        GateDecision::RequireReview(reasons) if simulated => (
+            NodeStatus::Held,
+            json!({ "action": action, "risk": risk, "applied": false, "would_hold": true, "held_for_review": review_id, "reasons": reasons, "simulated": true }),
+        ),
         GateDecision::RequireReview(reasons) => (
             NodeStatus::Held,
             json!({ "action": action, "risk": risk, "applied": false, "held_for_review": review_id, "reasons": reasons }),

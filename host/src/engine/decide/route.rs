@@ -240,14 +240,35 @@ pub fn cheapest(cands: &[Candidate], pred: impl Fn(&Candidate) -> bool) -> Optio
         .map(|(i, _)| i)
 }
 
-/// Chooses among scored candidates: the cheapest feasible one with queue
-/// room; else, if one would be feasible on an idle machine, backpressure;
-/// else the node is infeasible, explained by `infeasible`.
+/// The first target of `order` whose candidate is feasible, has queue room
+/// and carries no risk penalty: the design note's default rule for sampling
+/// nodes (TSU, else GPU-sim, else the CPU reference) when the QoS leaves
+/// room for it. Tight QoS, a full queue or risk leave the choice to cost.
+pub fn preferred(cands: &[Candidate], order: &[Target]) -> Option<usize> {
+    order.iter().find_map(|&t| {
+        cands.iter().position(|c| {
+            c.target == t
+                && c.eligible()
+                && c.violations == 0
+                && c.room
+                && c.cost.risk_penalty == 0.0
+        })
+    })
+}
+
+/// Chooses among scored candidates: the first of `order` that meets the
+/// QoS without risk (see [`preferred`]), else the cheapest feasible one
+/// with queue room; else, if one would be feasible on an idle machine,
+/// backpressure; else the node is infeasible, explained by `infeasible`.
 pub fn choose(
     cands: &[Candidate],
     priority: Priority,
+    order: &[Target],
     infeasible: impl FnOnce() -> String,
 ) -> Routed {
+    if let Some(i) = preferred(cands, order) {
+        return Routed::Chosen(i);
+    }
     if let Some(i) = cheapest(cands, |c| c.violations == 0 && c.room) {
         return Routed::Chosen(i);
     }
@@ -429,13 +450,53 @@ mod tests {
         let mut full = g;
         full.room = false;
         assert_eq!(
-            choose(&[a, g], Priority::Batch, String::new),
+            choose(&[a, g], Priority::Batch, &[], String::new),
             Routed::Chosen(1)
         );
         assert_eq!(
-            choose(&[a, full], Priority::Batch, String::new),
+            choose(&[a, full], Priority::Batch, &[], String::new),
             Routed::Chosen(0)
         );
+    }
+
+    #[test]
+    fn the_sampling_order_wins_within_qos_and_without_risk() {
+        const ORDER: [Target; 3] = [Target::Tsu, Target::GpuSim, Target::CpuRef];
+        let q = idle(1);
+        let b = budget(Some(10.0));
+        let at = |t, ms, cost| scored(assess(&facts(t, ms), &q, Priority::Batch, &b, 0), cost);
+        let tsu = at(Target::Tsu, 4.0, 5.0);
+        let gpu = at(Target::GpuSim, 0.1, 0.2);
+        let cpu = at(Target::CpuRef, 1.0, 1.0);
+        // Loose QoS: the first of the order, though it costs more.
+        assert_eq!(
+            choose(&[cpu, tsu, gpu], Priority::Batch, &ORDER, String::new),
+            Routed::Chosen(1)
+        );
+        // No order: plain cost.
+        assert_eq!(
+            choose(&[cpu, tsu, gpu], Priority::Batch, &[], String::new),
+            Routed::Chosen(2)
+        );
+        // Tight QoS rules the TSU out (p95 8 ms > 7 ms): the next in order.
+        let tight = budget(Some(7.0));
+        let slow = scored(
+            assess(&facts(Target::Tsu, 4.0), &q, Priority::Batch, &tight, 0),
+            5.0,
+        );
+        assert_ne!(slow.violations, 0);
+        assert_eq!(
+            choose(&[cpu, slow, gpu], Priority::Batch, &ORDER, String::new),
+            Routed::Chosen(2)
+        );
+        // A risk penalty leaves the choice to cost; so does a full queue.
+        let mut risky = tsu;
+        risky.cost.risk_penalty = 1.0;
+        assert_eq!(preferred(&[cpu, risky, gpu], &ORDER), Some(2));
+        let mut full = tsu;
+        full.room = false;
+        assert_eq!(preferred(&[cpu, full], &ORDER), Some(0));
+        assert_eq!(preferred(&[cpu, tsu], &[]), None);
     }
 
     #[test]
@@ -458,7 +519,7 @@ mod tests {
             1.0,
         );
         assert_eq!(c.violations, 2);
-        match choose(&[c], Priority::Batch, || unreachable!()) {
+        match choose(&[c], Priority::Batch, &[], || unreachable!()) {
             Routed::Busy {
                 retry_after_ms,
                 why,
@@ -470,7 +531,7 @@ mod tests {
         }
         let mut full = c;
         full.room = false;
-        match choose(&[full], Priority::Interactive, || unreachable!()) {
+        match choose(&[full], Priority::Interactive, &[], || unreachable!()) {
             Routed::Busy { why, .. } => {
                 assert_eq!(
                     why,
@@ -494,7 +555,7 @@ mod tests {
             1.0,
         );
         assert_eq!(
-            choose(&[c], Priority::Batch, || "too slow".into()),
+            choose(&[c], Priority::Batch, &[], || "too slow".into()),
             Routed::Infeasible("too slow".into())
         );
     }

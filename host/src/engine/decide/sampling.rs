@@ -4,9 +4,10 @@
 
 use crate::diagnostics::{Diagnostics, diagnose, diagnose_vars};
 use crate::hardware::{Budgets, GateSpec};
-use crate::model::EProgram;
 use crate::policy::DiagnosticsLevel;
 use crate::sampler::Draws;
+
+pub use crate::perf::constraint_rate;
 
 /// Early stopping is checked after at least 20 samples and then every tenth
 /// of the run, so the check costs little beside the sampling.
@@ -61,27 +62,10 @@ pub fn run_diagnostics(draws: &Draws, level: DiagnosticsLevel) -> Option<Diagnos
     }
 }
 
-/// Fraction of draws that satisfy every hard constraint of the program.
-pub fn constraint_rate(program: &EProgram, draws: &Draws) -> f64 {
-    if program.constraints.is_empty() || draws.samples == 0 {
-        return 1.0;
-    }
-    let rows = draws.values.chunks_exact(draws.n_vars.max(1));
-    let total = rows.len();
-    let ok = rows
-        .filter(|row| {
-            program
-                .constraints
-                .iter()
-                .all(|c| c.vars.iter().filter(|&&v| row[v] > 0).count() == c.required_up())
-        })
-        .count();
-    ok as f64 / total as f64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::EProgram;
 
     #[test]
     fn early_stop_checks_are_spaced_and_can_be_off() {

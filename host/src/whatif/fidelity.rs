@@ -43,9 +43,14 @@ pub struct FidelityRow {
     pub p95_ratio: Option<f64>,
     /// Simulate mean energy / execute mean energy.
     pub energy_ratio: Option<f64>,
-    /// The largest difference in backend mix over the class's nodes, in
-    /// percentage points (total variation distance of the target shares).
+    /// The largest difference in backend mix over the nodes that ran in
+    /// both modes, in percentage points (total variation distance of the
+    /// target shares).
     pub mix_difference_pp: f64,
+    /// The largest difference over the class's nodes in the share of
+    /// completed jobs that ran the node, in percentage points: branches
+    /// taken differently (simulate mode takes each way with equal odds).
+    pub ran_difference_pp: f64,
 }
 
 /// Runs `class` on `hw` in both modes with the same seed and Poisson
@@ -86,6 +91,7 @@ pub fn compare_modes(
         p95_ratio: ratio(s.latency_p95_ms, e.latency_p95_ms),
         energy_ratio: ratio(s.mean_energy_j, e.mean_energy_j),
         mix_difference_pp: mix_difference_pp(e, s),
+        ran_difference_pp: ran_difference_pp(e, s),
     })
 }
 
@@ -134,9 +140,31 @@ pub fn mix_difference_pp(a: &ClassSummary, b: &ClassSummary) -> f64 {
                     .sum();
                 50.0 * distance
             }
-            // Completed in one mode only: all of its mix moved.
-            (Some(x), _) | (_, Some(x)) if !x.is_empty() => 100.0,
+            // Ran in one mode only: a branch, counted by `ran_difference_pp`.
             _ => 0.0,
+        })
+        .fold(0.0, f64::max)
+}
+
+/// Largest difference between the two modes in the share of completed jobs
+/// that ran a node, in percentage points.
+pub fn ran_difference_pp(a: &ClassSummary, b: &ClassSummary) -> f64 {
+    fn ran(c: &ClassSummary) -> BTreeMap<&str, f64> {
+        c.backend_mix
+            .iter()
+            .map(|n| {
+                let runs: u64 = n.mix.values().sum();
+                (n.node.as_str(), runs as f64 / c.completed.max(1) as f64)
+            })
+            .collect()
+    }
+    let (ra, rb) = (ran(a), ran(b));
+    ra.keys()
+        .chain(rb.keys())
+        .map(|n| {
+            let x = ra.get(n).copied().unwrap_or(0.0).min(1.0);
+            let y = rb.get(n).copied().unwrap_or(0.0).min(1.0);
+            100.0 * (x - y).abs()
         })
         .fold(0.0, f64::max)
 }
@@ -178,8 +206,16 @@ mod tests {
         let b = class(&[("s", &[(Target::CpuRef, 4)])]);
         assert_eq!(mix_difference_pp(&a, &b), 75.0);
         assert_eq!(mix_difference_pp(&a, &a), 0.0);
+        // A node that ran in one mode only is a branch, not a mix change.
         let c = class(&[("t", &[(Target::Cpu, 1)])]);
-        assert_eq!(mix_difference_pp(&a, &c), 100.0);
+        assert_eq!(mix_difference_pp(&a, &c), 0.0);
+        assert_eq!(ran_difference_pp(&a, &c), 100.0);
+        let mut half = class(&[("s", &[(Target::CpuRef, 2)])]);
+        half.completed = 4;
+        let mut all = class(&[("s", &[(Target::CpuRef, 4)])]);
+        all.completed = 4;
+        assert_eq!(ran_difference_pp(&half, &all), 50.0);
+        assert_eq!(mix_difference_pp(&half, &all), 0.0);
     }
 
     #[test]

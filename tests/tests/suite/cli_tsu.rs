@@ -358,8 +358,10 @@ fn the_fidelity_suite_compares_both_modes_on_every_example() {
                 .unwrap_or_else(|| panic!("{key} in {row}"));
             assert!(r.is_finite() && r > 0.0, "{key} = {r} in {row}");
         }
-        let mix = row["mix_difference_pp"].as_f64().unwrap();
-        assert!((0.0..=100.0).contains(&mix), "{row}");
+        for key in ["mix_difference_pp", "ran_difference_pp"] {
+            let pp = row[key].as_f64().unwrap();
+            assert!((0.0..=100.0).contains(&pp), "{key} in {row}");
+        }
     }
 }
 

@@ -64,6 +64,7 @@ pub fn bench(hw: &Hardware, jobs: u64, rate_per_s: f64, json: bool) -> Result<Ex
         "p95 sim/exec",
         "energy sim/exec",
         "mix diff (pp)",
+        "ran diff (pp)",
     ]);
     for row in &rows {
         t.add_row([
@@ -74,6 +75,7 @@ pub fn bench(hw: &Hardware, jobs: u64, rate_per_s: f64, json: bool) -> Result<Ex
             Cell::new(r(row.p95_ratio)),
             Cell::new(r(row.energy_ratio)),
             Cell::new(format!("{:.1}", row.mix_difference_pp)),
+            Cell::new(format!("{:.1}", row.ran_difference_pp)),
         ]);
     }
     println!(

@@ -321,3 +321,75 @@ fn a_badly_mixing_model_escalates_nonconvergence_and_holds_with_hold_reviews() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("mixing model cpu-ref/sha256:"), "{err}");
 }
+
+#[test]
+fn foreign_calibrations_are_refused_or_ignored_on_request_and_other_chips_keep_the_chip_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let cal = dir.path().join("cal.json");
+    let c = json_of(&run_in(
+        dir.path(),
+        &[
+            "calibrate",
+            "--programs",
+            "1",
+            "--mixing-runs",
+            "2",
+            "--graph",
+            &example("graphs/posterior-batch.json"),
+            "--out",
+            &cal.to_string_lossy(),
+            "--json",
+        ],
+    ));
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run".to_string(),
+            example("graphs/posterior-batch.json"),
+            "--mode".into(),
+            "simulate".into(),
+            "--jobs".into(),
+            "3".into(),
+            "--calibration".into(),
+            cal.to_string_lossy().into_owned(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_in(dir.path(), &argv)
+    };
+    // Measured here, on the devkit chip.
+    let here = run(&[]);
+    let text = String::from_utf8_lossy(&here.stdout);
+    // posterior-batch's sampling node: TSU and CPU reference measured; the
+    // GPU runs the CPU's chain law and is piloted on it.
+    assert!(
+        text.contains("2 measured by `calibrate --graph`, 1 from pilot runs"),
+        "{text}"
+    );
+    // A what-if on another chip: the TSU's mixing is the chip's business,
+    // so only the CPU's measured model stays.
+    let z1 = dir.path().join("z1.toml");
+    std::fs::write(&z1, "[tsu]\nchip = \"z1-like\"\n").unwrap();
+    let other = run(&["--hardware", &z1.to_string_lossy()]);
+    let text = String::from_utf8_lossy(&other.stdout);
+    assert!(text.contains("1 measured by `calibrate --graph`"), "{text}");
+    assert!(text.contains("from pilot runs"), "{text}");
+
+    // The same file from another machine: refused, naming the mismatch...
+    let mut foreign = c.clone();
+    foreign["machine"]["cpu"] = serde_json::json!("Imaginary CPU 9000");
+    std::fs::write(&cal, serde_json::to_string(&foreign).unwrap()).unwrap();
+    let refused = run(&[]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("another machine") && err.contains("Imaginary CPU 9000"),
+        "{err}"
+    );
+    // ...or, on request, ignored with a warning: the defaults serve.
+    let ignored = run(&["--ignore-foreign-calibration"]);
+    assert!(ignored.status.success());
+    let err = String::from_utf8_lossy(&ignored.stderr);
+    assert!(err.contains("warning:") && err.contains("ignored"), "{err}");
+    let text = String::from_utf8_lossy(&ignored.stdout);
+    assert!(text.contains("uncalibrated built-in defaults"), "{text}");
+}

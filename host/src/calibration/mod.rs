@@ -186,7 +186,11 @@ pub fn calibrate(
         chip_hash: driver.chip.hash(),
         cpu_ref: summarise(&cpu),
         tsu: (hw.tsu.count > 0).then(|| summarise(&tsu)),
-        machine: Some(MachineKey::here()),
+        machine: Some(if hw.slots(crate::device::Device::Gpu) > 0 {
+            MachineKey::here_with_gpu(&hw.gpu.adapter)
+        } else {
+            MachineKey::here()
+        }),
         service,
         mixing: Vec::new(),
     })
@@ -307,6 +311,9 @@ impl Calibration {
             )));
         }
         let mismatch = match &c.machine {
+            Some(key @ MachineKey { gpu: Some(_), .. }) => {
+                key.mismatch(&MachineKey::here_with_gpu("auto"))
+            }
             Some(key) => key.mismatch(&MachineKey::here()),
             None => Some("no machine key (written by an older thermoroute)".into()),
         };

@@ -290,3 +290,85 @@ pub fn componentize(core: &Path, out: &Path) -> Result<(), BuildError> {
     let component = encoder.encode().map_err(failed)?;
     std::fs::write(out, component).map_err(io(out))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::authoring::lang::POLICY_WIT;
+
+    #[test]
+    fn bindings_declare_each_roles_export_and_carry_the_component_type() {
+        let tmp = tempfile::tempdir().unwrap();
+        let wit = tmp.path().join("wit");
+        std::fs::create_dir_all(&wit).unwrap();
+        std::fs::write(wit.join("policy.wit"), POLICY_WIT).unwrap();
+        for (world, stem, export) in [
+            (
+                "cost-plugin",
+                "cost_plugin",
+                "exports_thermoroute_policy_cost_model_score(",
+            ),
+            (
+                "eligibility-plugin",
+                "eligibility_plugin",
+                "exports_thermoroute_policy_eligibility_verdict(",
+            ),
+            (
+                "gate-plugin",
+                "gate_plugin",
+                "exports_thermoroute_policy_gate_decide(",
+            ),
+        ] {
+            let out = tmp.path().join(world);
+            let files = bindings(&wit, world, &out).unwrap();
+            let names: Vec<String> = files
+                .iter()
+                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                .collect();
+            for want in [
+                format!("{stem}.h"),
+                format!("{stem}.c"),
+                format!("{stem}_component_type.o"),
+            ] {
+                assert!(names.contains(&want), "{world}: {names:?}");
+            }
+            let header = std::fs::read_to_string(out.join(format!("{stem}.h"))).unwrap();
+            assert!(header.contains(export), "{world}");
+            let object = std::fs::read(out.join(format!("{stem}_component_type.o"))).unwrap();
+            assert!(object.starts_with(b"\0asm"), "{world}: a wasm object");
+        }
+        let err = bindings(&wit, "price-plugin", &tmp.path().join("x")).unwrap_err();
+        assert!(
+            matches!(&err, BuildError::Manifest { detail, .. } if detail.contains("price-plugin")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn sources_default_to_the_languages_files_at_the_top() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        for f in ["b.c", "a.cpp", "notes.txt", "c.h"] {
+            std::fs::write(dir.join(f), "").unwrap();
+        }
+        std::fs::create_dir(dir.join("sub.c")).unwrap();
+        let names = |v: Vec<PathBuf>| -> Vec<String> {
+            v.iter()
+                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(names(sources(dir, Lang::C, None).unwrap()), ["b.c"]);
+        assert_eq!(
+            names(sources(dir, Lang::Cpp, None).unwrap()),
+            ["a.cpp", "b.c"]
+        );
+        let listed = ["x.c".to_string()];
+        assert_eq!(
+            sources(dir, Lang::C, Some(&listed)).unwrap(),
+            [dir.join("x.c")]
+        );
+        let empty = tempfile::tempdir().unwrap();
+        let err = sources(empty.path(), Lang::C, None).unwrap_err();
+        assert!(err.to_string().contains("no C sources"), "{err}");
+    }
+}

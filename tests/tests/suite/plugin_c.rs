@@ -7,7 +7,7 @@
 //! a message that says what is wrong.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -35,8 +35,17 @@ fn ok(out: &std::process::Output, what: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// One build at a time: the first may install clang with apt-get, and
+/// concurrent apt-gets fight over dpkg's lock. Builds take under a second.
+static BUILDS: Mutex<()> = Mutex::new(());
+
+fn plugin_build(dir: &Path) -> std::process::Output {
+    let _one = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
+    run_in(&repo(), &["plugin", "build", dir.to_str().unwrap()])
+}
+
 fn build(dir: &Path) -> PathBuf {
-    let out = run_in(&repo(), &["plugin", "build", dir.to_str().unwrap()]);
+    let out = plugin_build(dir);
     let path = PathBuf::from(ok(&out, &format!("plugin build {}", dir.display())).trim());
     assert!(path.is_file(), "{}", path.display());
     path
@@ -270,6 +279,7 @@ fn new_build_check_run_works_for_c_and_cpp_in_every_role() {
             // The C++ cost template goes through its Makefile; the rest
             // through `plugin build` directly.
             let component = if (lang, role) == ("cpp", "cost") {
+                let _one = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
                 let out = std::process::Command::new("make")
                     .current_dir(&dir)
                     .arg(format!("THERMOROUTE={}", bin().display()))
@@ -316,7 +326,7 @@ fn c_dir(root: &Path, name: &str, toml_extra: &str, files: &[(&str, &str)]) -> P
 }
 
 fn build_fails(dir: &Path) -> String {
-    let out = run_in(&repo(), &["plugin", "build", dir.to_str().unwrap()]);
+    let out = plugin_build(dir);
     assert!(!out.status.success(), "{} built", dir.display());
     String::from_utf8_lossy(&out.stderr).into_owned()
 }

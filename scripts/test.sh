@@ -19,6 +19,19 @@ mkdir -p "$XDG_RUNTIME_DIR"
 if ! command -v tmux >/dev/null; then
     apt-get update -qq && apt-get install -y -qq tmux
 fi
+# C and C++ plugins (tests/tests/suite/plugin_c.rs): clang 19 and Debian's
+# wasi-libc, compiler-rt and libc++ for wasm32 (~30 s once; bindings and
+# component encoding are built into thermoroute). `plugin build` would
+# install the same on first use; doing it here keeps the tests' timings flat.
+# make: the C++ template's Makefile is exercised too.
+if ! command -v clang-19 >/dev/null || ! command -v make >/dev/null \
+    || [ ! -f /usr/lib/wasm32-wasi/libc.a ] \
+    || [ ! -f /usr/lib/wasm32-wasi/libc++.a ] \
+    || [ ! -f /usr/lib/llvm-19/lib/clang/19/lib/wasi/libclang_rt.builtins-wasm32.a ]; then
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+        clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 \
+        libc++-19-dev-wasm32 libc++abi-19-dev-wasm32 make
+fi
 
 cargo fmt --all -- --check
 # No import circles between modules (file and top-level grain).

@@ -58,6 +58,8 @@ pub enum LangArg {
     Rust,
     Python,
     Js,
+    C,
+    Cpp,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -83,7 +85,9 @@ pub enum PluginCommand {
     /// Build a plugin directory (its plugin.toml names the language and
     /// world) into DIR/target/NAME.wasm and print that path. Installs the
     /// toolchain it needs on first use: the wasm32-wasip2 Rust target,
-    /// componentize-py (PyPI) or jco + componentize-js (npm).
+    /// componentize-py (PyPI), jco + componentize-js (npm), or for C and
+    /// C++ clang-19 with Debian's wasi-libc (apt-get; the C bindings and the
+    /// component encoding are built in).
     Build { dir: PathBuf },
     /// Load a component, report the world it implements and what the
     /// sandbox grants each import, run the conformance suite and time it.
@@ -107,6 +111,8 @@ pub fn plugin(command: PluginCommand) -> Result<ExitCode> {
                 LangArg::Rust => Lang::Rust,
                 LangArg::Python => Lang::Python,
                 LangArg::Js => Lang::Js,
+                LangArg::C => Lang::C,
+                LangArg::Cpp => Lang::Cpp,
             };
             let role = match role {
                 RoleArg::Cost => Role::Cost,

@@ -17,6 +17,7 @@ mod golden;
 mod gpu;
 mod graph_exec;
 mod logs;
+mod plugin_c;
 mod plugin_hardening;
 mod plugin_langs;
 mod plugin_reload;

@@ -18,8 +18,9 @@ use crate::cli::print_json;
 
 /// Default components of `bench --suite plugins`: the committed cost models
 /// in each language, as `plugin build` leaves them.
-const BENCH_PLUGINS: [&str; 3] = [
+const BENCH_PLUGINS: [&str; 4] = [
     "plugins/cost-rust/target/cost-rust.wasm",
+    "plugins/cost-c/target/cost-c.wasm",
     "plugins/cost-python/target/cost-python.wasm",
     "plugins/cost-js/target/cost-js.wasm",
 ];

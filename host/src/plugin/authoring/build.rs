@@ -1,71 +1,20 @@
 //! `thermoroute plugin new` writes a template into a directory; `plugin
 //! build` turns the directory into a component with its language's toolchain
 //! (cargo for Rust, componentize-py for Python, jco/componentize-js for
-//! JavaScript), installed on first use when missing.
+//! JavaScript, clang with in-process bindings and encoding for C and C++),
+//! installed on first use when missing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::clang;
 use super::lang::{COMPONENTIZE_JS, COMPONENTIZE_PY, JCO, Lang};
 use super::manifest::{BuildSpec, Manifest};
+pub use super::process::BuildError;
+use super::process::{io, on_path, run, toolchain_failure};
 use super::templates;
 use crate::plugin::cache_dir::default_cache_dir;
 use crate::plugin::world::Role;
-
-/// A plugin that could not be created or built.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// `plugin.toml` or `Cargo.toml` is missing or malformed.
-    #[error("{path}: {detail}")]
-    Manifest {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        detail: String,
-    },
-    /// `plugin new` was pointed at a directory that already has files.
-    #[error("{0} already exists and is not empty; pick a new directory")]
-    Exists(PathBuf),
-    /// A file could not be read or written.
-    #[error("cannot write {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A guest toolchain is missing and could not be installed.
-    #[error("{tool} is needed to build {lang} plugins and could not be installed: {detail}")]
-    Toolchain {
-        /// The tool.
-        tool: &'static str,
-        /// The language it builds.
-        lang: &'static str,
-        /// Why it could not be installed.
-        detail: String,
-    },
-    /// A build step exited with an error.
-    #[error("`{command}` failed ({status}):\n{output}")]
-    Failed {
-        /// The command line.
-        command: String,
-        /// Its exit status.
-        status: String,
-        /// The last lines of its output.
-        output: String,
-    },
-    /// The build succeeded but left no component where it should be.
-    #[error("the build produced no component (looked for {0})")]
-    NoArtifact(PathBuf),
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
-    move |source| BuildError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
 
 /// Where installed guest toolchains live: `toolchains/` beside the compile
 /// cache.
@@ -74,38 +23,6 @@ pub fn toolchains_dir() -> PathBuf {
         .and_then(|c| c.parent().map(Path::to_path_buf))
         .unwrap_or_else(|| PathBuf::from(".thermoroute"))
         .join("toolchains")
-}
-
-/// Runs a command, keeping its output for the error.
-fn run(cmd: &mut Command) -> Result<(), BuildError> {
-    let described = format!("{cmd:?}").replace('"', "");
-    let out = cmd.output().map_err(|e| BuildError::Failed {
-        command: described.clone(),
-        status: "did not start".into(),
-        output: e.to_string(),
-    })?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stdout));
-    let tail: Vec<&str> = text.lines().rev().take(30).collect();
-    Err(BuildError::Failed {
-        command: described,
-        status: out.status.to_string(),
-        output: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
-    })
-}
-
-fn toolchain_failure(tool: &'static str, lang: &'static str) -> impl Fn(String) -> BuildError {
-    move |detail| BuildError::Toolchain { tool, lang, detail }
-}
-
-fn on_path(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
 }
 
 /// The `componentize-py` to use, installing it into a private virtual
@@ -277,6 +194,34 @@ pub fn build(dir: &Path, progress: &dyn Fn(&str)) -> Result<PathBuf, BuildError>
                     "-o",
                 ])
                 .arg(&out))?;
+        }
+        Lang::C | Lang::Cpp => {
+            let compiler = clang::clang(spec.lang, progress)?;
+            let gen_dir = out_dir.join("bindings");
+            progress(&format!(
+                "C bindings for {} (wit-bindgen, in process)",
+                spec.world
+            ));
+            let generated = clang::bindings(&wit, &spec.world, &gen_dir)?;
+            let sources = clang::sources(&dir, spec.lang, spec.sources.as_deref())?;
+            progress(&format!(
+                "{} --target=wasm32-wasi -O2 ({} files)",
+                compiler.display(),
+                sources.len()
+            ));
+            let core = out_dir.join(format!("{name}.core.wasm"));
+            clang::compile(
+                &compiler,
+                spec.lang,
+                &dir,
+                &sources,
+                &gen_dir,
+                &generated,
+                spec.cflags.as_deref().unwrap_or_default(),
+                &core,
+            )?;
+            progress("component encoding (wit-component, in process)");
+            clang::componentize(&core, &out)?;
         }
     }
     if !out.is_file() {

@@ -25,6 +25,11 @@ pub enum Lang {
     Python,
     /// JavaScript, built with jco and componentize-js.
     Js,
+    /// C, built with clang for wasm32-wasi (bindings and component encoding
+    /// in process).
+    C,
+    /// C++, like C with the C bindings and libc++.
+    Cpp,
 }
 
 impl Lang {
@@ -34,6 +39,19 @@ impl Lang {
             Lang::Rust => "rust",
             Lang::Python => "python",
             Lang::Js => "js",
+            Lang::C => "c",
+            Lang::Cpp => "cpp",
+        }
+    }
+
+    /// The name people call it.
+    pub fn title(self) -> &'static str {
+        match self {
+            Lang::Rust => "Rust",
+            Lang::Python => "Python",
+            Lang::Js => "JavaScript",
+            Lang::C => "C",
+            Lang::Cpp => "C++",
         }
     }
 }

@@ -22,6 +22,13 @@ pub struct BuildSpec {
     /// JavaScript: the entry file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry: Option<String>,
+    /// C and C++: the source files, relative to the plugin directory
+    /// (default: every `.c` / `.cpp` / `.cc` / `.cxx` file at its top).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Vec<String>>,
+    /// C and C++: extra compiler flags (`-DPENALTY=2`, `-Os`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cflags: Option<Vec<String>>,
 }
 
 fn default_wit() -> String {

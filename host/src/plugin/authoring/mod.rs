@@ -1,17 +1,21 @@
 //! Plugin authoring: `thermoroute plugin new` and `plugin build`.
 //!
 //! Imports point one way only: `lang` (languages, pinned toolchains, the
-//! embedded WIT) and `manifest` (`plugin.toml`) at the bottom, `templates`
-//! on top of them, `build` on top of all three.
+//! embedded WIT), `manifest` (`plugin.toml`) and `process` (errors, running
+//! tools) at the bottom, `templates` and `clang` (C and C++: bindings,
+//! compiling, component encoding) on top of them, `build` on top of all.
 
 mod build;
+mod clang;
 mod lang;
 mod manifest;
+mod process;
 mod templates;
 
 pub use build::{
     BuildError, build, componentize_py, jco, new_plugin, plugin_name, read_spec, toolchains_dir,
 };
+pub use clang::{C_PACKAGES, CPP_PACKAGES};
 pub use lang::{COMPONENTIZE_JS, COMPONENTIZE_PY, JCO, Lang, POLICY_WIT, WIT_BINDGEN};
 pub use manifest::BuildSpec;
 pub(crate) use manifest::Manifest;

@@ -11,9 +11,17 @@ pub fn files(lang: Lang, role: Role, name: &str) -> Vec<(String, String)> {
         Lang::Rust => ("src/lib.rs", rust(role, world)),
         Lang::Python => ("app.py", python(role).to_string()),
         Lang::Js => ("plugin.js", js(role)),
+        Lang::C => ("plugin.c", c(role).to_string()),
+        Lang::Cpp => ("plugin.cpp", cpp(role).to_string()),
     };
     let entry_key = match lang {
         Lang::Rust => String::new(),
+        Lang::C | Lang::Cpp => {
+            "# Sources: every .c/.cpp at the top of this directory, or list them:\n\
+                                # sources = [\"plugin.c\"]\n\
+                                # cflags = [\"-DMY_KNOB=2\"]\n"
+                .into()
+        }
         Lang::Python => "module = \"app\"\n".into(),
         Lang::Js => "entry = \"plugin.js\"\n".into(),
     };
@@ -64,7 +72,51 @@ pub fn files(lang: Lang, role: Role, name: &str) -> Vec<(String, String)> {
             ),
         ));
     }
+    if matches!(lang, Lang::C | Lang::Cpp) {
+        files.push(("Makefile".to_string(), makefile(name)));
+    }
     files
+}
+
+/// `make` builds and checks through thermoroute, which generates the C
+/// bindings, runs clang and encodes the component itself.
+fn makefile(name: &str) -> String {
+    format!(
+        "# `make` builds target/{name}.wasm, `make check` runs the conformance suite.\n\
+         # thermoroute generates the C bindings (target/bindings), compiles with\n\
+         # clang for wasm32-wasi and encodes the component; no other tools needed.\n\
+         THERMOROUTE ?= thermoroute\n\
+         \n\
+         .PHONY: all check clean\n\
+         all: target/{name}.wasm\n\
+         \n\
+         target/{name}.wasm: plugin.toml $(wildcard *.c *.cpp *.h wit/*.wit)\n\
+         \t$(THERMOROUTE) plugin build .\n\
+         \n\
+         check: target/{name}.wasm\n\
+         \t$(THERMOROUTE) plugin check $<\n\
+         \n\
+         clean:\n\
+         \trm -rf target\n"
+    )
+}
+
+/// C templates: the generated bindings' conventions in a working plugin.
+fn c(role: Role) -> &'static str {
+    match role {
+        Role::Cost => include_str!("c_templates/cost.c"),
+        Role::Eligibility => include_str!("c_templates/eligibility.c"),
+        Role::Gate => include_str!("c_templates/gate.c"),
+    }
+}
+
+/// C++ templates: the C bindings from C++20 (libc++, no exceptions).
+fn cpp(role: Role) -> &'static str {
+    match role {
+        Role::Cost => include_str!("c_templates/cost.cpp"),
+        Role::Eligibility => include_str!("c_templates/eligibility.cpp"),
+        Role::Gate => include_str!("c_templates/gate.cpp"),
+    }
 }
 
 fn rust(role: Role, world: &str) -> String {

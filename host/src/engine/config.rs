@@ -164,6 +164,14 @@ pub enum EngineError {
         /// Why.
         reason: String,
     },
+    #[error("{jobs} jobs is more than the limit of {limit} jobs per run")]
+    /// More jobs than [`MAX_JOBS`](crate::model::limits::MAX_JOBS).
+    TooManyJobs {
+        /// Jobs asked for.
+        jobs: u64,
+        /// The limit.
+        limit: u64,
+    },
     #[error("arrival rate must be a positive number, got {0}")]
     /// A Poisson rate that is not a positive number.
     BadRate(f64),

@@ -15,6 +15,7 @@ use crate::backends::registry::{BackendOptions, Registry};
 use crate::backends::tsu::TsuDriver;
 use crate::device::PerDevice;
 use crate::hardware::Hardware;
+use crate::model::limits::MAX_JOBS;
 use crate::perf::PerfTables;
 use crate::policy::Policy;
 use crate::review::ReviewQueue;
@@ -76,6 +77,16 @@ impl Engine {
                 )
             })
             .collect();
+        let jobs = match &config.arrivals {
+            Arrivals::AtOnce { jobs } | Arrivals::Poisson { jobs, .. } => *jobs,
+            Arrivals::Recorded(list) => list.len() as u64,
+        };
+        if jobs > MAX_JOBS {
+            return Err(EngineError::TooManyJobs {
+                jobs,
+                limit: MAX_JOBS,
+            });
+        }
         let (arrivals_left, rate, recorded) = match &config.arrivals {
             Arrivals::AtOnce { jobs } => (*jobs, f64::INFINITY, VecDeque::new()),
             Arrivals::Poisson { jobs, rate_per_s } => {
@@ -160,6 +171,7 @@ impl Engine {
             scratch_costs: Vec::new(),
             scratch_notices: Vec::new(),
             ready: Vec::new(),
+            draining: false,
             wall_start: std::time::Instant::now(),
             config,
         };

@@ -15,6 +15,7 @@ mod export;
 mod golden;
 mod gpu;
 mod graph_exec;
+mod input_limits;
 mod logs;
 mod plugin_hardening;
 mod plugin_langs;

@@ -12,6 +12,7 @@ mod determinism;
 mod diagnostics_vs_arviz;
 mod exact_enumeration;
 mod export;
+mod fuzz_regressions;
 mod golden;
 mod gpu;
 mod graph_exec;

@@ -65,8 +65,8 @@ for t in "${targets[@]}"; do
     result=CRASH
     status=1
   fi
-  executed=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}')
-  rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$log" | awk '{print $2}')
+  executed=$(awk '/stat::number_of_executed_units:/ {print $2}' "$log")
+  rate=$(awk '/stat::average_exec_per_sec:/ {print $2}' "$log")
   printf '%-12s %-5s %12s executions %8s exec/s  (%s)\n' "$t" "$result" "${executed:-?}" "${rate:-?}" "$log"
 done
 exit $status

@@ -164,8 +164,13 @@ pub enum EngineError {
         /// Why.
         reason: String,
     },
-    #[error("{jobs} jobs is more than the limit of {limit} jobs per run")]
-    /// More jobs than [`MAX_JOBS`](crate::model::limits::MAX_JOBS).
+    #[error(
+        "{jobs} jobs is more than the limit of {limit} for this run ({held} arriving at once, recorded or with --json; {streamed} with --rate)",
+        held = crate::model::limits::MAX_JOBS,
+        streamed = crate::model::limits::MAX_STREAMED_JOBS
+    )]
+    /// More jobs than [`MAX_JOBS`](crate::model::limits::MAX_JOBS) held or
+    /// recorded, or [`MAX_STREAMED_JOBS`](crate::model::limits::MAX_STREAMED_JOBS) streamed.
     TooManyJobs {
         /// Jobs asked for.
         jobs: u64,

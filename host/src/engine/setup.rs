@@ -15,7 +15,7 @@ use crate::backends::registry::{BackendOptions, Registry};
 use crate::backends::tsu::TsuDriver;
 use crate::device::PerDevice;
 use crate::hardware::Hardware;
-use crate::model::limits::MAX_JOBS;
+use crate::model::limits::{MAX_JOBS, MAX_STREAMED_JOBS};
 use crate::perf::PerfTables;
 use crate::policy::Policy;
 use crate::review::ReviewQueue;
@@ -77,15 +77,15 @@ impl Engine {
                 )
             })
             .collect();
-        let jobs = match &config.arrivals {
-            Arrivals::AtOnce { jobs } | Arrivals::Poisson { jobs, .. } => *jobs,
-            Arrivals::Recorded(list) => list.len() as u64,
+        // Jobs that stream (Poisson, no per-job records) are bounded by
+        // their latencies; the others by what is held or recorded per job.
+        let (jobs, limit) = match &config.arrivals {
+            Arrivals::Poisson { jobs, .. } if !config.record_jobs => (*jobs, MAX_STREAMED_JOBS),
+            Arrivals::AtOnce { jobs } | Arrivals::Poisson { jobs, .. } => (*jobs, MAX_JOBS),
+            Arrivals::Recorded(list) => (list.len() as u64, MAX_JOBS),
         };
-        if jobs > MAX_JOBS {
-            return Err(EngineError::TooManyJobs {
-                jobs,
-                limit: MAX_JOBS,
-            });
+        if jobs > limit {
+            return Err(EngineError::TooManyJobs { jobs, limit });
         }
         let (arrivals_left, rate, recorded) = match &config.arrivals {
             Arrivals::AtOnce { jobs } => (*jobs, f64::INFINITY, VecDeque::new()),

@@ -37,9 +37,14 @@ pub const MAX_FACTOR_TABLE: usize = 1 << 16;
 /// enumerates a constrained block jointly).
 pub const MAX_CONSTRAINT_CONFIGS: u64 = 4096;
 
-/// Jobs of one run (`run --jobs`, an experiment's `load.jobs`): each keeps a
-/// report row and its trace lines.
+/// Jobs of one run held at once or recorded one by one: all arriving at
+/// once, recorded arrivals, or `--json` (a report row each, hundreds of
+/// bytes to kilobytes).
 pub const MAX_JOBS: u64 = 1_000_000;
+/// Jobs of one run with Poisson arrivals (`--rate`, an experiment load's
+/// `rate`) and no per-job records: they stream through the engine, which
+/// keeps 8 bytes of latency per finished job for the percentiles.
+pub const MAX_STREAMED_JOBS: u64 = 100_000_000;
 /// Replications of one experiment.
 pub const MAX_REPLICATIONS: u64 = 10_000;
 /// Variants of one kind (hardware, policy, QoS) or load levels in one experiment.

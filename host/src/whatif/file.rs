@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::limits::{MAX_JOBS, MAX_REPLICATIONS, MAX_RUNS, MAX_VARIANTS};
+use crate::model::limits::{MAX_JOBS, MAX_REPLICATIONS, MAX_RUNS, MAX_STREAMED_JOBS, MAX_VARIANTS};
 
 /// A named set of dotted-path edits; policy variants may also name plugin
 /// components (paths relative to the experiment file).
@@ -121,8 +121,14 @@ pub fn check_counts(e: &Experiment) -> Result<(), String> {
         }
     }
     for (i, load) in e.load.iter().enumerate() {
-        if load.jobs > MAX_JOBS {
-            return over(&format!("load[{i}].jobs"), load.jobs, MAX_JOBS);
+        // Poisson loads stream; loads arriving at once are held together.
+        let limit = if load.rate.is_some() {
+            MAX_STREAMED_JOBS
+        } else {
+            MAX_JOBS
+        };
+        if load.jobs > limit {
+            return over(&format!("load[{i}].jobs"), load.jobs, limit);
         }
     }
     let runs = [

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::process::Output;
 
 use thermoroute::model::limits::{
-    MAX_DRAW_VALUES, MAX_ISSUES, MAX_JOBS, MAX_REPLICATIONS, MAX_RUNS, MAX_THREADS,
+    MAX_DRAW_VALUES, MAX_ISSUES, MAX_JOBS, MAX_REPLICATIONS, MAX_RUNS, MAX_STREAMED_JOBS,
+    MAX_THREADS,
 };
 use thermoroute_tests::{example, json_of, run_in};
 
@@ -166,7 +167,19 @@ fn jobs_past_the_limit_are_rejected() {
     );
     assert_clean_error(
         &o,
-        &format!("{jobs} jobs is more than the limit of {MAX_JOBS} jobs per run"),
+        &format!("{jobs} jobs is more than the limit of {MAX_JOBS} for this run"),
+    );
+    // Streamed (Poisson, no --json) the bound is higher, and still checked.
+    let streamed = (MAX_STREAMED_JOBS + 1).to_string();
+    let o = run_in(
+        dir.path(),
+        &[
+            "run", &graph, "--mode", "simulate", "--jobs", &streamed, "--rate", "1000",
+        ],
+    );
+    assert_clean_error(
+        &o,
+        &format!("{streamed} jobs is more than the limit of {MAX_STREAMED_JOBS} for this run"),
     );
 }
 

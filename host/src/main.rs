@@ -96,6 +96,7 @@ enum Command {
 fn main() -> ExitCode {
     quiet_on_closed_stdout();
     cli::gpu_env::no_wayland_probe_without_wayland();
+    let _runtime_dir = cli::gpu_env::private_runtime_dir_without_wayland();
     let cli = Cli::parse();
     let screen = matches!(cli.command, Command::Replay(_) | Command::Tui(_));
     if let Err(err) = cli::logging::init(&cli.log, screen) {

@@ -125,8 +125,8 @@ impl SampleReport {
 pub struct DrawsFile {
     pub chains: usize,
     pub samples: usize,
-    /// `draws[chain][sample][variable]`: ±1 for spins, a state index for categoricals.
-    pub draws: Vec<Vec<Vec<i8>>>,
+    /// `draws[chain][sample][variable]`: ±1 for spins, a state index (0..=255) for categoricals.
+    pub draws: Vec<Vec<Vec<i16>>>,
 }
 
 impl From<&Draws> for DrawsFile {
@@ -136,7 +136,17 @@ impl From<&Draws> for DrawsFile {
                 (0..d.samples)
                     .map(|s| {
                         let at = (c * d.samples + s) * d.n_vars;
-                        d.values[at..at + d.n_vars].to_vec()
+                        d.values[at..at + d.n_vars]
+                            .iter()
+                            .enumerate()
+                            .map(|(v, &x)| {
+                                if d.is_spin[v] {
+                                    i16::from(x)
+                                } else {
+                                    d.state_of(v, x) as i16
+                                }
+                            })
+                            .collect()
                     })
                     .collect()
             })
@@ -171,12 +181,18 @@ pub fn write_draws_json(d: &Draws, out: &mut impl Write) -> io::Result<()> {
                 let r = chain * d.samples + sample;
                 text.clear();
                 text.extend_from_slice(if sample > 0 { b",[" } else { b"[" });
-                for &v in &d.values[r * n..(r + 1) * n] {
-                    match v {
+                for (v, &x) in d.values[r * n..(r + 1) * n].iter().enumerate() {
+                    match x {
                         1 => text.extend_from_slice(b"1,"),
-                        -1 => text.extend_from_slice(b"-1,"),
+                        -1 if d.is_spin[v] => text.extend_from_slice(b"-1,"),
                         _ => {
-                            push_i8(text, v);
+                            // A categorical state is the byte read unsigned.
+                            let m = if d.is_spin[v] {
+                                i16::from(x)
+                            } else {
+                                d.state_of(v, x) as i16
+                            };
+                            push_i16(text, m);
                             text.push(b',');
                         }
                     }
@@ -196,9 +212,9 @@ pub fn write_draws_json(d: &Draws, out: &mut impl Write) -> io::Result<()> {
     out.write_all(b"]}")
 }
 
-/// Appends an i8 as decimal text.
-fn push_i8(text: &mut Vec<u8>, v: i8) {
-    let mut m = i16::from(v);
+/// Appends a draw (a spin, or a categorical state 0..=255) as decimal text.
+fn push_i16(text: &mut Vec<u8>, v: i16) {
+    let mut m = v;
     if m < 0 {
         text.push(b'-');
         m = -m;
@@ -226,8 +242,12 @@ mod tests {
                 chains,
                 samples,
                 n_vars,
-                states: vec![2; n_vars],
-                is_spin: vec![true; n_vars],
+                // Every third variable a 256-state categorical: states
+                // 128..=255 are negative bytes and must print unsigned.
+                states: (0..n_vars)
+                    .map(|v| if v % 3 == 2 { 256 } else { 2 })
+                    .collect(),
+                is_spin: (0..n_vars).map(|v| v % 3 != 2).collect(),
                 values,
                 spin_updates: 0,
                 seconds: 0.0,

@@ -364,13 +364,19 @@ pub fn read_trace(path: &Path) -> Result<Trace, TraceError> {
         file: path.into(),
         source,
     })?;
-    let lines: Vec<String> = BufReader::new(file)
-        .lines()
-        .collect::<Result<_, _>>()
-        .map_err(|source| TraceError::Read {
-            file: path.into(),
-            source,
-        })?;
+    read_trace_from(path, BufReader::new(file))
+}
+
+/// [`read_trace`] of text already open; `path` names it in errors.
+pub fn read_trace_from(path: &Path, reader: impl BufRead) -> Result<Trace, TraceError> {
+    let lines: Vec<String> =
+        reader
+            .lines()
+            .collect::<Result<_, _>>()
+            .map_err(|source| TraceError::Read {
+                file: path.into(),
+                source,
+            })?;
     let parse_error = |line: usize, reason: String| TraceError::Parse {
         file: path.into(),
         line,

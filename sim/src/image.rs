@@ -16,8 +16,11 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// Saturates at `u64::MAX`: a schedule that long is refused by the
+    /// chip's `max_sweeps`, never wrapped into a short one.
     pub fn sweeps_per_chain(&self) -> u64 {
-        self.warmup + self.samples * self.steps_per_sample
+        self.warmup
+            .saturating_add(self.samples.saturating_mul(self.steps_per_sample))
     }
 }
 
@@ -79,6 +82,10 @@ pub enum CompileIssue {
         error: f64,
         tolerance: f64,
     },
+    /// The problem itself is malformed (the host's validation rules these
+    /// out; a direct caller of [`compile`] is told instead of panicking).
+    #[error("malformed problem: {reason}")]
+    Malformed { reason: String },
 }
 
 /// A program compiled for a chip.
@@ -166,6 +173,40 @@ fn flag_precision_loss(
     }
 }
 
+/// Why `problem` cannot be compiled at all: lengths that disagree, edges
+/// out of range or onto themselves, a clamp that is not ±1.
+fn malformed(problem: &SpinProblem) -> Option<String> {
+    let n = problem.n();
+    if problem.weights.len() != problem.edges.len() {
+        return Some(format!(
+            "{} weights for {} edges",
+            problem.weights.len(),
+            problem.edges.len()
+        ));
+    }
+    if problem.clamp.len() != n {
+        return Some(format!("{} clamps for {n} spins", problem.clamp.len()));
+    }
+    if let Some((i, [a, b])) = problem
+        .edges
+        .iter()
+        .enumerate()
+        .find(|(_, [a, b])| *a >= n || *b >= n || a == b)
+    {
+        return Some(format!(
+            "edge {i} ({a}, {b}) is a self-loop or leaves 0..{n}"
+        ));
+    }
+    if let Some(v) = problem
+        .clamp
+        .iter()
+        .position(|c| c.is_some_and(|x| x != 1 && x != -1))
+    {
+        return Some(format!("spin {v} is clamped to something other than +-1"));
+    }
+    None
+}
+
 /// Compiles a problem for a chip, or lists every reason it cannot.
 /// `tolerance` bounds the quantisation error of any weight or bias, in field
 /// units (beta included).
@@ -175,6 +216,9 @@ pub fn compile(
     tolerance: f64,
 ) -> Result<TsuImage, Vec<CompileIssue>> {
     let n = problem.n();
+    if let Some(reason) = malformed(problem) {
+        return Err(vec![CompileIssue::Malformed { reason }]);
+    }
     let mut issues = Vec::new();
     let s = problem.schedule;
     if s.sweeps_per_chain() > chip.limits.max_sweeps {

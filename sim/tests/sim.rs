@@ -400,3 +400,70 @@ fn the_block_kernel_draws_exactly_what_the_per_cell_kernel_draws() {
         assert_eq!(block.counters().cycles(), per_cell.counters().cycles());
     }
 }
+
+/// Found by the `tsu_compile` fuzz target: warmup + samples ×
+/// steps_per_sample overflowed `u64` (a panic in debug builds, a wrapped
+/// short schedule in release) before the chip's limit was checked.
+#[test]
+fn overflowing_schedules_are_refused_not_wrapped() {
+    let chip = ChipConfig::devkit();
+    for schedule in [
+        Schedule {
+            warmup: u64::MAX,
+            samples: 1,
+            steps_per_sample: 1,
+            chains: 1,
+        },
+        Schedule {
+            warmup: 0,
+            samples: 1 << 40,
+            steps_per_sample: 1 << 40,
+            chains: 1,
+        },
+    ] {
+        assert_eq!(schedule.sweeps_per_chain(), u64::MAX);
+        let issues = compile(&chain(4, schedule), &chip, 0.05).unwrap_err();
+        assert!(
+            issues.iter().any(|i| matches!(
+                i,
+                CompileIssue::ScheduleTooLong {
+                    requested: u64::MAX,
+                    ..
+                }
+            )),
+            "{issues:?}"
+        );
+    }
+}
+
+/// Found by the `tsu_compile` fuzz target: an edge past the last spin
+/// indexed out of bounds. Malformed problems are refused with a reason.
+#[test]
+fn malformed_problems_are_refused_not_panicking() {
+    let chip = ChipConfig::devkit();
+    let mut cases = Vec::new();
+    let mut p = chain(4, SCHED);
+    p.edges.push([0, 9]);
+    p.weights.push(0.1);
+    cases.push(p);
+    let mut p = chain(4, SCHED);
+    p.edges.push([2, 2]);
+    p.weights.push(0.1);
+    cases.push(p);
+    let mut p = chain(4, SCHED);
+    p.weights.pop();
+    cases.push(p);
+    let mut p = chain(4, SCHED);
+    p.clamp.pop();
+    cases.push(p);
+    let mut p = chain(4, SCHED);
+    p.clamp[1] = Some(7);
+    cases.push(p);
+    for p in cases {
+        let issues = compile(&p, &chip, 0.05).unwrap_err();
+        assert!(
+            matches!(issues.as_slice(), [CompileIssue::Malformed { .. }]),
+            "{issues:?}"
+        );
+    }
+}

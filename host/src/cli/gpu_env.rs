@@ -28,6 +28,40 @@ pub fn no_wayland_probe_without_wayland() {
     set_before_threads("NODEVICE_SELECT", "1");
 }
 
+/// Points `XDG_RUNTIME_DIR` at a private, empty directory (mode 0700) when
+/// it is unset or not a directory and there is no Wayland display.
+///
+/// `NODEVICE_SELECT` quiets Mesa's layer only; any other code that calls
+/// `wl_display_connect` (a layer the user selected a device through with
+/// `DRI_PRIME`, another vendor's EGL or Vulkan driver) would still make
+/// libwayland print "XDG_RUNTIME_DIR is invalid". With a valid directory
+/// and no socket in it, the connection fails without a word. The directory
+/// lives as long as the returned guard: hold it until `main` returns.
+///
+/// Call first thing in `main`, before any thread exists.
+pub fn private_runtime_dir_without_wayland() -> Option<tempfile::TempDir> {
+    if !cfg!(target_os = "linux") {
+        return None;
+    }
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    if set("WAYLAND_DISPLAY") || set("WAYLAND_SOCKET") {
+        return None;
+    }
+    let valid = std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|v| !v.is_empty())
+        .is_some_and(|v| std::path::Path::new(&v).is_dir());
+    if valid {
+        return None;
+    }
+    // tempfile makes directories 0700, as the XDG spec asks of this one.
+    let dir = tempfile::Builder::new()
+        .prefix("thermoroute-runtime-")
+        .tempdir()
+        .ok()?;
+    set_before_threads("XDG_RUNTIME_DIR", &dir.path().to_string_lossy());
+    Some(dir)
+}
+
 #[allow(unsafe_code)]
 fn set_before_threads(name: &str, value: &str) {
     // SAFETY: called from `main` before the program starts any thread, so

@@ -23,6 +23,7 @@ use anyhow::Result;
 use comfy_table::{Row, Table, presets::UTF8_FULL_CONDENSED};
 
 use thermoroute::model::ModelError;
+use thermoroute::model::limits::MAX_THREADS;
 
 /// Exit code for a valid request whose constraints cannot be met.
 pub const EXIT_INFEASIBLE: u8 = 3;
@@ -36,6 +37,19 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
     writeln!(out)?;
     out.flush()?;
     Ok(())
+}
+
+/// `--threads N`: 1 to [`MAX_THREADS`], checked before any thread starts.
+pub fn parse_threads(text: &str) -> Result<usize, String> {
+    let n: usize = text
+        .parse()
+        .map_err(|e| format!("{text:?} is not a thread count: {e}"))?;
+    if n == 0 || n > MAX_THREADS {
+        return Err(format!(
+            "{n} threads: give 1 to {MAX_THREADS} (the limit of worker threads)"
+        ));
+    }
+    Ok(n)
 }
 
 /// Prints a model error to stderr, one line per problem, naming the file.

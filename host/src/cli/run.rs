@@ -80,7 +80,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Sampler threads in execute mode (default: one per core).
-    #[arg(long)]
+    /// At most 1024.
+    #[arg(long, value_parser = super::parse_threads)]
     threads: Option<usize>,
     /// Print one JSON document (every job with its nodes and candidates).
     #[arg(long)]

@@ -28,7 +28,8 @@ pub struct SampleArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Worker threads (default: one per core). Draws do not depend on it.
-    #[arg(long)]
+    /// At most 1024.
+    #[arg(long, value_parser = super::parse_threads)]
     threads: Option<usize>,
     /// Print one JSON document instead of a table.
     #[arg(long)]

@@ -281,7 +281,7 @@ fn diagnose_tile_on(
             s.own.resize(split_chains * words, 0);
             for (h, chain) in s.series.chunks_exact(half).enumerate() {
                 for (i, &x) in chain.iter().enumerate() {
-                    s.own[h * words + i / 64] |= u64::from(x as usize == k) << (i % 64);
+                    s.own[h * words + i / 64] |= u64::from(usize::from(x as u8) == k) << (i % 64);
                 }
             }
             let (r, e) = diagnose_bits(&s.own, split_chains, half, with_rhat, &mut s.diag);

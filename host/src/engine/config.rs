@@ -164,6 +164,19 @@ pub enum EngineError {
         /// Why.
         reason: String,
     },
+    #[error(
+        "{jobs} jobs is more than the limit of {limit} for this run ({held} arriving at once, recorded or with --json; {streamed} with --rate)",
+        held = crate::model::limits::MAX_JOBS,
+        streamed = crate::model::limits::MAX_STREAMED_JOBS
+    )]
+    /// More jobs than [`MAX_JOBS`](crate::model::limits::MAX_JOBS) held or
+    /// recorded, or [`MAX_STREAMED_JOBS`](crate::model::limits::MAX_STREAMED_JOBS) streamed.
+    TooManyJobs {
+        /// Jobs asked for.
+        jobs: u64,
+        /// The limit.
+        limit: u64,
+    },
     #[error("arrival rate must be a positive number, got {0}")]
     /// A Poisson rate that is not a positive number.
     BadRate(f64),

@@ -7,8 +7,20 @@ use crate::device::Target;
 use crate::trace::{FailureAction, FailureKind, JobStatus, NodeStatus, TraceEvent};
 
 impl Engine {
-    /// Routes (or skips) every node in the ready list.
+    /// Routes (or skips) every node in the ready list. Iterative: called
+    /// again while it runs (from `close_node`), it returns at once and the
+    /// running loop takes the nodes just released next.
     pub(super) fn drain_ready(&mut self) -> Result<(), EngineError> {
+        if self.draining {
+            return Ok(());
+        }
+        self.draining = true;
+        let result = self.drain_ready_loop();
+        self.draining = false;
+        result
+    }
+
+    fn drain_ready_loop(&mut self) -> Result<(), EngineError> {
         while let Some((slot, node)) = self.ready.pop() {
             let job = &self.jobs[slot];
             let plan = &self.classes[job.class as usize];

@@ -93,6 +93,10 @@ pub struct Engine {
     scratch_costs: Vec<CostTerms>,
     scratch_notices: Vec<PolicyNotice>,
     ready: Vec<(u32, u32)>,
+    /// Set while `drain_ready` runs: a nested call (a node closed while
+    /// routing or skipping another) leaves the list to the running loop, so
+    /// a 20,000-node chain does not recurse 20,000 deep.
+    draining: bool,
     wall_start: std::time::Instant,
 }
 

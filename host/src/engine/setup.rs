@@ -15,6 +15,7 @@ use crate::backends::registry::{BackendOptions, Registry};
 use crate::backends::tsu::TsuDriver;
 use crate::device::PerDevice;
 use crate::hardware::Hardware;
+use crate::model::limits::{MAX_JOBS, MAX_STREAMED_JOBS};
 use crate::perf::PerfTables;
 use crate::policy::Policy;
 use crate::review::ReviewQueue;
@@ -76,6 +77,16 @@ impl Engine {
                 )
             })
             .collect();
+        // Jobs that stream (Poisson, no per-job records) are bounded by
+        // their latencies; the others by what is held or recorded per job.
+        let (jobs, limit) = match &config.arrivals {
+            Arrivals::Poisson { jobs, .. } if !config.record_jobs => (*jobs, MAX_STREAMED_JOBS),
+            Arrivals::AtOnce { jobs } | Arrivals::Poisson { jobs, .. } => (*jobs, MAX_JOBS),
+            Arrivals::Recorded(list) => (list.len() as u64, MAX_JOBS),
+        };
+        if jobs > limit {
+            return Err(EngineError::TooManyJobs { jobs, limit });
+        }
         if config.mode == Mode::Simulate {
             attach_mixing(&mut plans, &hw);
         }
@@ -168,6 +179,7 @@ impl Engine {
             scratch_costs: Vec::new(),
             scratch_notices: Vec::new(),
             ready: Vec::new(),
+            draining: false,
             wall_start: std::time::Instant::now(),
             config,
         };

@@ -266,6 +266,35 @@ impl Hardware {
         if self.budgets.slice_sweeps == 0 {
             return bad("budgets.slice_sweeps", "must be at least 1".into());
         }
+        for (class, t) in [
+            ("reversible", &self.gate.reversible),
+            ("irreversible", &self.gate.irreversible),
+        ] {
+            let field = |name: &str| format!("gate.{class}.{name}");
+            if !(t.min_ess.is_finite() && t.min_ess >= 0.0) {
+                return bad(
+                    &field("min_ess"),
+                    format!("must be a finite number >= 0, got {}", t.min_ess),
+                );
+            }
+            // R-hat is at least 1; a threshold below it no draws could meet.
+            if !(t.max_rhat.is_finite() && t.max_rhat >= 1.0) {
+                return bad(
+                    &field("max_rhat"),
+                    format!("must be a finite number >= 1, got {}", t.max_rhat),
+                );
+            }
+            if !(t.min_constraint_rate.is_finite() && (0.0..=1.0).contains(&t.min_constraint_rate))
+            {
+                return bad(
+                    &field("min_constraint_rate"),
+                    format!(
+                        "must be a fraction in [0, 1], got {}",
+                        t.min_constraint_rate
+                    ),
+                );
+            }
+        }
         for (i, w) in self.tsu.availability.iter().enumerate() {
             if w.from_ms.partial_cmp(&w.to_ms) != Some(std::cmp::Ordering::Less) {
                 return bad(
@@ -344,6 +373,46 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("faults[0].factor"), "{err}");
+    }
+
+    /// Issue 19: NaN, inf and `min_constraint_rate = 2.0` were accepted.
+    #[test]
+    fn gate_thresholds_name_their_field() {
+        let gate = |class: &str, field: &str, value: &str| {
+            let mut t =
+                format!("[gate.{class}]\nalways_review = false\nrequire_provenance = false\n");
+            for (f, v) in [
+                ("min_ess", "20.0"),
+                ("max_rhat", "1.1"),
+                ("min_constraint_rate", "0.9"),
+            ] {
+                t += &format!("{f} = {}\n", if f == field { value } else { v });
+            }
+            Hardware::from_toml(Path::new("hw.toml"), &t)
+        };
+        for class in ["reversible", "irreversible"] {
+            for (field, value) in [
+                ("min_ess", "nan"),
+                ("min_ess", "inf"),
+                ("min_ess", "-1.0"),
+                ("max_rhat", "nan"),
+                ("max_rhat", "inf"),
+                ("max_rhat", "0.5"),
+                ("min_constraint_rate", "2.0"),
+                ("min_constraint_rate", "nan"),
+                ("min_constraint_rate", "-0.1"),
+            ] {
+                let err = gate(class, field, value).unwrap_err();
+                assert!(
+                    matches!(&err, HardwareError::Invalid { path, .. } if *path == format!("gate.{class}.{field}")),
+                    "{class}.{field} = {value}: {err}"
+                );
+            }
+            // The limits themselves are fine.
+            gate(class, "min_constraint_rate", "1.0").unwrap();
+            gate(class, "max_rhat", "1.0").unwrap();
+            gate(class, "min_ess", "0.0").unwrap();
+        }
     }
 
     #[test]

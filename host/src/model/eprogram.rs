@@ -20,29 +20,13 @@ use std::path::Path;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::error::{Issue, ModelError, parse_json, read_file};
+use super::error::{Issue, ModelError, omitted_issue, parse_json, read_file};
+use super::limits::MAX_ISSUES;
 
-/// Largest number of variables a program may have.
-pub const MAX_VARIABLES: usize = 1 << 24;
-/// Largest number of Ising edges.
-pub const MAX_EDGES: usize = 1 << 27;
-/// Largest number of chains.
-pub const MAX_CHAINS: u64 = 4096;
-/// Largest number of kept samples per chain.
-pub const MAX_SAMPLES: u64 = 10_000_000;
-/// Largest warmup, in sweeps.
-pub const MAX_WARMUP: u64 = 100_000_000;
-/// Largest gap between kept samples, in sweeps.
-pub const MAX_STEPS_PER_SAMPLE: u64 = 1_000_000;
-/// Largest number of stored draw values (chains × samples × variables).
-pub const MAX_DRAW_VALUES: u64 = 1 << 32;
-/// Largest number of states of one categorical variable.
-pub const MAX_STATES: u32 = 256;
-/// Largest factor table.
-pub const MAX_FACTOR_TABLE: usize = 1 << 16;
-/// Largest number of joint configurations of one constrained block (the CPU
-/// sampler enumerates a constrained block jointly).
-pub const MAX_CONSTRAINT_CONFIGS: u64 = 4096;
+pub use super::limits::{
+    MAX_CHAIN_VALUES, MAX_CHAINS, MAX_CONSTRAINT_CONFIGS, MAX_DRAW_VALUES, MAX_EDGES,
+    MAX_FACTOR_TABLE, MAX_SAMPLES, MAX_STATES, MAX_STEPS_PER_SAMPLE, MAX_VARIABLES, MAX_WARMUP,
+};
 
 /// An energy-based program: a factor graph plus a sampling schedule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -291,7 +275,16 @@ impl EProgram {
     /// in a graph passes its own path).
     pub fn issues(&self, root: &str) -> Vec<Issue> {
         let mut out = Vec::new();
-        let mut bad = |path: String, reason: String| out.push(Issue::new(path, reason));
+        // Only the first MAX_ISSUES are kept (3 M duplicate edges must not
+        // make 3 M messages); the rest are counted.
+        let mut omitted = 0usize;
+        let mut bad = |path: String, reason: String| {
+            if out.len() < MAX_ISSUES {
+                out.push(Issue::new(path, reason));
+            } else {
+                omitted += 1;
+            }
+        };
         let n_spins = self.n_spins();
         let n_vars = self.n_vars();
 
@@ -589,6 +582,15 @@ impl EProgram {
                 ),
             );
         }
+        let chain_values = s.chains.saturating_mul(n_vars as u64);
+        if chain_values > MAX_CHAIN_VALUES {
+            bad(
+                sp.clone(),
+                format!(
+                    "chains x variables = {chain_values} live chain values, more than the limit of {MAX_CHAIN_VALUES}"
+                ),
+            );
+        }
 
         for (key, &value) in &self.clamp {
             let p = format!("{root}.clamp.{key}");
@@ -616,6 +618,9 @@ impl EProgram {
                 ),
                 _ => {}
             }
+        }
+        if omitted > 0 {
+            out.push(omitted_issue(omitted));
         }
         out
     }

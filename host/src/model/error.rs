@@ -3,6 +3,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use super::limits::MAX_ISSUES;
+
 /// One problem found in a user file, located by a JSON path such as
 /// `$.ising.weights[3]`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -51,7 +53,8 @@ pub enum ModelError {
         reason: String,
     },
     /// The file parsed but breaks one or more rules; every broken rule is listed.
-    #[error("{file}: {} problem(s):\n{}", issues.len(), render_issues(issues))]
+    /// At most [`MAX_ISSUES`] are listed, then one that counts the rest.
+    #[error("{file}: {}:\n{}", count_problems(issues), render_issues(issues))]
     Invalid { file: PathBuf, issues: Vec<Issue> },
 }
 
@@ -68,6 +71,36 @@ impl ModelError {
     /// Whether the error makes the file unusable (all model errors do).
     pub fn is_fatal(&self) -> bool {
         true
+    }
+}
+
+/// How an [`omitted_issue`] starts.
+const OMITTED: &str = "… and ";
+
+/// The last issue of a capped list: how many more problems there are.
+pub fn omitted_issue(omitted: usize) -> Issue {
+    Issue::new(
+        "$",
+        format!("{OMITTED}{omitted} more problem(s), not listed (the first {MAX_ISSUES} are)"),
+    )
+}
+
+/// Keeps the first [`MAX_ISSUES`] issues and counts the rest in one more.
+pub fn cap_issues(mut issues: Vec<Issue>) -> Vec<Issue> {
+    if issues.len() > MAX_ISSUES {
+        let omitted = issues.len() - MAX_ISSUES;
+        issues.truncate(MAX_ISSUES);
+        issues.push(omitted_issue(omitted));
+    }
+    issues
+}
+
+fn count_problems(issues: &[Issue]) -> String {
+    match issues.last() {
+        Some(last) if issues.len() > MAX_ISSUES && last.reason.starts_with(OMITTED) => {
+            format!("more than {MAX_ISSUES} problems")
+        }
+        _ => format!("{} problem(s)", issues.len()),
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod eprogram;
 pub mod error;
 pub mod graph;
+pub mod limits;
 
 pub use eprogram::{EProgram, Infeasible, Schedule, VarKind};
 pub use error::{Issue, ModelError};

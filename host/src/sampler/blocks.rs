@@ -134,7 +134,8 @@ impl BlockPlan {
                 block_of[v] = blocks.len() as u32;
                 blocks.push(Block {
                     members: vec![v as u32],
-                    configs: (0..kinds[v].states() as u8).collect(),
+                    // Up to 256 states: every index fits a u8, the count may not.
+                    configs: (0..kinds[v].states()).map(|s| s as u8).collect(),
                     edges: Vec::new(),
                     factors: Vec::new(),
                 });

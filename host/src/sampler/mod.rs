@@ -88,7 +88,10 @@ pub struct Draws {
     pub states: Vec<usize>,
     /// Which variables are spins (drawn as -1/+1; others as a state index).
     pub is_spin: Vec<bool>,
-    /// `values[(chain * samples + sample) * n_vars + var]`.
+    /// `values[(chain * samples + sample) * n_vars + var]`. A categorical
+    /// state (0..=255) is stored as its byte: read it with [`Draws::state_of`]
+    /// or `value as u8`, never `value as usize` (states 128..=255 are negative
+    /// as `i8`).
     pub values: Vec<i8>,
     /// Single-variable (or block) updates performed, warmup included.
     pub spin_updates: u64,
@@ -107,7 +110,7 @@ impl Draws {
         if self.is_spin[var] {
             usize::from(value > 0)
         } else {
-            value as usize
+            usize::from(value as u8)
         }
     }
 
@@ -138,7 +141,7 @@ impl Draws {
                         *p += u32::from(x > 0);
                     }
                     for (v, counts) in &mut categorical {
-                        counts[self.values[r * n + *v] as usize] += 1;
+                        counts[usize::from(self.values[r * n + *v] as u8)] += 1;
                     }
                 }
                 let mut categorical = categorical.into_iter().peekable();
@@ -172,7 +175,12 @@ impl Draws {
         let mut out = Vec::with_capacity(self.chains * self.samples);
         for c in 0..self.chains {
             for s in 0..self.samples {
-                out.push(f64::from(self.get(c, s, var)));
+                let x = self.get(c, s, var);
+                out.push(if self.is_spin[var] {
+                    f64::from(x)
+                } else {
+                    self.state_of(var, x) as f64
+                });
             }
         }
         out

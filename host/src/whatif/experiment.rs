@@ -1,105 +1,17 @@
 //! The experiment file, its variants, and the cross product of runs.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use super::file::{Experiment, Load, Variant};
+use super::file::{check_counts, graph_with_qos, hardware_text, with_default};
 use super::{WhatifError, file_error};
 use crate::engine::JobClass;
 use crate::hardware::Hardware;
 use crate::inputs::{PluginFiles, load_graph_document};
 use crate::model::Graph;
 use crate::policy::Policy;
-
-/// A named set of dotted-path edits; policy variants may also name plugin
-/// components (paths relative to the experiment file).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Variant {
-    pub name: String,
-    #[serde(default)]
-    pub set: BTreeMap<String, toml::Value>,
-    /// Cost-model plugin (policy variants only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cost: Option<PathBuf>,
-    /// Eligibility plugin (policy variants only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub eligibility: Option<PathBuf>,
-    /// Policy-gate plugin (policy variants only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gate: Option<PathBuf>,
-    /// A policy directory (cost.wasm, eligibility.wasm, gate.wasm, policy.wasm).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policy: Option<PathBuf>,
-}
-
-impl Variant {
-    fn has_plugins(&self) -> bool {
-        self.cost.is_some()
-            || self.eligibility.is_some()
-            || self.gate.is_some()
-            || self.policy.is_some()
-    }
-}
-
-/// One load level.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Load {
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Poisson arrivals per second (absent: all jobs at once).
-    #[serde(default)]
-    pub rate: Option<f64>,
-    pub jobs: u64,
-}
-
-impl Load {
-    fn label(&self) -> String {
-        self.name.clone().unwrap_or_else(|| match self.rate {
-            Some(r) => format!("{r}/s x {}", self.jobs),
-            None => format!("{} at once", self.jobs),
-        })
-    }
-}
-
-/// The experiment file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Experiment {
-    pub name: String,
-    /// Workload graphs, relative to the experiment file.
-    pub graphs: Vec<PathBuf>,
-    #[serde(default)]
-    pub mix: Vec<f64>,
-    /// Base hardware description, relative to the experiment file.
-    #[serde(default)]
-    pub hardware: Option<PathBuf>,
-    #[serde(default = "simulate")]
-    pub mode: String,
-    #[serde(default = "three")]
-    pub replications: u64,
-    #[serde(default)]
-    pub seed: u64,
-    #[serde(default)]
-    pub baseline: Option<String>,
-    pub load: Vec<Load>,
-    #[serde(default)]
-    pub hardware_variant: Vec<Variant>,
-    #[serde(default)]
-    pub policy_variant: Vec<Variant>,
-    #[serde(default)]
-    pub qos_variant: Vec<Variant>,
-}
-
-fn simulate() -> String {
-    "simulate".into()
-}
-
-fn three() -> u64 {
-    3
-}
 
 /// One run of the cross product.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -131,21 +43,6 @@ pub struct Prepared {
     pub calibration: Option<crate::calibration::Calibration>,
 }
 
-fn with_default(v: &[Variant], name: &str) -> Vec<Variant> {
-    if v.is_empty() {
-        vec![Variant {
-            name: name.into(),
-            set: BTreeMap::new(),
-            cost: None,
-            eligibility: None,
-            gate: None,
-            policy: None,
-        }]
-    } else {
-        v.to_vec()
-    }
-}
-
 impl Prepared {
     pub fn load(file: &Path) -> Result<Self, WhatifError> {
         let text = std::fs::read_to_string(file).map_err(|e| file_error(file, e.to_string()))?;
@@ -174,6 +71,7 @@ impl Prepared {
         if experiment.replications == 0 {
             return Err(file_error(file, "replications must be at least 1"));
         }
+        check_counts(&experiment).map_err(|reason| file_error(file, reason))?;
         for v in experiment
             .hardware_variant
             .iter()
@@ -195,8 +93,9 @@ impl Prepared {
             graphs,
             calibration: None,
         };
-        // Build every variant once so a bad one fails before any run.
-        for spec in prepared.runs() {
+        // Build every variant once so a bad one fails before any run
+        // (replications share their variant).
+        for spec in prepared.runs().into_iter().filter(|r| r.replication == 0) {
             let (_, hw) = prepared.build(&spec)?;
             prepared.policy(&spec, &hw)?;
         }
@@ -280,16 +179,8 @@ impl Prepared {
         let hv = &self.hardware_variants()[spec.hardware];
         let pv = &self.policy_variants()[spec.policy];
         let qv = &self.qos_variants()[spec.qos];
-        let mut hw = toml::Value::Table(self.base_hardware.clone());
-        for v in [hv, pv] {
-            for (path, value) in &v.set {
-                set_toml(&mut hw, path, value.clone()).map_err(|reason| WhatifError::Variant {
-                    variant: v.name.clone(),
-                    reason,
-                })?;
-            }
-        }
-        let text = toml::to_string(&hw).expect("tables serialise");
+        let text = hardware_text(&self.base_hardware, &[hv, pv])
+            .map_err(|(variant, reason)| WhatifError::Variant { variant, reason })?;
         let mut hardware = Hardware::from_toml(Path::new(&format!("variant {}", hv.name)), &text)
             .map_err(|e| WhatifError::Variant {
             variant: format!("{} / {}", hv.name, pv.name),
@@ -300,11 +191,7 @@ impl Prepared {
         }
         let mut classes = Vec::new();
         for (i, g) in self.graphs.iter().enumerate() {
-            let mut g = g.clone();
-            for (path, value) in &qv.set {
-                let json = serde_json::to_value(value).expect("TOML values are JSON");
-                set_json(&mut g["qos"], path, json);
-            }
+            let g = graph_with_qos(g, qv);
             let graph =
                 Graph::from_json(&self.experiment.graphs[i], &g.to_string()).map_err(|e| {
                     WhatifError::Variant {
@@ -323,38 +210,4 @@ impl Prepared {
 
 fn variant_name(load: &str, hw: &str, policy: &str, qos: &str) -> String {
     format!("{load} | {hw} | {policy} | {qos}")
-}
-
-/// Sets `path` (dotted) in a TOML document, creating tables on the way.
-fn set_toml(doc: &mut toml::Value, path: &str, value: toml::Value) -> Result<(), String> {
-    let mut cur = doc;
-    let parts: Vec<&str> = path.split('.').collect();
-    for (i, part) in parts.iter().enumerate() {
-        let table = cur
-            .as_table_mut()
-            .ok_or_else(|| format!("{path}: {} is not a table", parts[..i].join(".")))?;
-        if i + 1 == parts.len() {
-            table.insert(part.to_string(), value);
-            return Ok(());
-        }
-        cur = table
-            .entry(part.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    }
-    Ok(())
-}
-
-fn set_json(doc: &mut serde_json::Value, path: &str, value: serde_json::Value) {
-    let mut cur = doc;
-    let parts: Vec<&str> = path.split('.').collect();
-    for (i, part) in parts.iter().enumerate() {
-        if !cur.is_object() {
-            *cur = serde_json::json!({});
-        }
-        if i + 1 == parts.len() {
-            cur[*part] = value;
-            return;
-        }
-        cur = &mut cur[*part];
-    }
 }

@@ -9,6 +9,7 @@
 
 mod experiment;
 mod fidelity;
+pub mod file;
 mod output;
 mod plot;
 mod run;

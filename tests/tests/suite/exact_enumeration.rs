@@ -2,7 +2,7 @@
 //! marginal within 4.5 Monte-Carlo standard errors, the standard error taken
 //! from the bulk ESS. Seeds are fixed, so the test is deterministic.
 
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use thermoroute::diagnostics::diagnose;
 use thermoroute::model::eprogram::{CategoricalVar, Constraint, ConstraintKind, EProgram};
@@ -152,4 +152,40 @@ fn a_wrong_model_is_caught() {
         max_z > 4.5,
         "a 25% temperature error went unnoticed (max z = {max_z:.2})"
     );
+}
+
+/// Categorical variables with 129..=256 states: state indices past 127 are
+/// negative as `i8` and a 256-state range does not fit a `u8` count (issue
+/// 19: `sample` panicked on both). A 200-state and a 256-state variable,
+/// coupled to a spin pair and to each other, against enumeration.
+#[test]
+fn categoricals_with_200_and_256_states() {
+    let mut rng = ChaCha8Rng::seed_from_u64(19);
+    let mut p = program(random_ising(&mut rng, 2, 1.0));
+    p.schedule.samples = 6000;
+    let log_potential = |rng: &mut ChaCha8Rng, k: usize| -> Vec<f64> {
+        (0..k).map(|_| rng.random_range(-1.5..1.5)).collect()
+    };
+    p.categorical = vec![
+        CategoricalVar {
+            states: 200,
+            log_potential: Some(log_potential(&mut rng, 200)),
+        },
+        CategoricalVar {
+            states: 256,
+            log_potential: Some(log_potential(&mut rng, 256)),
+        },
+    ];
+    p.factors = random_factors(&mut rng, &[(&[1, 2], 2 * 200), (&[2, 3], 200 * 256)]);
+    let draws = sample(&p, SampleOptions::seeded(5)).unwrap();
+    // States beyond 127 are drawn and read back as themselves.
+    let got = draws.state_marginals();
+    assert_eq!(got[2].len(), 200);
+    assert_eq!(got[3].len(), 256);
+    assert!(
+        got[3][128..].iter().sum::<f64>() > 0.2,
+        "upper states drawn"
+    );
+    assert!(got[3][255] > 0.0, "state 255 drawn");
+    assert_matches_exact(&p, &draws, 5, "categorical-256");
 }

@@ -150,6 +150,19 @@ fn a_default_execute_run_writes_nothing_to_stderr() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stderr), "");
     serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("pure JSON");
+    // A device chosen through Mesa's layer keeps the layer (and its display
+    // probe) on: the private runtime directory still keeps libwayland quiet.
+    let out = Command::new(bin())
+        .current_dir(dir.path())
+        .args(["run", &example("graphs/mm3-batch.json"), "--json"])
+        .env_remove("RUST_LOG")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("WAYLAND_DISPLAY")
+        .env("DRI_PRIME", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "", "with DRI_PRIME=1");
     // Its plain table too.
     let out = run_with(
         dir.path(),

@@ -52,7 +52,7 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',')]
     sizes: Vec<usize>,
     /// Thread counts to compare.
-    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 2])]
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 2], value_parser = crate::cli::parse_threads)]
     threads: Vec<usize>,
     /// Chains per run (run in parallel across threads; default 2,
     /// diagnostics: 4).

@@ -19,7 +19,7 @@ use std::path::Path;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::error::{ModelError, parse_json, read_file};
+use super::error::{ModelError, cap_issues, parse_json, read_file};
 use file::GraphFile;
 pub use payload::{
     Activation, BiasInput, ControlOp, ControlSpec, Distribution, EffectSpec, Generator, Layer,
@@ -27,10 +27,7 @@ pub use payload::{
 };
 pub use qos::{AccuracyTarget, LatencyTarget, Priority, Qos};
 
-/// Largest number of nodes in a graph.
-pub const MAX_NODES: usize = 100_000;
-/// Largest number of elements in one tensor.
-pub const MAX_TENSOR_ELEMENTS: usize = 1 << 26;
+pub use super::limits::{MAX_GRAPH_EDGES, MAX_NODES, MAX_TENSOR_ELEMENTS};
 
 /// A validated workload graph.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,7 +131,7 @@ impl Graph {
         let graph: GraphFile = parse_json(file, text)?;
         graph.into_graph().map_err(|issues| ModelError::Invalid {
             file: file.to_path_buf(),
-            issues,
+            issues: cap_issues(issues),
         })
     }
 

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::file::{GraphFile, NodeFile, missing_payload};
 use super::payload::{ControlOp, TensorOp, TensorValue};
 use super::qos::check_qos;
-use super::{MAX_NODES, MAX_TENSOR_ELEMENTS, NodeKind};
+use super::{MAX_GRAPH_EDGES, MAX_NODES, MAX_TENSOR_ELEMENTS, NodeKind};
 use crate::model::eprogram::VarKind;
 use crate::model::error::Issue;
 
@@ -25,6 +25,17 @@ impl GraphFile {
                     self.nodes.len()
                 ),
             ));
+        }
+        let edges: usize = self.nodes.iter().map(|n| n.inputs.len()).sum();
+        if edges > MAX_GRAPH_EDGES {
+            out.push(Issue::new(
+                "$.nodes",
+                format!("{edges} inputs in all is more than the limit of {MAX_GRAPH_EDGES}"),
+            ));
+        }
+        if !out.is_empty() && !self.nodes.is_empty() {
+            // Too large to check node by node.
+            return out;
         }
         let mut ids: BTreeMap<&str, usize> = BTreeMap::new();
         for (i, n) in self.nodes.iter().enumerate() {
@@ -61,10 +72,20 @@ impl GraphFile {
         if out.is_empty()
             && let Some(cycle) = self.find_cycle()
         {
-            let names: Vec<&str> = cycle.iter().map(|&i| self.nodes[i].id.as_str()).collect();
+            // A long cycle is named by its first nodes and its length.
+            const SHOWN: usize = 20;
+            let names: Vec<&str> = cycle
+                .iter()
+                .take(SHOWN)
+                .map(|&i| self.nodes[i].id.as_str())
+                .collect();
+            let mut text = names.join(" -> ");
+            if cycle.len() > SHOWN {
+                text += &format!(" -> … ({} nodes in the cycle)", cycle.len() - 1);
+            }
             out.push(Issue::new(
                 format!("$.nodes[{}].inputs", cycle[0]),
-                format!("the inputs form a cycle: {}", names.join(" -> ")),
+                format!("the inputs form a cycle: {text}"),
             ));
         }
         out.extend(check_qos(&self.qos));
@@ -79,45 +100,39 @@ impl GraphFile {
             .enumerate()
             .map(|(i, n)| (n.id.as_str(), i))
             .collect();
-        // Colours: 0 unvisited, 1 on the stack, 2 done.
+        // Colours: 0 unvisited, 1 on the stack, 2 done. Depth-first with an
+        // explicit stack of (node, next input to follow): a chain of
+        // MAX_NODES nodes must not overflow the thread's stack.
         let mut colour = vec![0u8; self.nodes.len()];
-        let mut stack: Vec<usize> = Vec::new();
-        fn visit(
-            g: &GraphFile,
-            index: &HashMap<&str, usize>,
-            i: usize,
-            colour: &mut [u8],
-            stack: &mut Vec<usize>,
-        ) -> Option<Vec<usize>> {
-            colour[i] = 1;
-            stack.push(i);
-            for input in &g.nodes[i].inputs {
+        let mut stack: Vec<(usize, usize)> = Vec::new();
+        for root in 0..self.nodes.len() {
+            if colour[root] != 0 {
+                continue;
+            }
+            colour[root] = 1;
+            stack.push((root, 0));
+            while let Some(&mut (i, ref mut next)) = stack.last_mut() {
+                let Some(input) = self.nodes[i].inputs.get(*next) else {
+                    stack.pop();
+                    colour[i] = 2;
+                    continue;
+                };
+                *next += 1;
                 let Some(&j) = index.get(input.as_str()) else {
                     continue;
                 };
                 if colour[j] == 1 {
-                    let start = stack.iter().position(|&s| s == j).unwrap_or(0);
+                    let start = stack.iter().position(|&(s, _)| s == j).unwrap_or(0);
                     // Edges point from a node to its inputs; reverse for data-flow order.
-                    let mut cycle: Vec<usize> = stack[start..].to_vec();
+                    let mut cycle: Vec<usize> = stack[start..].iter().map(|&(s, _)| s).collect();
                     cycle.reverse();
                     cycle.push(cycle[0]);
                     return Some(cycle);
                 }
-                if colour[j] == 0
-                    && let Some(c) = visit(g, index, j, colour, stack)
-                {
-                    return Some(c);
+                if colour[j] == 0 {
+                    colour[j] = 1;
+                    stack.push((j, 0));
                 }
-            }
-            stack.pop();
-            colour[i] = 2;
-            None
-        }
-        for i in 0..self.nodes.len() {
-            if colour[i] == 0
-                && let Some(c) = visit(self, &index, i, &mut colour, &mut stack)
-            {
-                return Some(c);
             }
         }
         None

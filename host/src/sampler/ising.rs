@@ -534,7 +534,7 @@ mod tests {
                 n,
                 6,
             );
-            assert!(reference.iter().any(|&x| x == 1) && reference.iter().any(|&x| x == -1));
+            assert!(reference.contains(&1) && reference.contains(&-1));
             for kernel in CpuKernel::available() {
                 for runs in [true, false] {
                     let mut p = plan.clone().with_cpu_kernel(kernel);

@@ -23,6 +23,16 @@ pub mod policy;
 #[path = "../../host/src/perf/mod.rs"]
 pub mod perf;
 
+// The mixing models in `perf` run the CPU sampler and its diagnostics.
+#[path = "../../host/src/sampler/mod.rs"]
+pub mod sampler;
+
+#[path = "../../host/src/diagnostics/mod.rs"]
+pub mod diagnostics;
+
+#[path = "../../host/src/workloads.rs"]
+pub mod workloads;
+
 #[path = "../../host/src/trace.rs"]
 pub mod trace;
 

@@ -103,6 +103,11 @@ fn main() -> ExitCode {
         eprintln!("error: {err:#}");
         return ExitCode::FAILURE;
     }
+    // A bad THERMOROUTE_CPU_KERNEL is an error, not a silent fallback.
+    if let Err(err) = thermoroute::sampler::CpuKernel::from_env() {
+        eprintln!("error: THERMOROUTE_CPU_KERNEL: {err}");
+        return ExitCode::FAILURE;
+    }
     match dispatch(cli) {
         Ok(code) => code,
         Err(err) => {

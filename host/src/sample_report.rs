@@ -26,6 +26,11 @@ pub struct Provenance {
     /// GPU runs: the adapter that ran the kernels.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub adapter: Option<AdapterProvenance>,
+    /// CPU and TSU-simulator runs: the instruction-set path the host's
+    /// kernels ran with (`baseline`, `avx2` or `avx512`; the draws are the
+    /// same bits on every path).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_kernel: Option<&'static str>,
 }
 
 /// The GPU adapter a run used, as plain data the caller fills in (this
@@ -107,6 +112,8 @@ impl SampleReport {
                 thermoroute_version: env!("CARGO_PKG_VERSION"),
                 image_hash: None,
                 chip_hash: None,
+                cpu_kernel: matches!(backend, "cpu" | "tsu")
+                    .then(|| crate::sampler::CpuKernel::active().name()),
             },
             stats: Stats {
                 spin_updates: draws.spin_updates,

@@ -52,9 +52,11 @@
 //! device time, offline windows ([`SimError::Offline`]) and clock throttling.
 
 pub mod config;
+pub mod cpu;
 pub mod exec;
 pub mod image;
 
 pub use config::{ChipConfig, ConfigError, Topology};
+pub use cpu::{CpuKernel, CpuKernelError};
 pub use exec::{Counters, Draws, Faults, SimError, Throttle, TimeWindow, TsuRun, estimate};
 pub use image::{CompileIssue, Schedule, SpinProblem, TsuImage, compile};

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use thermoroute_sim::{
-    ChipConfig, CompileIssue, Faults, Schedule, SimError, SpinProblem, TimeWindow, TsuRun, compile,
+    ChipConfig, CompileIssue, CpuKernel, Faults, Schedule, SimError, SpinProblem, TimeWindow,
+    TsuRun, compile,
 };
 
 fn chain(n: usize, schedule: Schedule) -> SpinProblem {
@@ -465,5 +466,47 @@ fn malformed_problems_are_refused_not_panicking() {
             matches!(issues.as_slice(), [CompileIssue::Malformed { .. }]),
             "{issues:?}"
         );
+    }
+}
+
+#[test]
+fn every_cpu_kernel_path_draws_the_same_bits() {
+    let chip = ChipConfig::z1_like();
+    let paths = CpuKernel::available();
+    assert!(paths.contains(&CpuKernel::Baseline));
+    // With faults (noise reuse, bias, a stuck cell) and without: both
+    // branches of the p-bit's comparator.
+    let faulty = Faults {
+        rng_correlation: Some(0.3),
+        rng_bias: Some(0.01),
+        stuck: vec![(700, 1)],
+        ..Default::default()
+    };
+    for faults in [Faults::default(), faulty] {
+        for chains in [1, 2, 3, 4, 8, 9] {
+            let image = Arc::new(compile(&z1_rows(12, chains), &chip, 1.0).unwrap());
+            let mut reference = TsuRun::new(image.clone(), &chip, 5, faults.clone())
+                .without_block_kernel()
+                .with_cpu_kernel(CpuKernel::Baseline)
+                .unwrap();
+            reference.advance(u64::MAX).unwrap();
+            let want = reference.draws();
+            for &kernel in &paths {
+                for block in [true, false] {
+                    let mut run = TsuRun::new(image.clone(), &chip, 5, faults.clone())
+                        .with_cpu_kernel(kernel)
+                        .unwrap();
+                    if !block {
+                        run = run.without_block_kernel();
+                    }
+                    assert_eq!(run.cpu_kernel(), kernel);
+                    run.advance(u64::MAX).unwrap();
+                    assert!(
+                        run.draws() == want,
+                        "{kernel}, block kernel {block}, {chains} chains: draws differ"
+                    );
+                }
+            }
+        }
     }
 }

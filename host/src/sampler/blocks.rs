@@ -11,6 +11,8 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use thermoroute_sim::cpu::CpuKernel;
+
 use super::{ChainKernel, ChainState, greedy_colouring};
 use crate::model::EProgram;
 use crate::model::eprogram::VarKind;
@@ -52,6 +54,8 @@ pub struct BlockPlan {
     /// Block indices per colour.
     colours: Vec<Vec<u32>>,
     clamped: Vec<Option<u8>>,
+    /// The instruction-set path sweeps run with.
+    kernel: CpuKernel,
 }
 
 impl BlockPlan {
@@ -198,6 +202,7 @@ impl BlockPlan {
             blocks,
             colours,
             clamped,
+            kernel: CpuKernel::active(),
         }
     }
 
@@ -206,6 +211,7 @@ impl BlockPlan {
         self.colours.len()
     }
 
+    #[inline(always)]
     fn update_block(&self, b: &Block, state: &mut [u8], logp: &mut Vec<f64>, rng: &mut ChaCha8Rng) {
         let m = b.members.len();
         logp.clear();
@@ -279,11 +285,19 @@ impl ChainKernel for BlockPlan {
         let ChainState::Blocks { state, logp } = chain else {
             unreachable!("a block plan runs block states")
         };
-        for colour in &self.colours {
-            for &b in colour {
-                self.update_block(&self.blocks[b as usize], state, logp, rng);
+        let plan = self;
+        thermoroute_sim::cpu_dispatch!(self.kernel, (
+            plan: &BlockPlan,
+            state: &mut [u8],
+            logp: &mut Vec<f64>,
+            rng: &mut ChaCha8Rng,
+        ) -> (), {
+            for colour in &plan.colours {
+                for &b in colour {
+                    plan.update_block(&plan.blocks[b as usize], state, logp, rng);
+                }
             }
-        }
+        })
     }
 
     fn record(&self, chain: &ChainState, row: &mut [i8]) {
@@ -301,6 +315,14 @@ impl ChainKernel for BlockPlan {
 
     fn updates_per_sweep(&self) -> u64 {
         self.blocks.iter().map(|b| b.members.len() as u64).sum()
+    }
+
+    fn cpu_kernel(&self) -> CpuKernel {
+        self.kernel
+    }
+
+    fn set_cpu_kernel(&mut self, kernel: CpuKernel) {
+        self.kernel = kernel;
     }
 }
 

@@ -9,8 +9,37 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use thermoroute_sim::cpu::CpuKernel;
+
 use super::{ChainKernel, ChainState, greedy_colouring};
 use crate::model::EProgram;
+
+/// Shortest stretch of identically shaped spins worth a vector pass.
+const MIN_RUN: usize = 16;
+
+/// A stretch `lo..hi` of one colour class whose spins read their
+/// neighbours at the same index offsets (a lattice row's interior): spin
+/// `i`'s coupling `k` reads `spins[i + delta[k]]` with weight
+/// `weight_t[k * n + i]`, so each coupling is one contiguous, vectorised
+/// pass with no index loads. `pattern` is `u32::MAX` for a stretch of
+/// irregular spins (the fixed-degree or CSR loop serves it).
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    lo: u32,
+    hi: u32,
+    pattern: u32,
+}
+
+/// The lattice view of a uniform-degree plan.
+#[derive(Debug, Clone)]
+struct Runs {
+    /// Per colour, its segments in order, covering the colour class.
+    segments: Vec<Vec<Segment>>,
+    /// `degree` offsets per pattern.
+    deltas: Vec<isize>,
+    /// `weight_t[k * n_free + i]`: the CSR weights, coupling-major.
+    weight_t: Vec<f32>,
+}
 
 /// A pure Ising program compiled for the CPU kernel.
 #[derive(Debug, Clone)]
@@ -29,6 +58,10 @@ pub struct IsingPlan {
     /// Degree shared by every free spin, if any: the CSR is then a dense
     /// `n_free x degree` table and the field loop is fully unrolled.
     uniform_degree: Option<usize>,
+    /// Stretches of identically shaped spins (uniform degree only).
+    runs: Option<Runs>,
+    /// The instruction-set path sweeps run with.
+    kernel: CpuKernel,
 }
 
 impl IsingPlan {
@@ -115,6 +148,7 @@ impl IsingPlan {
             Some((&d, rest)) if rest.iter().all(|&x| x == d) => Some(d as usize),
             _ => None,
         };
+        let runs = uniform_degree.and_then(|d| Runs::build(d, &colours, &col, &weight2));
         IsingPlan {
             free_to_var,
             colours,
@@ -124,7 +158,28 @@ impl IsingPlan {
             bias2,
             clamped,
             uniform_degree,
+            runs,
+            kernel: CpuKernel::active(),
         }
+    }
+
+    /// The same plan, sweeping with instruction-set path `kernel` (the
+    /// draws are identical on every path; only the speed differs).
+    pub fn with_cpu_kernel(mut self, kernel: CpuKernel) -> Self {
+        self.kernel = kernel;
+        self
+    }
+
+    /// Whether some spins go through the contiguous (lattice) field loop.
+    pub fn uses_runs(&self) -> bool {
+        self.runs.is_some()
+    }
+
+    /// The same plan without the lattice view: every spin's field through
+    /// the index-table loop (tests compare the two).
+    pub fn without_runs(mut self) -> Self {
+        self.runs = None;
+        self
     }
 
     /// Number of colour classes.
@@ -133,6 +188,7 @@ impl IsingPlan {
     }
 
     /// Local fields `bias + Σ w s` of free spins `lo..hi`, any degrees.
+    #[inline(always)]
     fn fields_csr(&self, lo: usize, hi: usize, spins: &[f32], field: &mut [f32]) {
         for (i, h) in (lo..hi).zip(field.iter_mut()) {
             let (a, b) = (self.row_ptr[i] as usize, self.row_ptr[i + 1] as usize);
@@ -145,7 +201,7 @@ impl IsingPlan {
     }
 
     /// Local fields when every spin has `D` neighbours: fixed-size rows.
-    #[inline]
+    #[inline(always)]
     fn fields_fixed<const D: usize>(&self, lo: usize, hi: usize, spins: &[f32], field: &mut [f32]) {
         let cols = self.col[lo * D..hi * D].chunks_exact(D);
         let weights = self.weight2[lo * D..hi * D].chunks_exact(D);
@@ -165,18 +221,77 @@ impl IsingPlan {
         }
     }
 
-    /// One sweep: every colour class in turn.
-    #[inline]
+    /// Local fields of free spins `lo..hi` when every spin has `degree`
+    /// neighbours and no lattice view applies.
+    #[inline(always)]
+    fn fields_uniform(&self, lo: usize, hi: usize, spins: &[f32], field: &mut [f32]) {
+        match self.uniform_degree {
+            Some(2) => self.fields_fixed::<2>(lo, hi, spins, field),
+            Some(4) => self.fields_fixed::<4>(lo, hi, spins, field),
+            Some(6) => self.fields_fixed::<6>(lo, hi, spins, field),
+            Some(8) => self.fields_fixed::<8>(lo, hi, spins, field),
+            Some(16) => self.fields_fixed::<16>(lo, hi, spins, field),
+            _ => self.fields_csr(lo, hi, spins, field),
+        }
+    }
+
+    /// Local fields of colour `colour` through its segments: regular ones
+    /// coupling by coupling over contiguous slices, in the same order per
+    /// spin (bias, then couplings by ascending neighbour index) as
+    /// [`fields_fixed`](Self::fields_fixed), so the sums are the same bits.
+    #[inline(always)]
+    fn fields_runs(&self, runs: &Runs, colour: usize, spins: &[f32], field: &mut [f32]) {
+        let d = self.uniform_degree.unwrap_or(0);
+        let n = self.bias2.len();
+        let base = self.colours[colour].0;
+        for seg in &runs.segments[colour] {
+            let (lo, hi) = (seg.lo as usize, seg.hi as usize);
+            let out = &mut field[lo - base..hi - base];
+            if seg.pattern == u32::MAX {
+                self.fields_uniform(lo, hi, spins, out);
+                continue;
+            }
+            out.copy_from_slice(&self.bias2[lo..hi]);
+            let deltas = &runs.deltas[seg.pattern as usize * d..][..d];
+            for (k, &delta) in deltas.iter().enumerate() {
+                let first = (lo as isize + delta) as usize;
+                let s = &spins[first..first + (hi - lo)];
+                let w = &runs.weight_t[k * n + lo..k * n + hi];
+                for ((h, &w), &s) in out.iter_mut().zip(w).zip(s) {
+                    *h += w * s;
+                }
+            }
+        }
+    }
+
+    /// One sweep on the plan's instruction-set path.
     fn sweep(&self, spins: &mut [f32], field: &mut [f32], noise: &mut [u32], rng: &mut ChaCha8Rng) {
-        for &(lo, hi) in &self.colours {
+        let plan = self;
+        thermoroute_sim::cpu_dispatch!(self.kernel, (
+            plan: &IsingPlan,
+            spins: &mut [f32],
+            field: &mut [f32],
+            noise: &mut [u32],
+            rng: &mut ChaCha8Rng,
+        ) -> (), {
+            plan.sweep_body(spins, field, noise, rng)
+        })
+    }
+
+    /// One sweep: every colour class in turn.
+    #[inline(always)]
+    fn sweep_body(
+        &self,
+        spins: &mut [f32],
+        field: &mut [f32],
+        noise: &mut [u32],
+        rng: &mut ChaCha8Rng,
+    ) {
+        for (c, &(lo, hi)) in self.colours.iter().enumerate() {
             let field = &mut field[..hi - lo];
-            match self.uniform_degree {
-                Some(2) => self.fields_fixed::<2>(lo, hi, spins, field),
-                Some(4) => self.fields_fixed::<4>(lo, hi, spins, field),
-                Some(6) => self.fields_fixed::<6>(lo, hi, spins, field),
-                Some(8) => self.fields_fixed::<8>(lo, hi, spins, field),
-                Some(16) => self.fields_fixed::<16>(lo, hi, spins, field),
-                _ => self.fields_csr(lo, hi, spins, field),
+            match &self.runs {
+                Some(runs) => self.fields_runs(runs, c, spins, field),
+                None => self.fields_uniform(lo, hi, spins, field),
             }
             let noise = &mut noise[..hi - lo];
             rng.fill(noise);
@@ -190,6 +305,83 @@ impl IsingPlan {
                 };
             }
         }
+    }
+}
+
+impl Runs {
+    /// Finds, per colour, the stretches of at least [`MIN_RUN`] consecutive
+    /// spins whose neighbour offsets agree; `None` when there are none.
+    fn build(
+        degree: usize,
+        colours: &[(usize, usize)],
+        col: &[u32],
+        weight2: &[f32],
+    ) -> Option<Runs> {
+        if degree == 0 {
+            return None;
+        }
+        let n = col.len() / degree;
+        let offset = |i: usize, k: usize| col[i * degree + k] as isize - i as isize;
+        let continues = |i: usize| (0..degree).all(|k| offset(i, k) == offset(i - 1, k));
+        let mut deltas: Vec<isize> = Vec::new();
+        let mut segments = Vec::with_capacity(colours.len());
+        let mut any = false;
+        for &(lo, hi) in colours {
+            let mut segs: Vec<Segment> = Vec::new();
+            let mut start = lo;
+            while start < hi {
+                let mut end = start + 1;
+                while end < hi && continues(end) {
+                    end += 1;
+                }
+                if end - start >= MIN_RUN {
+                    any = true;
+                    let pattern: Vec<isize> = (0..degree).map(|k| offset(start, k)).collect();
+                    let id = match deltas
+                        .chunks_exact(degree)
+                        .position(|p| p == pattern.as_slice())
+                    {
+                        Some(id) => id,
+                        None => {
+                            deltas.extend_from_slice(&pattern);
+                            deltas.len() / degree - 1
+                        }
+                    };
+                    segs.push(Segment {
+                        lo: start as u32,
+                        hi: end as u32,
+                        pattern: id as u32,
+                    });
+                } else {
+                    match segs.last_mut() {
+                        Some(last) if last.pattern == u32::MAX && last.hi as usize == start => {
+                            last.hi = end as u32;
+                        }
+                        _ => segs.push(Segment {
+                            lo: start as u32,
+                            hi: end as u32,
+                            pattern: u32::MAX,
+                        }),
+                    }
+                }
+                start = end;
+            }
+            segments.push(segs);
+        }
+        if !any {
+            return None;
+        }
+        let mut weight_t = vec![0f32; degree * n];
+        for i in 0..n {
+            for k in 0..degree {
+                weight_t[k * n + i] = weight2[i * degree + k];
+            }
+        }
+        Some(Runs {
+            segments,
+            deltas,
+            weight_t,
+        })
     }
 }
 
@@ -239,6 +431,14 @@ impl ChainKernel for IsingPlan {
     fn updates_per_sweep(&self) -> u64 {
         self.free_to_var.len() as u64
     }
+
+    fn cpu_kernel(&self) -> CpuKernel {
+        self.kernel
+    }
+
+    fn set_cpu_kernel(&mut self, kernel: CpuKernel) {
+        self.kernel = kernel;
+    }
 }
 
 /// `e^x` for f32: `x = n ln2 + f` with Cody-Waite reduction (|f| <= ln2/2),
@@ -251,13 +451,18 @@ pub fn fast_exp(x: f32) -> f32 {
     const LN2_LO: f32 = -2.121_944_4e-4;
     const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
     let f = (x - n * LN2_HI) - n * LN2_LO;
     let p = 1.0
         + f * (1.0
             + f * (0.5
                 + f * (1.0 / 6.0 + f * (1.0 / 24.0 + f * (1.0 / 120.0 + f * (1.0 / 720.0))))));
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // `t`'s bits are `0x4B40_0000 + n` (n in -126..=127 sits in the low
+    // mantissa bits of 1.5 * 2^23), and `0x4B40_0000 << 23` wraps to 0, so
+    // this is `2^n` built from `(n + 127) << 23` without a float-to-int
+    // conversion (whose saturating `as` does not vectorise).
+    let scale = f32::from_bits(t.to_bits().wrapping_add(127) << 23);
     p * scale
 }
 
@@ -290,6 +495,74 @@ mod tests {
                 let row = &odd.col[odd.row_ptr[i] as usize..odd.row_ptr[i + 1] as usize];
                 assert!(row.iter().all(|&j| !(lo..hi).contains(&(j as usize))));
             }
+        }
+    }
+
+    /// Runs `sweeps` sweeps of two chains and returns every recorded state.
+    fn draws(plan: &IsingPlan, n: usize, sweeps: usize) -> Vec<i8> {
+        let mut out = Vec::new();
+        for chain in 0..2 {
+            let mut rng = crate::sampler::chain_rng(11, chain);
+            let mut state = plan.start(&mut rng);
+            let mut row = vec![0i8; n];
+            for _ in 0..sweeps {
+                ChainKernel::sweep(plan, &mut state, &mut rng);
+                plan.record(&state, &mut row);
+                out.extend_from_slice(&row);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn lattice_view_and_every_cpu_path_draw_the_same_bits() {
+        // A 64x64 torus (rows of 32 same-coloured spins: the lattice view
+        // applies) with a field that is not symmetric, an odd 37x37 torus
+        // (three or more colours, short rows) and a 40x40 one.
+        for side in [64, 37, 40] {
+            let program = pm_j_lattice(side, 0.7, 0.3, 5, SCHEDULE);
+            let n = side * side;
+            let plan = IsingPlan::compile(&program);
+            if side == 64 {
+                assert!(plan.uses_runs(), "a 64x64 torus has runs");
+            }
+            let reference = draws(
+                &plan
+                    .clone()
+                    .without_runs()
+                    .with_cpu_kernel(CpuKernel::Baseline),
+                n,
+                6,
+            );
+            assert!(reference.contains(&1) && reference.contains(&-1));
+            for kernel in CpuKernel::available() {
+                for runs in [true, false] {
+                    let mut p = plan.clone().with_cpu_kernel(kernel);
+                    if !runs {
+                        p = p.without_runs();
+                    }
+                    assert!(
+                        draws(&p, n, 6) == reference,
+                        "{side}x{side}, {kernel}, lattice view {runs}: draws differ"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fast_exp_scale_is_the_float_to_int_conversion() {
+        // The bit trick equals `((n as i32 + 127) as u32) << 23` over the
+        // whole clamped range, step 2^-10.
+        for k in -(87 << 10)..=(88 << 10) {
+            let x = k as f32 / 1024.0;
+            let t = x * std::f32::consts::LOG2_E + 12_582_912.0;
+            let n = t - 12_582_912.0;
+            assert_eq!(
+                t.to_bits().wrapping_add(127) << 23,
+                ((n as i32 + 127) as u32) << 23,
+                "x = {x}"
+            );
         }
     }
 

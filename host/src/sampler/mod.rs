@@ -28,6 +28,8 @@ use sha2::{Digest, Sha256};
 
 use crate::model::{EProgram, Infeasible, Schedule};
 
+pub use thermoroute_sim::cpu::{CpuKernel, CpuKernelError};
+
 /// Errors of the sampling boundary.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -209,6 +211,10 @@ trait ChainKernel: Sync + Send {
     /// Writes the state as one draw (`n_vars` values).
     fn record(&self, state: &ChainState, row: &mut [i8]);
     fn updates_per_sweep(&self) -> u64;
+    /// The instruction-set path sweeps run with.
+    fn cpu_kernel(&self) -> CpuKernel;
+    /// Sweeps on `kernel` from now on (the draws do not change).
+    fn set_cpu_kernel(&mut self, kernel: CpuKernel);
 }
 
 /// The RNG of chain `chain` for master seed `seed`.
@@ -298,6 +304,19 @@ impl SamplerRun {
             pool: None,
             kernel,
         })
+    }
+
+    /// Runs the sweeps on instruction-set path `kernel` instead of
+    /// [`CpuKernel::active`]; the draws are the same bits on every path.
+    /// A path this CPU cannot run is a typed error.
+    pub fn with_cpu_kernel(mut self, kernel: CpuKernel) -> Result<Self, CpuKernelError> {
+        self.kernel.set_cpu_kernel(kernel.check()?);
+        Ok(self)
+    }
+
+    /// The instruction-set path the sweeps run with.
+    pub fn cpu_kernel(&self) -> CpuKernel {
+        self.kernel.cpu_kernel()
     }
 
     /// Sweeps each chain does in total (warmup + samples * steps_per_sample).

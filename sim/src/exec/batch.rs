@@ -6,6 +6,7 @@ use rayon::prelude::*;
 use super::block::{Runs, cells_in_runs};
 use super::cells::{Phase, cells, cells_fixed};
 use super::noise::{Comparator, Noise, NoiseKey};
+use crate::cpu::CpuKernel;
 use crate::image::TsuImage;
 
 /// The chains being computed, interleaved cell by cell
@@ -95,6 +96,7 @@ pub(super) fn run_batch(
     stuck: &[(u32, i8)],
     runs: Option<&Runs>,
     drift: Drift,
+    kernel: CpuKernel,
     b: &mut Batch,
     sweeps: u64,
     values: &mut [i8],
@@ -106,11 +108,18 @@ pub(super) fn run_batch(
     for j in 0..sweeps {
         let drift_lsb = (drift.start_lsb + j as f64 * drift.per_sweep_lsb).round() as i32;
         for &(lo, hi) in &image.colours {
+            let ctx = PhaseArgs {
+                image,
+                comparator,
+                noise,
+                drift_lsb,
+                kernel,
+            };
             match degree {
-                Some(4) => phase::<4>(image, comparator, runs, noise, drift_lsb, b, lo, hi),
-                Some(8) => phase::<8>(image, comparator, runs, noise, drift_lsb, b, lo, hi),
-                Some(16) => phase::<16>(image, comparator, runs, noise, drift_lsb, b, lo, hi),
-                _ => phase::<0>(image, comparator, None, noise, drift_lsb, b, lo, hi),
+                Some(4) => phase::<4>(&ctx, runs, b, lo, hi),
+                Some(8) => phase::<8>(&ctx, runs, b, lo, hi),
+                Some(16) => phase::<16>(&ctx, runs, b, lo, hi),
+                _ => phase::<0>(&ctx, None, b, lo, hi),
             }
             for &(slot, state) in stuck {
                 let base = slot as usize * lanes;
@@ -136,15 +145,21 @@ pub(super) fn run_batch(
 /// Cells per parallel work item within a colour phase.
 const CHUNK: usize = 1024;
 
+/// What a phase reads besides the batch.
+struct PhaseArgs<'a> {
+    image: &'a TsuImage,
+    comparator: &'a Comparator,
+    noise: Noise,
+    drift_lsb: i32,
+    kernel: CpuKernel,
+}
+
 /// One colour phase: every cell of the colour, every chain of the batch.
 /// New states go to a scratch buffer (cells of one colour never read each
 /// other), then replace the old ones.
 fn phase<const D: usize>(
-    image: &TsuImage,
-    comparator: &Comparator,
+    args: &PhaseArgs<'_>,
     runs: Option<&Runs>,
-    noise: Noise,
-    drift_lsb: i32,
     b: &mut Batch,
     lo: usize,
     hi: usize,
@@ -157,24 +172,33 @@ fn phase<const D: usize>(
     let out = &mut b.scratch[..len];
     let prev = &mut b.noise[lo * lanes..hi * lanes];
     let ctx = Phase {
-        image,
-        comparator,
-        noise,
-        drift_lsb,
+        image: args.image,
+        comparator: args.comparator,
+        noise: args.noise,
+        drift_lsb: args.drift_lsb,
         spins,
         keys,
         sweep,
     };
     let runs = runs.filter(|r| D > 0 && r.degree == D);
-    let run = |start: usize, o: &mut [i8], p: &mut [u32]| match (runs, lanes) {
-        (Some(r), 1) => cells_in_runs::<D, 1>(&ctx, r, start, o, p),
-        (Some(r), 2) => cells_in_runs::<D, 2>(&ctx, r, start, o, p),
-        (Some(r), 4) => cells_in_runs::<D, 4>(&ctx, r, start, o, p),
-        (_, 1) => cells_fixed::<D, 1>(&ctx, start, o, p),
-        (_, 2) => cells_fixed::<D, 2>(&ctx, start, o, p),
-        (_, 4) => cells_fixed::<D, 4>(&ctx, start, o, p),
-        (_, 8) => cells_fixed::<D, 8>(&ctx, start, o, p),
-        _ => cells::<D>(&ctx, start, o, p),
+    let kernel = args.kernel;
+    let run = |start: usize, o: &mut [i8], p: &mut [u32]| match kernel {
+        #[cfg(target_arch = "x86_64")]
+        #[allow(unsafe_code)]
+        CpuKernel::Avx512 if CpuKernel::Avx512.is_available() => {
+            // SAFETY: the guard just checked (cached by std) that this CPU
+            // supports AVX-512 F, BW, DQ, VL and AVX2, exactly the features
+            // `cells_avx512` enables.
+            unsafe { cells_avx512::<D>(&ctx, runs, start, o, p) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        #[allow(unsafe_code)]
+        CpuKernel::Avx2 if CpuKernel::Avx2.is_available() => {
+            // SAFETY: the guard just checked (cached by std) that this CPU
+            // supports AVX2, the only feature `cells_avx2` enables.
+            unsafe { cells_avx2::<D>(&ctx, runs, start, o, p) }
+        }
+        _ => cells_any::<D>(&ctx, runs, start, o, p),
     };
     if hi - lo >= 2 * CHUNK {
         out.par_chunks_mut(CHUNK * lanes)
@@ -185,4 +209,54 @@ fn phase<const D: usize>(
         run(lo, out, prev);
     }
     b.spins[lo * lanes..hi * lanes].copy_from_slice(&b.scratch[..len]);
+}
+
+/// Cells `start..` of a phase, every chain, through the kernel that fits
+/// the lane count. The same source is compiled for each instruction-set
+/// path below, so every path draws the same bits.
+#[inline(always)]
+fn cells_any<const D: usize>(
+    ctx: &Phase<'_>,
+    runs: Option<&Runs>,
+    start: usize,
+    o: &mut [i8],
+    p: &mut [u32],
+) {
+    match (runs, ctx.keys.len()) {
+        (Some(r), 1) => cells_in_runs::<D, 1>(ctx, r, start, o, p),
+        (Some(r), 2) => cells_in_runs::<D, 2>(ctx, r, start, o, p),
+        (Some(r), 4) => cells_in_runs::<D, 4>(ctx, r, start, o, p),
+        (_, 1) => cells_fixed::<D, 1>(ctx, start, o, p),
+        (_, 2) => cells_fixed::<D, 2>(ctx, start, o, p),
+        (_, 4) => cells_fixed::<D, 4>(ctx, start, o, p),
+        (_, 8) => cells_fixed::<D, 8>(ctx, start, o, p),
+        _ => cells::<D>(ctx, start, o, p),
+    }
+}
+
+/// [`cells_any`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn cells_avx2<const D: usize>(
+    ctx: &Phase<'_>,
+    runs: Option<&Runs>,
+    start: usize,
+    o: &mut [i8],
+    p: &mut [u32],
+) {
+    cells_any::<D>(ctx, runs, start, o, p)
+}
+
+/// [`cells_any`] compiled for AVX-512 (64-bit lane multiplies: the noise
+/// hash vectorises).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2")]
+fn cells_avx512<const D: usize>(
+    ctx: &Phase<'_>,
+    runs: Option<&Runs>,
+    start: usize,
+    o: &mut [i8],
+    p: &mut [u32],
+) {
+    cells_any::<D>(ctx, runs, start, o, p)
 }

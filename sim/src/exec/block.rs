@@ -2,7 +2,7 @@
 //! updated `BLOCK` at a time with vector arithmetic.
 
 use super::cells::{Phase, cells_fixed};
-use super::noise::decide;
+use super::noise::{decide, decide_plain, draw_salted};
 use crate::image::TsuImage;
 
 /// Cells the block kernel updates together.
@@ -138,11 +138,26 @@ fn block<const D: usize, const L: usize>(
             *a += (w ^ flip) - flip;
         }
     }
-    for j in 0..BLOCK {
-        for t in 0..L {
-            let x = ctx.keys[t].draw(ctx.sweep, i + j);
-            let at = j * L + t;
-            out[at] = decide(ctx.comparator, ctx.noise, x, &mut prev[at], acc[at]);
+    // The noise of every (cell, chain) first, in a loop of pure 64-bit
+    // arithmetic (vectorised where the CPU multiplies 64-bit lanes), then
+    // the comparisons.
+    let mut salt = [0u64; MAX_BLOCK_LANES];
+    for (s, key) in salt.iter_mut().zip(&ctx.keys[..L]) {
+        *s = key.salt(ctx.sweep);
+    }
+    let mut xs = [0u64; BLOCK * MAX_BLOCK_LANES];
+    for (j, row) in xs[..m].chunks_exact_mut(L).enumerate() {
+        for (x, &s) in row.iter_mut().zip(&salt[..L]) {
+            *x = draw_salted(s, i + j);
+        }
+    }
+    if ctx.noise.is_plain() {
+        for ((o, &x), &a) in out[..m].iter_mut().zip(&xs[..m]).zip(&acc[..m]) {
+            *o = decide_plain(ctx.comparator, x, a);
+        }
+    } else {
+        for at in 0..m {
+            out[at] = decide(ctx.comparator, ctx.noise, xs[at], &mut prev[at], acc[at]);
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The per-cell kernels: each cell sums its couplings for every chain, then
 //! the p-bit decides.
 
-use super::noise::{Comparator, Noise, NoiseKey, decide};
+use super::noise::{Comparator, Noise, NoiseKey, decide, decide_plain, draw_salted};
 use crate::image::TsuImage;
 
 /// What every cell of a phase reads.
@@ -41,6 +41,8 @@ pub(super) fn cells_fixed<const D: usize, const L: usize>(
     prev: &mut [u32],
 ) {
     let spins = ctx.spins;
+    let salt: [u64; L] = std::array::from_fn(|t| ctx.keys[t].salt(ctx.sweep));
+    let plain = ctx.noise.is_plain();
     for (j, (o, p)) in out
         .chunks_exact_mut(L)
         .zip(prev.chunks_exact_mut(L))
@@ -58,8 +60,12 @@ pub(super) fn cells_fixed<const D: usize, const L: usize>(
             }
         }
         for t in 0..L {
-            let x = ctx.keys[t].draw(ctx.sweep, i);
-            o[t] = decide(ctx.comparator, ctx.noise, x, &mut p[t], acc[t]);
+            let x = draw_salted(salt[t], i);
+            o[t] = if plain {
+                decide_plain(ctx.comparator, x, acc[t])
+            } else {
+                decide(ctx.comparator, ctx.noise, x, &mut p[t], acc[t])
+            };
         }
     }
 }

@@ -17,6 +17,7 @@ mod noise;
 use std::sync::Arc;
 
 use crate::config::ChipConfig;
+use crate::cpu::CpuKernel;
 use crate::image::TsuImage;
 use batch::{Batch, Drift, lanes_of, run_batch, start_batch};
 use block::Runs;
@@ -66,6 +67,8 @@ pub struct TsuRun {
     device_sweeps: u64,
     /// Device batches computed together (1 when results depend on time).
     group: usize,
+    /// The instruction-set path the host computes with.
+    kernel: CpuKernel,
     values: Vec<i8>,
     counters: Counters,
     suspended: bool,
@@ -125,6 +128,7 @@ impl TsuRun {
             batch: 0,
             device_sweeps: 0,
             group,
+            kernel: CpuKernel::active(),
             values,
             counters,
             suspended: false,
@@ -141,6 +145,21 @@ impl TsuRun {
     pub fn without_block_kernel(mut self) -> Self {
         self.runs = None;
         self
+    }
+
+    /// Computes on instruction-set path `kernel` instead of
+    /// [`CpuKernel::active`]; the draws are the same bits on every path.
+    pub fn with_cpu_kernel(
+        mut self,
+        kernel: CpuKernel,
+    ) -> Result<Self, crate::cpu::CpuKernelError> {
+        self.kernel = kernel.check()?;
+        Ok(self)
+    }
+
+    /// The instruction-set path the host computes with.
+    pub fn cpu_kernel(&self) -> CpuKernel {
+        self.kernel
     }
 
     /// Whether some cells go through the block kernel.
@@ -244,6 +263,7 @@ impl TsuRun {
                     &self.stuck,
                     self.runs.as_deref(),
                     drift,
+                    self.kernel,
                     &mut self.current,
                     k,
                     &mut self.values,

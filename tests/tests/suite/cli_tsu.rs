@@ -216,9 +216,12 @@ fn tsu_benchmark_prints_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let doc = json_of(&run_in(dir.path(), &["bench", "--suite", "tsu", "--json"]));
     let rows = doc["results"].as_array().unwrap();
-    // The lattice, and the z1-like chip with 2 and with 8 chains.
-    assert_eq!(rows.len(), 3);
-    for r in rows {
+    // The lattice, and the z1-like chip with 2 and with 8 chains, each on
+    // every CPU kernel path this machine runs.
+    let paths = thermoroute::sampler::CpuKernel::available();
+    assert_eq!(rows.len(), 3 * paths.len());
+    for (r, path) in rows.iter().zip(paths.iter().cycle()) {
+        assert_eq!(r["cpu_kernel"], path.name());
         assert!(r["cell_updates_per_s"].as_f64().unwrap() > 0.0);
         assert!(
             r["tsu_energy_per_sample_j"].as_f64().unwrap()

@@ -8,6 +8,7 @@
 mod cli;
 mod cli_run;
 mod cli_tsu;
+mod cpu_kernels;
 mod determinism;
 mod diagnostics_vs_arviz;
 mod exact_enumeration;

@@ -20,7 +20,10 @@ use thermoroute::model::Graph;
 pub struct BenchArgs {
     /// What to measure: the Gibbs sampler on lattices, the scheduler in
     /// simulate mode on the M/M/3 example (jobs/s, decisions/s), the TSU
-    /// simulator (simulated cell updates/s, energy per sample), or
+    /// simulator (simulated cell updates/s, energy per sample) — these
+    /// two once per CPU kernel path this CPU runs (baseline, avx2,
+    /// avx512; `THERMOROUTE_CPU_KERNEL` picks the path other commands
+    /// use), checking that every path drew the same bits — or
     /// routing decisions/s with each cost-model plugin against the
     /// native one, with compile, cache-load and instantiation times; or
     /// the GPU sampler's spin updates/s on ±J lattices (at least 32

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 use anyhow::Result;
 use serde_json::json;
 
-use thermoroute::backends::SamplingTask;
 use thermoroute::backends::tsu::TsuDriver;
 use thermoroute::hardware::Hardware;
 use thermoroute::model::EProgram;
+use thermoroute::sampler::CpuKernel;
 
 use crate::cli::print_json;
 
@@ -106,37 +106,60 @@ pub fn bench(json: bool) -> Result<ExitCode> {
             .compile(&program)
             .map_err(|r| anyhow::anyhow!("{label}: {r:?}"))?;
         let cells = image.n;
-        let mut run = driver.start(image, 1);
-        let start = std::time::Instant::now();
-        run.advance(u64::MAX)?;
-        let wall = start.elapsed().as_secs_f64();
-        let c = *run.run().counters();
-        let samples = (program.schedule.chains * program.schedule.samples) as f64;
-        let cpu_energy_per_sample = (c.cell_updates as f64 / hw.cpu.spin_updates_per_s)
-            * hw.cpu.active_w_per_core
-            / samples;
-        let row = json!({
-            "case": label,
-            "chip": driver.chip.name,
-            "cells": cells,
-            "cell_updates": c.cell_updates,
-            "wall_s": wall,
-            "cell_updates_per_s": c.cell_updates as f64 / wall,
-            "device_seconds": c.seconds,
-            "tsu_energy_per_sample_j": c.energy_j() / samples,
-            "cpu_modelled_energy_per_sample_j": cpu_energy_per_sample,
-        });
-        if !json {
-            eprintln!(
-                "{label}: {:.1} M simulated cell-updates/s ({} updates in {:.3} s); energy per sample: TSU {:.3e} J (simulated) vs CPU {:.3e} J (modelled)",
-                c.cell_updates as f64 / wall / 1e6,
-                c.cell_updates,
-                wall,
-                c.energy_j() / samples,
-                cpu_energy_per_sample
-            );
+        // Every instruction-set path this CPU runs, in the same run; their
+        // draws must be the same bits.
+        let mut first_draws: Option<(CpuKernel, thermoroute_sim::Draws)> = None;
+        for kernel in CpuKernel::available() {
+            // The driver's run, on a chosen path.
+            let mut run = thermoroute_sim::TsuRun::new(
+                std::sync::Arc::new(image.clone()),
+                &driver.chip,
+                1,
+                driver.faults.clone(),
+            )
+            .with_cpu_kernel(kernel)?;
+            let start = std::time::Instant::now();
+            run.advance(u64::MAX)?;
+            let wall = start.elapsed().as_secs_f64();
+            let c = *run.counters();
+            let draws = run.draws();
+            match &first_draws {
+                Some((k, d)) if *d != draws => {
+                    anyhow::bail!(
+                        "{label}: the {kernel} kernel drew differently from the {k} kernel"
+                    )
+                }
+                Some(_) => {}
+                None => first_draws = Some((kernel, draws)),
+            }
+            let samples = (program.schedule.chains * program.schedule.samples) as f64;
+            let cpu_energy_per_sample = (c.cell_updates as f64 / hw.cpu.spin_updates_per_s)
+                * hw.cpu.active_w_per_core
+                / samples;
+            let row = json!({
+                "case": label,
+                "chip": driver.chip.name,
+                "cpu_kernel": kernel.name(),
+                "cells": cells,
+                "cell_updates": c.cell_updates,
+                "wall_s": wall,
+                "cell_updates_per_s": c.cell_updates as f64 / wall,
+                "device_seconds": c.seconds,
+                "tsu_energy_per_sample_j": c.energy_j() / samples,
+                "cpu_modelled_energy_per_sample_j": cpu_energy_per_sample,
+            });
+            if !json {
+                eprintln!(
+                    "{label} [{kernel}]: {:.1} M simulated cell-updates/s ({} updates in {:.3} s); energy per sample: TSU {:.3e} J (simulated) vs CPU {:.3e} J (modelled)",
+                    c.cell_updates as f64 / wall / 1e6,
+                    c.cell_updates,
+                    wall,
+                    c.energy_j() / samples,
+                    cpu_energy_per_sample
+                );
+            }
+            rows.push(row);
         }
-        rows.push(row);
     }
     if json {
         print_json(&json!({ "benchmark": "tsu-simulator", "results": rows }))?;

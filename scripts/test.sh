@@ -20,6 +20,10 @@ if ! command -v tmux >/dev/null; then
     apt-get update -qq && apt-get install -y -qq tmux
 fi
 
+# The what-if CSV test reads the outputs with pandas as an analyst would.
+python3 -c "import pandas" 2>/dev/null || pip install -q pandas 2>/dev/null \
+    || pip install -q --break-system-packages pandas || true
+
 cargo fmt --all -- --check
 # No import circles between modules (file and top-level grain).
 python3 -B -m unittest scripts/test_layer_check.py

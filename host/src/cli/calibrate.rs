@@ -32,10 +32,10 @@ pub fn calibrate(args: CalibrateArgs) -> Result<ExitCode> {
     let hw = load_hardware(args.hardware.as_deref())?;
     // Service models: up to two backends, six sizes each.
     let steps = args.programs as u64 * if hw.tsu.count > 0 { 2 } else { 1 } + 12;
-    let bar = progress_bar(steps, "calibrating {bar:30} {pos}/{len} {msg}");
-    if args.json {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
+    let bar = progress_bar(
+        steps,
+        "calibrating {bar:30} {pos}/{len}  elapsed {elapsed}  eta {eta}  {msg}",
+    );
     let c = run_calibration(&hw, args.programs, args.seed, |backend, i| {
         bar.set_message(format!("{backend}, program {}", i + 1));
         bar.inc(1);

@@ -146,7 +146,7 @@ impl Engine {
                 }
             }
         }
-        if self.trace.is_some() || self.config.record_jobs {
+        if self.trace.is_some() || (self.config.record_jobs && !self.brief_records) {
             self.record_decision(slot, node, attempt, &outcome, budget)?;
         }
         match outcome {

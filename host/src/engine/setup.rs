@@ -155,6 +155,7 @@ impl Engine {
             summaries,
             counters: Counters::default(),
             records: Vec::new(),
+            brief_records: false,
             scratch: Vec::new(),
             scratch_inputs: Vec::new(),
             scratch_costs: Vec::new(),

@@ -10,7 +10,8 @@ mod manifest;
 mod templates;
 
 pub use build::{
-    BuildError, build, componentize_py, jco, new_plugin, plugin_name, read_spec, toolchains_dir,
+    BuildError, build, build_cached, componentize_py, jco, new_plugin, plugin_name, read_spec,
+    toolchains_dir,
 };
 pub use lang::{COMPONENTIZE_JS, COMPONENTIZE_PY, JCO, Lang, POLICY_WIT, WIT_BINDGEN};
 pub use manifest::BuildSpec;

@@ -108,8 +108,11 @@ pub fn write_outputs(
 /// The factor columns every CSV starts with.
 const FACTORS: [&str; 5] = ["load", "load_rate", "hardware", "policy", "qos"];
 
+/// A number as CSV writes it: always with a decimal point or an exponent
+/// (`1000.0`, `6.04e-5`), so readers type the column as floating point
+/// whatever its values; empty when absent.
 fn num(x: Option<f64>) -> String {
-    x.map(|v| v.to_string()).unwrap_or_default()
+    x.map(|v| format!("{v:?}")).unwrap_or_default()
 }
 
 /// `runs` as tidy CSV: one record per (variant, replication), a column per

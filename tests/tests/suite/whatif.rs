@@ -202,14 +202,7 @@ fn the_cli_writes_tables_and_plots() {
     let dir = tempfile::tempdir().unwrap();
     let exp = servers_experiment(dir.path());
     let out = dir.path().join("out");
-    let bin = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("thermoroute");
-    let o = std::process::Command::new(bin)
+    let o = std::process::Command::new(thermoroute_tests::bin())
         .args([
             "whatif",
             exp.to_str().unwrap(),

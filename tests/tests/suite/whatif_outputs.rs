@@ -216,7 +216,7 @@ runs = pd.read_csv(sys.argv[1] + "/runs.csv")
 res = pd.read_csv(sys.argv[1] + "/results.csv")
 assert len(runs) == 24, len(runs)
 assert not runs.duplicated(["load", "hardware", "policy", "qos", "replication"]).any()
-for c in ["latency_p50_ms", "latency_p95_ms", "energy_per_job_j", "util_cpu", "load_rate"]:
+for c in ["latency_p50_ms", "latency_p95_ms", "energy_per_job_j", "util_cpu", "load_rate", "rejected", "policy_faults"]:
     assert runs[c].dtype.kind == "f", (c, runs[c].dtype)
 assert runs["replication"].dtype.kind == "i", runs["replication"].dtype
 assert len(res) == 8

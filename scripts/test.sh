@@ -33,6 +33,10 @@ if ! command -v clang-19 >/dev/null || ! command -v make >/dev/null \
         libc++-19-dev-wasm32 libc++abi-19-dev-wasm32 make
 fi
 
+# The what-if CSV test reads the outputs with pandas as an analyst would.
+python3 -c "import pandas" 2>/dev/null || pip install -q pandas 2>/dev/null \
+    || pip install -q --break-system-packages pandas || true
+
 cargo fmt --all -- --check
 # No import circles between modules (file and top-level grain).
 python3 -B -m unittest scripts/test_layer_check.py

@@ -110,6 +110,7 @@ fn main() -> ExitCode {
     }
     match dispatch(cli) {
         Ok(code) => code,
+        Err(err) if closed_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
@@ -117,8 +118,20 @@ fn main() -> ExitCode {
     }
 }
 
-/// `thermoroute explain ... | head` closes stdout early; end quietly like
-/// other Unix tools instead of printing a panic.
+/// Whether `err` is a write to a closed pipe (`thermoroute ... | head`).
+fn closed_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || e.downcast_ref::<serde_json::Error>()
+                .and_then(|j| j.io_error_kind())
+                .is_some_and(|k| k == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// `thermoroute explain ... | head` closes stdout early: end quietly with
+/// status 0, as ripgrep does, instead of printing a panic (`println!`
+/// panics on a closed pipe; errors returned are handled in `main`).
 fn quiet_on_closed_stdout() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -129,7 +142,7 @@ fn quiet_on_closed_stdout() {
             .or_else(|| info.payload().downcast_ref::<&str>().copied())
             .unwrap_or("");
         if message.contains("Broken pipe") {
-            std::process::exit(141);
+            std::process::exit(0);
         }
         default(info);
     }));

@@ -46,10 +46,10 @@ pub fn calibrate(args: CalibrateArgs) -> Result<ExitCode> {
     // Service models: up to two backends, six sizes each.
     let steps =
         args.programs as u64 * backends + 12 + programs.len() as u64 * backends * args.mixing_runs;
-    let bar = progress_bar(steps, "calibrating {bar:30} {pos}/{len} {msg}");
-    if args.json {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
+    let bar = progress_bar(
+        steps,
+        "calibrating {bar:30} {pos}/{len}  elapsed {elapsed}  eta {eta}  {msg}",
+    );
     let mut c = run_calibration(&hw, args.programs, args.seed, |backend, i| {
         bar.set_message(format!("{backend}, program {}", i + 1));
         bar.inc(1);

@@ -70,11 +70,14 @@ pub fn report_model_error(err: &ModelError) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// A progress bar on stderr drawn with `template` (hidden under `-q`).
+/// A progress bar on stderr drawn with `template`: hidden under `-q` and
+/// when stderr is not a terminal (a pipe, a file, CI logs), so it never
+/// mixes into output or logs.
 pub fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
     let bar = indicatif::ProgressBar::new(len)
         .with_style(indicatif::ProgressStyle::with_template(template).expect("valid template"));
-    if logging::quiet() {
+    if logging::quiet() || !std::io::stderr().is_terminal() {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     bar

@@ -7,7 +7,9 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
 use thermoroute::calibration::CalibrationError;
-use thermoroute::engine::{Arrivals, Engine, EngineConfig, Mode, RecordedArrival, RunReport, Step};
+use thermoroute::engine::{
+    Arrivals, Engine, EngineConfig, JobRecord, Mode, RecordedArrival, RunReport, Step,
+};
 use thermoroute::inputs::{InputError, InputFiles, Inputs};
 use thermoroute::review::DEFAULT_REVIEW_FILE;
 use thermoroute::trace::JobStatus;
@@ -83,9 +85,16 @@ pub struct RunArgs {
     /// At most 1024.
     #[arg(long, value_parser = super::parse_threads)]
     threads: Option<usize>,
-    /// Print one JSON document (every job with its nodes and candidates).
+    /// Print one JSON document (every job with its nodes and candidates;
+    /// with --jobs-out, the summary only).
     #[arg(long)]
     json: bool,
+    /// Write one compact JSON object per job to FILE (JSON Lines, in the
+    /// order jobs end): job id, class, status, latency, energy, and each
+    /// node's id, backend and status. Streams, so a run of millions of jobs
+    /// keeps its memory flat; the full candidate lists stay in the trace.
+    #[arg(long, value_name = "FILE.jsonl")]
+    jobs_out: Option<PathBuf>,
     #[command(flatten)]
     plugins: PolicyArgs,
 }
@@ -141,29 +150,52 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         arrivals,
         mix: args.mix.clone(),
         trace: args.trace.clone(),
-        record_jobs: args.json || total_jobs <= 20,
+        record_jobs: args.json || args.jobs_out.is_some() || total_jobs <= 20,
         reviews: Some(args.reviews.clone()),
         threads: args.threads,
     };
     let policy = args.plugins.build(&hw)?;
     let mut engine = Engine::new(classes, hw, policy, tables, config)?;
-    let bar = (!args.json && total_jobs >= 10_000).then(|| {
+    let mut jobs_out = match &args.jobs_out {
+        Some(p) => {
+            engine = engine.brief_records();
+            let file = std::fs::File::create(p)
+                .with_context(|| format!("{}: cannot create", p.display()))?;
+            Some(JobsOut::new(file))
+        }
+        None => None,
+    };
+    let execute = args.mode == ModeArg::Execute;
+    let bar = (execute || total_jobs >= 10_000).then(|| {
         progress_bar(
             total_jobs,
-            "{spinner} {pos}/{len} jobs ended [{elapsed_precise}] {per_sec}",
+            "{spinner} {bar:30} {pos}/{len} jobs ended  elapsed {elapsed}  eta {eta}  {per_sec}",
         )
     });
+    // Execute-mode steps are slow (real work): update on each; simulate
+    // mode steps in microseconds: update now and then.
+    let every: u64 = if execute { 1 } else { 65_536 };
     let mut events: u64 = 0;
     while engine.step()? == Step::Progressed {
         events += 1;
-        if events.is_multiple_of(65_536)
-            && let Some(b) = &bar
-        {
-            b.set_position(engine.jobs_ended());
+        if events.is_multiple_of(every) {
+            if let Some(b) = &bar {
+                b.set_position(engine.jobs_ended());
+            }
+            if let Some(out) = &mut jobs_out {
+                out.write(engine.drain_records())?;
+            }
         }
     }
     if let Some(b) = bar {
         b.finish_and_clear();
+    }
+    let mut last_job = None;
+    if let Some(mut out) = jobs_out {
+        out.write(engine.drain_records())?;
+        last_job = out.last.take();
+        out.finish()
+            .with_context(|| format!("{}: cannot write", display(&args.jobs_out)))?;
     }
     if let Some(p) = &args.state {
         engine.tables().save(p)?;
@@ -179,8 +211,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             println!("{line}");
         }
     }
-    if report.jobs.len() == 1 && report.submitted == 1 {
-        let job = &report.jobs[0];
+    if let Some(job) = report.jobs.first().or(last_job.as_ref())
+        && report.submitted == 1
+    {
         if let Some(e) = &job.explanation {
             eprintln!("job {}: {} ({e})", job.job, job.status.name());
         }
@@ -191,6 +224,80 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         });
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn display(p: &Option<PathBuf>) -> String {
+    p.as_deref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
+/// `--jobs-out`: one compact JSON object per job, through a large buffer.
+struct JobsOut {
+    out: std::io::BufWriter<std::fs::File>,
+    /// The last job written: a one-job run's exit code depends on it.
+    last: Option<JobRecord>,
+}
+
+/// One line of `--jobs-out`.
+#[derive(serde::Serialize)]
+struct JobLine<'a> {
+    job: u64,
+    class: &'a str,
+    status: JobStatus,
+    latency_ms: f64,
+    energy_j: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    explanation: Option<&'a str>,
+    nodes: Vec<NodeLine<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct NodeLine<'a> {
+    id: &'a str,
+    backend: Option<thermoroute::device::Target>,
+    status: thermoroute::trace::NodeStatus,
+}
+
+impl JobsOut {
+    fn new(file: std::fs::File) -> Self {
+        JobsOut {
+            out: std::io::BufWriter::with_capacity(1 << 20, file),
+            last: None,
+        }
+    }
+
+    fn write(&mut self, jobs: impl Iterator<Item = JobRecord>) -> Result<()> {
+        use std::io::Write;
+        for j in jobs {
+            let line = JobLine {
+                job: j.job,
+                class: &j.class,
+                status: j.status,
+                latency_ms: j.latency_ms,
+                energy_j: j.energy_j,
+                explanation: j.explanation.as_deref(),
+                nodes: j
+                    .nodes
+                    .iter()
+                    .map(|n| NodeLine {
+                        id: &n.id,
+                        backend: n.backend,
+                        status: n.status,
+                    })
+                    .collect(),
+            };
+            serde_json::to_writer(&mut self.out, &line)?;
+            self.out.write_all(b"\n")?;
+            self.last = Some(j);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        use std::io::Write;
+        self.out.flush()
+    }
 }
 
 /// Where the service figures came from, so nobody mistakes defaults for

@@ -189,6 +189,7 @@ impl Engine {
             if status == NodeStatus::Completed
                 || status == NodeStatus::Held
                 || status == NodeStatus::Denied
+                || (self.brief_records && n.backend.is_none())
             {
                 n.backend = target;
             }

@@ -87,6 +87,8 @@ pub struct Engine {
     summaries: Vec<report::ClassStats>,
     counters: Counters,
     records: Vec<JobRecord>,
+    /// Per-job records without candidate lists (`run --jobs-out`).
+    brief_records: bool,
     // Scratch buffers reused by every decision.
     scratch: Vec<Candidate>,
     scratch_inputs: Vec<CandidateInput>,
@@ -217,6 +219,21 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Records jobs without their candidate lists (those stay in the
+    /// trace): what `run --jobs-out` writes, at a fraction of the cost.
+    /// Only has an effect with [`EngineConfig::record_jobs`].
+    pub fn brief_records(mut self) -> Self {
+        self.brief_records = true;
+        self
+    }
+
+    /// Takes the records of the jobs ended so far, in the order they ended,
+    /// so a long run can stream them out instead of holding them; the
+    /// report then lists only the jobs that ended after the last drain.
+    pub fn drain_records(&mut self) -> std::vec::Drain<'_, JobRecord> {
+        self.records.drain(..)
     }
 
     /// The run's report (complete once [`Step::Finished`]).

@@ -156,7 +156,7 @@ impl Engine {
                 }
             }
         }
-        if self.trace.is_some() || self.config.record_jobs {
+        if self.trace.is_some() || (self.config.record_jobs && !self.brief_records) {
             let order = order.to_vec();
             self.record_decision(slot, node, attempt, &outcome, budget, &order)?;
         }

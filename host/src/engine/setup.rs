@@ -174,6 +174,7 @@ impl Engine {
             summaries,
             counters: Counters::default(),
             records: Vec::new(),
+            brief_records: false,
             scratch: Vec::new(),
             scratch_inputs: Vec::new(),
             scratch_costs: Vec::new(),

@@ -13,11 +13,26 @@ use crate::inputs::{PluginFiles, load_graph_document};
 use crate::model::Graph;
 use crate::policy::Policy;
 
+/// The level of each factor of a run or variant, by the experiment's own
+/// names: the columns of `runs.csv` and `results.csv`. A factor the
+/// experiment does not vary reads `native` (policy), `graph` (QoS as the
+/// graph files set it) or the hardware file's stem (`default` without one).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Factors {
+    pub load: String,
+    pub hardware: String,
+    pub policy: String,
+    pub qos: String,
+}
+
 /// One run of the cross product.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSpec {
     pub index: usize,
+    /// The load level and each factor the experiment varies, joined by ` | `.
     pub variant: String,
+    #[serde(default)]
+    pub factors: Factors,
     /// The variant without its load: one line of a latency-vs-load plot.
     #[serde(default)]
     pub series: String,
@@ -68,6 +83,15 @@ impl Prepared {
                 "needs at least one graph and one [[load]]",
             ));
         }
+        if !matches!(experiment.mode.as_str(), "simulate" | "execute") {
+            return Err(file_error(
+                file,
+                format!(
+                    "mode = {:?}: expected \"simulate\" or \"execute\"",
+                    experiment.mode
+                ),
+            ));
+        }
         if experiment.replications == 0 {
             return Err(file_error(file, "replications must be at least 1"));
         }
@@ -85,6 +109,10 @@ impl Prepared {
                             .into(),
                 });
             }
+        }
+        let mut experiment = experiment;
+        for v in &mut experiment.policy_variant {
+            build_plugin_dirs(v, dir)?;
         }
         let prepared = Prepared {
             experiment,
@@ -132,7 +160,13 @@ impl Prepared {
     }
 
     fn hardware_variants(&self) -> Vec<Variant> {
-        with_default(&self.experiment.hardware_variant, "hw")
+        let base = match &self.experiment.hardware {
+            Some(h) => h
+                .file_stem()
+                .map_or("default".into(), |s| s.to_string_lossy().into_owned()),
+            None => "default".into(),
+        };
+        with_default(&self.experiment.hardware_variant, &base)
     }
 
     fn policy_variants(&self) -> Vec<Variant> {
@@ -140,7 +174,7 @@ impl Prepared {
     }
 
     fn qos_variants(&self) -> Vec<Variant> {
-        with_default(&self.experiment.qos_variant, "qos")
+        with_default(&self.experiment.qos_variant, "graph")
     }
 
     /// Every run of the cross product, in a fixed order.
@@ -150,16 +184,42 @@ impl Prepared {
             self.policy_variants(),
             self.qos_variants(),
         );
+        let e = &self.experiment;
         let mut runs = Vec::new();
-        for (li, load) in self.experiment.load.iter().enumerate() {
+        for (li, load) in e.load.iter().enumerate() {
             for (hi, hv) in h.iter().enumerate() {
                 for (pi, pv) in p.iter().enumerate() {
                     for (qi, qv) in q.iter().enumerate() {
-                        for r in 0..self.experiment.replications {
+                        // Name only what the experiment varies.
+                        let varied: Vec<&str> = [
+                            (!e.hardware_variant.is_empty()).then_some(hv.name.as_str()),
+                            (!e.policy_variant.is_empty()).then_some(pv.name.as_str()),
+                            (!e.qos_variant.is_empty()).then_some(qv.name.as_str()),
+                        ]
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                        let label = load.label();
+                        let series = if varied.is_empty() {
+                            e.name.clone()
+                        } else {
+                            varied.join(" | ")
+                        };
+                        let variant = std::iter::once(label.as_str())
+                            .chain(varied.iter().copied())
+                            .collect::<Vec<_>>()
+                            .join(" | ");
+                        for r in 0..e.replications {
                             runs.push(RunSpec {
                                 index: runs.len(),
-                                variant: variant_name(&load.label(), &hv.name, &pv.name, &qv.name),
-                                series: format!("{} | {} | {}", hv.name, pv.name, qv.name),
+                                variant: variant.clone(),
+                                factors: Factors {
+                                    load: label.clone(),
+                                    hardware: hv.name.clone(),
+                                    policy: pv.name.clone(),
+                                    qos: qv.name.clone(),
+                                },
+                                series: series.clone(),
                                 load_rate: load.rate,
                                 load: li,
                                 hardware: hi,
@@ -208,6 +268,25 @@ impl Prepared {
     }
 }
 
-fn variant_name(load: &str, hw: &str, policy: &str, qos: &str) -> String {
-    format!("{load} | {hw} | {policy} | {qos}")
+/// A policy variant's `cost`, `eligibility` or `gate` may name a plugin
+/// source directory (one with a `plugin.toml`): it is built on demand, as
+/// `thermoroute plugin build` would, and the built component reused while
+/// it is newer than every source file.
+fn build_plugin_dirs(v: &mut Variant, dir: &Path) -> Result<(), WhatifError> {
+    for slot in [&mut v.cost, &mut v.eligibility, &mut v.gate] {
+        let Some(p) = slot else { continue };
+        let full = dir.join(&*p);
+        if !full.join("plugin.toml").is_file() {
+            continue;
+        }
+        let built = crate::plugin::authoring::build_cached(&full, &|step| {
+            tracing::info!(plugin = %full.display(), "building: {step}");
+        })
+        .map_err(|e| WhatifError::Variant {
+            variant: v.name.clone(),
+            reason: format!("building the plugin in {}: {e}", full.display()),
+        })?;
+        *slot = Some(built);
+    }
+    Ok(())
 }

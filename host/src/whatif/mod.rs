@@ -17,11 +17,14 @@ mod stats;
 
 use std::path::{Path, PathBuf};
 
-pub use experiment::{Experiment, Load, Prepared, RunSpec, Variant};
+pub use experiment::{Experiment, Factors, Load, Prepared, RunSpec, Variant};
 pub use fidelity::{FidelityRow, ModeFigures, compare_modes, mix_difference_pp};
-pub use output::{CsvRow, read_results_csv, read_runs, results_csv, write_outputs};
+pub use output::{
+    CsvRow, OutputMeta, read_meta, read_results_csv, read_runs, results_csv, runs_csv, write_meta,
+    write_outputs,
+};
 pub use plot::{pareto_front, plot};
-pub use run::{RunResult, parse_shard};
+pub use run::{RunResult, SHARD_VARIABLES, parse_shard, resolve_shard};
 pub use stats::{METRICS, Stat, VariantResult, aggregate};
 
 /// Errors of an experiment. Fatal for it; they name the file and field.
@@ -34,8 +37,10 @@ pub enum WhatifError {
     Variant { variant: String, reason: String },
     #[error("run {run}: {reason}")]
     Run { run: String, reason: String },
-    #[error("--shard {0}: expected i/n with i < n")]
+    #[error("--shard {0}: expected i/n with i < n, auto/n or auto")]
     Shard(String),
+    #[error("--shard auto: {0}")]
+    ShardEnv(String),
 }
 
 fn file_error(file: &Path, reason: impl Into<String>) -> WhatifError {

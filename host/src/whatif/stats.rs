@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::RunResult;
+use super::{Factors, RunResult};
 
 /// The metrics, and whether lower is better.
 pub const METRICS: [(&str, bool); 11] = [
@@ -34,6 +34,9 @@ pub struct Stat {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VariantResult {
     pub variant: String,
+    /// The level of each factor (`load`, `hardware`, `policy`, `qos`).
+    #[serde(default, flatten)]
+    pub factors: Factors,
     #[serde(default)]
     pub series: String,
     #[serde(default)]
@@ -77,6 +80,7 @@ pub fn aggregate(mut runs: Vec<RunResult>, baseline: Option<&str>) -> Vec<Varian
             }
             VariantResult {
                 variant: v.clone(),
+                factors: rs[0].spec.factors.clone(),
                 series: rs[0].spec.series.clone(),
                 load_rate: rs[0].spec.load_rate,
                 metrics,

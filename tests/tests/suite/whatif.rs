@@ -202,14 +202,7 @@ fn the_cli_writes_tables_and_plots() {
     let dir = tempfile::tempdir().unwrap();
     let exp = servers_experiment(dir.path());
     let out = dir.path().join("out");
-    let bin = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("thermoroute");
-    let o = std::process::Command::new(bin)
+    let o = std::process::Command::new(thermoroute_tests::bin())
         .args([
             "whatif",
             exp.to_str().unwrap(),
@@ -237,7 +230,10 @@ fn the_cli_writes_tables_and_plots() {
         );
     }
     let lines = std::fs::read_to_string(out.join("latency_vs_load.svg")).unwrap();
-    assert!(lines.contains("c4 | native | qos"), "series are labelled");
+    assert!(
+        lines.contains("\nc4\n</text>"),
+        "series are labelled by their own names"
+    );
 }
 
 #[test]
@@ -316,6 +312,7 @@ fn results_csv_round_trips_a_variant_name_with_quotes_commas_and_a_newline() {
     let name = "load=\"peak\", gpu off\nsecond line";
     let row = VariantResult {
         variant: name.into(),
+        factors: Default::default(),
         series: String::new(),
         load_rate: None,
         metrics: [

@@ -232,6 +232,48 @@ pub fn build(dir: &Path, progress: &dyn Fn(&str)) -> Result<PathBuf, BuildError>
     Ok(out)
 }
 
+/// The component `build` would write for the plugin in `dir`, built only
+/// when it is missing or older than a file of the plugin's sources
+/// (anything under `dir` but `target/`, `node_modules/` and hidden
+/// entries): what a what-if policy variant naming a plugin directory uses.
+pub fn build_cached(dir: &Path, progress: &dyn Fn(&str)) -> Result<PathBuf, BuildError> {
+    read_spec(dir)?;
+    let canonical = dir.canonicalize().map_err(io(dir))?;
+    let out = canonical
+        .join("target")
+        .join(format!("{}.wasm", plugin_name(&canonical)));
+    let built = std::fs::metadata(&out).and_then(|m| m.modified()).ok();
+    if let Some(built) = built
+        && newest_source(&canonical)?.is_none_or(|newest| newest <= built)
+    {
+        return Ok(out);
+    }
+    build(dir, progress)
+}
+
+/// The latest modification time of the plugin's source files.
+fn newest_source(dir: &Path) -> Result<Option<std::time::SystemTime>, BuildError> {
+    let mut newest = None;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).map_err(io(&d))? {
+            let entry = entry.map_err(io(&d))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') || (d == dir && name == "target") || name == "node_modules" {
+                continue;
+            }
+            let meta = entry.metadata().map_err(io(&entry.path()))?;
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else if let Ok(t) = meta.modified() {
+                newest = newest.max(Some(t));
+            }
+        }
+    }
+    Ok(newest)
+}
+
 fn crate_name(dir: &Path) -> Result<String, BuildError> {
     let path = dir.join("Cargo.toml");
     let text = std::fs::read_to_string(&path).map_err(io(&path))?;

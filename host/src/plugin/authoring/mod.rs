@@ -13,7 +13,8 @@ mod process;
 mod templates;
 
 pub use build::{
-    BuildError, build, componentize_py, jco, new_plugin, plugin_name, read_spec, toolchains_dir,
+    BuildError, build, build_cached, componentize_py, jco, new_plugin, plugin_name, read_spec,
+    toolchains_dir,
 };
 pub use clang::{C_PACKAGES, CPP_PACKAGES};
 pub use lang::{COMPONENTIZE_JS, COMPONENTIZE_PY, JCO, Lang, POLICY_WIT, WIT_BINDGEN};

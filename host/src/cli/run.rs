@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
-use thermoroute::engine::{Arrivals, Engine, EngineConfig, Mode, RecordedArrival, RunReport, Step};
+use thermoroute::engine::{
+    Arrivals, Clock, Engine, EngineConfig, Mode, RecordedArrival, RunReport, Step,
+};
 use thermoroute::inputs::{InputError, InputFiles, Inputs};
 use thermoroute::review::DEFAULT_REVIEW_FILE;
 use thermoroute::trace::JobStatus;
@@ -33,6 +35,16 @@ impl From<ModeArg> for Mode {
     }
 }
 
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClockArg {
+    /// Measured durations advance the clock (faithful, not repeatable).
+    Measured,
+    /// The service model's durations advance the clock (`[[perf]]` >
+    /// `--calibration` fits > built-in): every node still computes, and one
+    /// seed gives the same routing, admission, trace and report every run.
+    Modelled,
+}
+
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Workload graph(s). Each graph is a job class (its QoS priority decides
@@ -57,6 +69,9 @@ pub struct RunArgs {
     /// execute: really run every node; simulate: model durations (fast what-ifs).
     #[arg(long, value_enum, default_value_t = ModeArg::Execute)]
     mode: ModeArg,
+    /// Execute mode: what advances the virtual clock.
+    #[arg(long, value_enum, default_value_t = ClockArg::Measured)]
+    clock: ClockArg,
     /// Write a JSON Lines trace (replay it with `explain`).
     #[arg(long, value_name = "OUT.jsonl")]
     trace: Option<PathBuf>,
@@ -99,6 +114,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         Err(InputError::Graph(e)) => return Ok(report_model_error(&e)),
         Err(e) => return Err(e.into()),
     };
+    if let Some(p) = &args.state {
+        thermoroute::perf::check_writable(p)?;
+    }
     let calibrated_fits = hw.calibrated.len();
     let arrivals = if let Some(file) = &args.arrivals {
         let text = std::fs::read_to_string(file)
@@ -128,6 +146,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         record_jobs: args.json || total_jobs <= 20,
         reviews: Some(args.reviews.clone()),
         threads: args.threads,
+        clock: match args.clock {
+            ClockArg::Measured => Clock::Measured,
+            ClockArg::Modelled => Clock::Modelled,
+        },
     };
     let policy = args.plugins.build(&hw)?;
     let mut engine = Engine::new(classes, hw, policy, tables, config)?;
@@ -149,15 +171,22 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    if let Some(p) = &args.state {
-        engine.tables().save(p)?;
-    }
+    // A state file that cannot be written must not cost the report: print
+    // it first, then the error (and fail).
+    let state_error = args
+        .state
+        .as_ref()
+        .and_then(|p| engine.tables().save(p).err());
     let report = engine.report();
     if args.json {
         print_json(&report)?;
     } else {
         print_run(&report, args.trace.as_deref());
         println!("{}", service_model_line(calibrated_fits));
+    }
+    if let Some(e) = state_error {
+        eprintln!("error: {e}; the learned tables were not saved (the report above is complete)");
+        return Ok(ExitCode::FAILURE);
     }
     if report.jobs.len() == 1 && report.submitted == 1 {
         let job = &report.jobs[0];

@@ -13,5 +13,5 @@ mod summary;
 
 pub use learn::{Drift, Learned, PerfTables};
 pub use prior::{Service, busy_energy, chip_prior, p95_ratio, prior};
-pub use state::{StateError, write_atomically};
+pub use state::{StateError, check_writable, write_atomically};
 pub use summary::summarise;

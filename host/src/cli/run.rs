@@ -82,7 +82,9 @@ pub struct RunArgs {
     /// Routing tables learned so far: read at start, written at the end.
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
-    /// Where effects held for review are queued (execute mode).
+    /// Where effects held for review are queued (execute mode): a SQLite
+    /// database, the same file as `review --file`; a JSON queue of an
+    /// earlier version there is imported once.
     #[arg(long, value_name = "FILE", default_value = DEFAULT_REVIEW_FILE)]
     reviews: PathBuf,
     /// Seed of arrivals, simulated durations and every sample node.

@@ -3,16 +3,18 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
-use thermoroute::review::{DEFAULT_REVIEW_FILE, ReviewQueue, ReviewStatus};
+use thermoroute::review::{DEFAULT_REVIEW_FILE, ReviewQueue};
 
 use super::{print_json, table, truncate};
 
 #[derive(Args, Debug)]
 pub struct ReviewArgs {
-    /// The review queue file.
+    /// The review queue: a SQLite database, the same file as `run --reviews`.
+    /// A JSON queue of an earlier version at this path is imported once (the
+    /// JSON is kept as FILE.json.bak).
     #[arg(long, value_name = "FILE", default_value = DEFAULT_REVIEW_FILE)]
     file: PathBuf,
     #[command(subcommand)]
@@ -27,6 +29,12 @@ enum ReviewCommand {
         all: bool,
         #[arg(long)]
         json: bool,
+    },
+    /// Write the whole queue as one JSON document (the format of earlier
+    /// versions' queue file) to stdout or --out.
+    Export {
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Approve a held effect: it is applied.
     Approve {
@@ -51,11 +59,11 @@ pub fn review(args: ReviewArgs) -> Result<ExitCode> {
     let mut queue = ReviewQueue::open(&file)?;
     match command {
         ReviewCommand::List { all, json } => {
-            let items: Vec<_> = queue
-                .items()
-                .iter()
-                .filter(|i| all || i.status == ReviewStatus::Pending)
-                .collect();
+            let items = if all {
+                queue.items()?
+            } else {
+                queue.pending()?
+            };
             if json {
                 print_json(&items)?;
             } else if items.is_empty() {
@@ -68,7 +76,7 @@ pub fn review(args: ReviewArgs) -> Result<ExitCode> {
                 let mut t = table([
                     "id", "status", "graph", "job", "node", "action", "risk", "why",
                 ]);
-                for i in items {
+                for i in &items {
                     t.add_row(vec![
                         i.id.clone(),
                         format!("{:?}", i.status).to_lowercase(),
@@ -81,6 +89,18 @@ pub fn review(args: ReviewArgs) -> Result<ExitCode> {
                     ]);
                 }
                 println!("{t}");
+            }
+        }
+        ReviewCommand::Export { out } => {
+            let doc = queue.export()?;
+            match out {
+                None => print_json(&doc)?,
+                Some(out) => {
+                    let text = serde_json::to_string_pretty(&doc)?;
+                    thermoroute::perf::write_atomically(&out, text.as_bytes())
+                        .with_context(|| format!("{}: cannot write", out.display()))?;
+                    eprintln!("{}: {} item(s) exported", out.display(), doc.items.len());
+                }
             }
         }
         ReviewCommand::Approve { id, by, note } => {

@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 
 use thermoroute::calibration::CalibrationError;
 use thermoroute::engine::{
-    Arrivals, Engine, EngineConfig, JobRecord, Mode, RecordedArrival, RunReport, Step,
+    Arrivals, Clock, Engine, EngineConfig, JobRecord, Mode, RecordedArrival, RunReport, Step,
 };
 use thermoroute::inputs::{InputError, InputFiles, Inputs};
 use thermoroute::review::DEFAULT_REVIEW_FILE;
@@ -36,6 +36,16 @@ impl From<ModeArg> for Mode {
     }
 }
 
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClockArg {
+    /// Measured durations advance the clock (faithful, not repeatable).
+    Measured,
+    /// The service model's durations advance the clock (`[[perf]]` >
+    /// `--calibration` fits > built-in): every node still computes, and one
+    /// seed gives the same routing, admission, trace and report every run.
+    Modelled,
+}
+
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Workload graph(s). Each graph is a job class (its QoS priority decides
@@ -60,6 +70,9 @@ pub struct RunArgs {
     /// execute: really run every node; simulate: model durations (fast what-ifs).
     #[arg(long, value_enum, default_value_t = ModeArg::Execute)]
     mode: ModeArg,
+    /// Execute mode: what advances the virtual clock.
+    #[arg(long, value_enum, default_value_t = ClockArg::Measured)]
+    clock: ClockArg,
     /// Write a JSON Lines trace (replay it with `explain`).
     #[arg(long, value_name = "OUT.jsonl")]
     trace: Option<PathBuf>,
@@ -75,7 +88,9 @@ pub struct RunArgs {
     /// Routing tables learned so far: read at start, written at the end.
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
-    /// Where effects held for review are queued (execute mode).
+    /// Where effects held for review are queued (execute mode): a SQLite
+    /// database, the same file as `review --file`; a JSON queue of an
+    /// earlier version there is imported once.
     #[arg(long, value_name = "FILE", default_value = DEFAULT_REVIEW_FILE)]
     reviews: PathBuf,
     /// Seed of arrivals, simulated durations and every sample node.
@@ -124,6 +139,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         Err(InputError::Graph(e)) => return Ok(report_model_error(&e)),
         Err(e) => return Err(e.into()),
     };
+    if let Some(p) = &args.state {
+        thermoroute::perf::check_writable(p)?;
+    }
     let calibrated_fits = hw.calibrated.len();
     let arrivals = if let Some(file) = &args.arrivals {
         let text = std::fs::read_to_string(file)
@@ -153,6 +171,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         record_jobs: args.json || args.jobs_out.is_some() || total_jobs <= 20,
         reviews: Some(args.reviews.clone()),
         threads: args.threads,
+        clock: match args.clock {
+            ClockArg::Measured => Clock::Measured,
+            ClockArg::Modelled => Clock::Modelled,
+        },
     };
     let policy = args.plugins.build(&hw)?;
     let mut engine = Engine::new(classes, hw, policy, tables, config)?;
@@ -197,9 +219,12 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         out.finish()
             .with_context(|| format!("{}: cannot write", display(&args.jobs_out)))?;
     }
-    if let Some(p) = &args.state {
-        engine.tables().save(p)?;
-    }
+    // A state file that cannot be written must not cost the report: print
+    // it first, then the error (and fail).
+    let state_error = args
+        .state
+        .as_ref()
+        .and_then(|p| engine.tables().save(p).err());
     let report = engine.report();
     let mixing = engine.mixing_sources();
     if args.json {
@@ -210,6 +235,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         if let Some(line) = mixing {
             println!("{line}");
         }
+    }
+    if let Some(e) = state_error {
+        eprintln!("error: {e}; the learned tables were not saved (the report above is complete)");
+        return Ok(ExitCode::FAILURE);
     }
     if let Some(job) = report.jobs.first().or(last_job.as_ref())
         && report.submitted == 1

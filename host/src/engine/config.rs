@@ -22,6 +22,20 @@ pub enum Mode {
     Simulate,
 }
 
+/// What advances the virtual clock in execute mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Clock {
+    /// The measured duration of each node (wall time, or the device's own
+    /// time where a backend measures it): faithful, not repeatable.
+    #[default]
+    Measured,
+    /// The service model (`[[perf]]` > calibrated fit > built-in, the TSU's
+    /// chip model): every node still computes, but time, routing,
+    /// admission and results are identical run to run with one seed.
+    Modelled,
+}
+
 /// A workload graph and the jobs made from it.
 #[derive(Debug, Clone)]
 pub struct JobClass {
@@ -80,6 +94,8 @@ pub struct EngineConfig {
     pub reviews: Option<PathBuf>,
     /// Sampler threads in execute mode.
     pub threads: Option<usize>,
+    /// What advances the clock in execute mode.
+    pub clock: Clock,
 }
 
 impl Default for EngineConfig {
@@ -93,6 +109,7 @@ impl Default for EngineConfig {
             record_jobs: true,
             reviews: None,
             threads: None,
+            clock: Clock::Measured,
         }
     }
 }

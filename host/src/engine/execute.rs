@@ -8,7 +8,7 @@ use super::decide::sampling::{
     constraint_rate, converged_early, diagnostics_level, early_stop_check_due, keeps_draws,
     nonconvergence_rhat, run_diagnostics,
 };
-use super::{Engine, EngineError};
+use super::{Clock, Engine, EngineError};
 use crate::backends::BackendError;
 use crate::backends::node;
 use crate::backends::value::{NodeCall, NodeInputs, Value};
@@ -50,8 +50,13 @@ impl Engine {
                     index: &index,
                 },
             });
-            let ms = started.elapsed().as_secs_f64() * 1e3 * slowdown;
+            let measured_ms = started.elapsed().as_secs_f64() * 1e3;
             let measured_j = backend.take_energy_j();
+            let (ms, measured_j) = match self.config.clock {
+                Clock::Measured => (measured_ms * slowdown, measured_j),
+                // The model's time, and power x that time for energy.
+                Clock::Modelled => (self.modelled_ms(slot, node, target) * slowdown, None),
+            };
             return match result {
                 Err(e) => {
                     self.release(task_id);
@@ -131,18 +136,30 @@ impl Engine {
     pub(super) fn run_slice(&mut self, task_id: u32) -> Result<(), EngineError> {
         let now = self.now_ms;
         let sweeps = self.hw.budgets.slice_sweeps;
+        let modelled = self.config.clock == Clock::Modelled;
+        let model_ms = if modelled {
+            let t = &self.tasks[task_id];
+            self.modelled_ms(t.job, t.node, t.target)
+        } else {
+            0.0
+        };
         let t = &mut self.tasks[task_id];
         let slowdown = self.hw.slowdown(t.target.device(), now);
-        let cost = t
-            .sampling
-            .as_mut()
-            .expect("sampling started")
-            .advance(sweeps);
+        let run = t.sampling.as_mut().expect("sampling started");
+        let before = run.sweeps_done();
+        let cost = run.advance(sweeps);
+        let fraction = (run.sweeps_done() - before) as f64 / run.total_sweeps().max(1) as f64;
         match cost {
             Ok(cost) => {
-                let ms = cost.device_seconds.unwrap_or(cost.seconds) * 1e3 * slowdown;
+                let ms = if modelled {
+                    // This slice's share of the modelled service.
+                    model_ms * fraction * slowdown
+                } else {
+                    cost.device_seconds.unwrap_or(cost.seconds) * 1e3 * slowdown
+                };
                 t.run_ms = ms;
-                if let Some(e) = cost.energy_j {
+                t.run_started_ms = now;
+                if let Some(e) = cost.energy_j.filter(|_| !modelled) {
                     t.energy_j += e;
                 }
                 let at = now + ms;
@@ -443,6 +460,16 @@ impl Engine {
             || Some(summary.clone()),
         )?;
         self.close_node(slot, node, NodeStatus::Completed, note, Some(summary))
+    }
+}
+
+impl Engine {
+    /// The service model's mean for a node on a target (`--clock
+    /// modelled`): `[[perf]]` > calibrated fit > built-in, the TSU's from
+    /// its chip model.
+    fn modelled_ms(&self, slot: u32, node: u32, target: Target) -> f64 {
+        let np = &self.classes[self.jobs[slot].class as usize].nodes[node as usize];
+        np.prior[np.target_slot(target)].mean_ms
     }
 }
 

@@ -69,13 +69,9 @@ impl Engine {
         rt.excluded |= 1 << failed.index();
         rt.attempt += 1;
         rt.target = None;
-        self.emit_failure(
-            slot,
-            node,
-            kind,
-            FailureAction::Fallback,
-            format!("{failed}: {detail}"),
-        )?;
+        let detail = format!("{failed}: {detail}");
+        rt.failures.push(detail.clone());
+        self.emit_failure(slot, node, kind, FailureAction::Fallback, detail)?;
         self.route(slot, node)
     }
 

@@ -48,7 +48,7 @@ use crate::review::ReviewQueue;
 use crate::trace::TraceWriter;
 
 pub use config::{
-    Arrivals, Command, EngineConfig, EngineError, JobClass, Mode, RecordedArrival, Step,
+    Arrivals, Clock, Command, EngineConfig, EngineError, JobClass, Mode, RecordedArrival, Step,
 };
 pub use record::Counters;
 pub use report::{CandidateBrief, ClassSummary, JobRecord, NodeMix, NodeRecord, RunReport};

@@ -84,12 +84,18 @@ impl Engine {
     /// sweep boundary in execute mode).
     pub(super) fn preempt_for(&mut self, device: Device, by_slot: u32) -> Result<(), EngineError> {
         let d = device;
+        let execute = self.config.mode == Mode::Execute;
         let victim = preemption_victim(self.devices[d].running.iter().map(|&id| {
             let t = &self.tasks[id];
             RunningTask {
                 id,
                 priority: t.priority,
                 target: t.target,
+                sliced: if execute {
+                    t.sampling.is_some()
+                } else {
+                    t.target.preemptible()
+                },
                 preempt_requested: t.preempt_requested,
             }
         }));

@@ -185,7 +185,18 @@ impl Engine {
                 self.end_job_early(slot, JobStatus::Rejected, why, Some(node as usize))
             }
             Routed::Infeasible(why) => {
-                self.end_job_early(slot, JobStatus::Infeasible, why, Some(node as usize))
+                // Nothing left because the targets that could serve it
+                // failed: the job failed (with every failure), it was not
+                // infeasible.
+                let failures = &self.jobs[slot].nodes[node as usize].failures;
+                match explain::failed_explanation(failures, &why) {
+                    Some(why) => {
+                        self.end_job_early(slot, JobStatus::Failed, why, Some(node as usize))
+                    }
+                    None => {
+                        self.end_job_early(slot, JobStatus::Infeasible, why, Some(node as usize))
+                    }
+                }
             }
         }
     }

@@ -44,6 +44,8 @@ pub(super) struct NodeRt {
     pub(super) attempt: u32,
     /// Targets that failed this node (bit per `Target::index`).
     pub(super) excluded: u8,
+    /// Why each excluded target failed, in order.
+    pub(super) failures: Vec<String>,
     pub(super) skipped_by_branch: bool,
     pub(super) ready_ms: f64,
     pub(super) end_ms: f64,
@@ -209,21 +211,28 @@ impl IndexMut<u32> for JobSlab {
 }
 
 /// Tasks (a node admitted to a device) by id, from admission to release.
+/// A reused id continues its predecessor's generations, so a stale end
+/// event of a task released early (its device went offline) never matches
+/// the task that took its id.
 #[derive(Default)]
 pub(super) struct TaskSlab {
     tasks: Vec<Option<Task>>,
     free: Vec<u32>,
+    /// The next generation of each free id.
+    generations: Vec<u32>,
 }
 
 impl TaskSlab {
-    pub(super) fn insert(&mut self, task: Task) -> u32 {
+    pub(super) fn insert(&mut self, mut task: Task) -> u32 {
         match self.free.pop() {
             Some(id) => {
+                task.generation = self.generations[id as usize];
                 self.tasks[id as usize] = Some(task);
                 id
             }
             None => {
                 self.tasks.push(Some(task));
+                self.generations.push(0);
                 (self.tasks.len() - 1) as u32
             }
         }
@@ -231,9 +240,12 @@ impl TaskSlab {
 
     /// Takes a task out; its id is reused.
     pub(super) fn remove(&mut self, id: u32) -> Task {
-        let task = self.tasks[id as usize].take();
+        let task = self.tasks[id as usize]
+            .take()
+            .unwrap_or_else(|| panic!("task {id} was released twice"));
+        self.generations[id as usize] = task.generation.wrapping_add(1);
         self.free.push(id);
-        task.unwrap_or_else(|| panic!("task {id} was released twice"))
+        task
     }
 
     /// A task that may have been released already (a stale event's).

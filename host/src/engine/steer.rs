@@ -3,6 +3,7 @@
 
 use super::{Command, Engine, EngineError};
 use crate::device::Device;
+use crate::perf::busy_energy;
 use crate::policy::PolicyFault;
 use crate::trace::{FailureKind, TraceEvent};
 
@@ -101,13 +102,35 @@ impl Engine {
         Ok(())
     }
 
-    /// Moves queued work off devices that are now offline (immediate fallback).
+    /// Moves work off devices that are now offline (immediate fallback):
+    /// running work fails at this moment (its end event goes stale; the
+    /// busy time so far is charged), queued work is moved without running.
     pub(super) fn evict_offline(&mut self) -> Result<(), EngineError> {
         for device in Device::ALL {
             if self.device_online(device) {
                 continue;
             }
             let d = device;
+            let running = self.devices[d].running.clone();
+            for id in running {
+                let now = self.now_ms;
+                let task = self.release(id);
+                let ran = (now - task.run_started_ms).max(0.0);
+                let energy = if task.energy_j > 0.0 {
+                    task.energy_j
+                } else {
+                    busy_energy(&self.hw, device, task.busy_ms + ran)
+                };
+                self.counters.busy_ms[device] += ran;
+                self.jobs[task.job].energy_j += energy;
+                self.fall_back(
+                    task.job,
+                    task.node,
+                    task.target,
+                    FailureKind::BackendUnavailable,
+                    format!("{device} went offline while the node ran ({ran:.3} ms in)"),
+                )?;
+            }
             let queued: Vec<u32> = self.devices[d]
                 .queues
                 .iter_mut()

@@ -77,6 +77,48 @@ impl Learned {
         }
     }
 
+    /// Checks figures read from a state file: the first field that cannot be
+    /// a learned service (negative or non-finite, p95 below the mean, more
+    /// observations since the last reset than ever), with why.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        let non_negative = [
+            ("mean_ms", self.mean_ms),
+            ("p95_ms", self.p95_ms),
+            ("energy_j", self.energy_j),
+        ];
+        for (field, v) in non_negative {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err((field, format!("{v} is not a finite number >= 0")));
+            }
+        }
+        if self.p95_ms < self.mean_ms {
+            return Err((
+                "p95_ms",
+                format!("{} is below the mean {}", self.p95_ms, self.mean_ms),
+            ));
+        }
+        if self.n > self.total {
+            return Err(("n", format!("{} exceeds the total {}", self.n, self.total)));
+        }
+        let d = &self.detector;
+        let detector = [
+            d.arming_sum,
+            d.recent_residual,
+            d.reference_ms,
+            d.up,
+            d.up_min,
+            d.down,
+            d.down_min,
+        ];
+        if detector.iter().any(|v| !v.is_finite()) || d.reference_ms < 0.0 || d.arming_sum < 0.0 {
+            return Err((
+                "detector",
+                "non-finite or negative drift-detector state".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Adds one observation; returns a drift alarm when the detector fires.
     pub fn observe(&mut self, ms: f64, energy_j: f64, cfg: &DriftSpec) -> Option<Drift> {
         if !(ms.is_finite() && ms >= 0.0) {

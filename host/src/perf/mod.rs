@@ -18,5 +18,5 @@ pub use mixing::{
     run_figures, small_exact,
 };
 pub use prior::{Service, busy_energy, chip_prior, p95_ratio, prior};
-pub use state::{StateError, write_atomically};
+pub use state::{StateError, check_writable, write_atomically};
 pub use summary::summarise;

@@ -33,6 +33,24 @@ pub enum StateError {
         file: std::path::PathBuf,
         reason: String,
     },
+    #[error("{file}: tables[{entry}] ({target} {class}): field {field}: {reason}")]
+    Invalid {
+        file: std::path::PathBuf,
+        /// Position in `tables`.
+        entry: usize,
+        target: String,
+        class: String,
+        /// The field at fault.
+        field: &'static str,
+        reason: String,
+    },
+    #[error("{file}: tables[{entry}]: a second entry for {target} {class}")]
+    Duplicate {
+        file: std::path::PathBuf,
+        entry: usize,
+        target: String,
+        class: String,
+    },
     #[error("{file}: cannot write: {source}")]
     Write {
         file: std::path::PathBuf,
@@ -67,14 +85,26 @@ impl PerfTables {
             });
         }
         let mut tables = Self::default();
-        for entry in state.tables {
-            if !(entry.mean_ms.is_finite()
-                && entry.p95_ms.is_finite()
-                && entry.energy_j.is_finite())
-            {
-                return Err(StateError::Parse {
+        for (i, entry) in state.tables.into_iter().enumerate() {
+            if let Err((field, reason)) = entry.check() {
+                return Err(StateError::Invalid {
                     file: file.into(),
-                    reason: format!("non-finite figures for {} {}", entry.target, entry.class),
+                    entry: i,
+                    target: entry.target.to_string(),
+                    class: entry.class,
+                    field,
+                    reason,
+                });
+            }
+            if tables
+                .index
+                .contains_key(&(entry.target, entry.class.clone()))
+            {
+                return Err(StateError::Duplicate {
+                    file: file.into(),
+                    entry: i,
+                    target: entry.target.to_string(),
+                    class: entry.class,
                 });
             }
             tables
@@ -98,6 +128,29 @@ impl PerfTables {
             source,
         })
     }
+}
+
+/// Checks, before a run, that `file` can be written at its end: its
+/// directory exists (or can be made) and takes a temporary file. Nothing is
+/// left behind.
+pub fn check_writable(file: &Path) -> Result<(), StateError> {
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let err = |source| StateError::Write {
+        file: file.into(),
+        source,
+    };
+    if file.is_dir() {
+        return Err(err(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "is a directory",
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(err)?;
+    tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+    Ok(())
 }
 
 /// Writes `bytes` to a sibling temporary file and renames it over `file`, so
@@ -145,6 +198,41 @@ mod tests {
         assert!(matches!(
             PerfTables::load(&file),
             Err(StateError::Parse { .. })
+        ));
+        // Semantically impossible figures: refused, naming the field.
+        t.save(&file).unwrap();
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let cases: [(&str, serde_json::Value, &str); 4] = [
+            ("mean_ms", serde_json::json!(-1906.0), "mean_ms"),
+            ("energy_j", serde_json::json!(-5.95e13), "energy_j"),
+            ("p95_ms", serde_json::json!(0.5), "p95_ms"),
+            ("n", serde_json::json!(1_000_000), "n"),
+        ];
+        for (key, value, field) in cases {
+            let mut bad = doc.clone();
+            bad["tables"][0][key] = value;
+            let text = serde_json::to_string(&bad).unwrap();
+            std::fs::write(&file, &text).unwrap();
+            match PerfTables::load(&file) {
+                Err(StateError::Invalid {
+                    field: f, entry: 0, ..
+                }) => assert_eq!(f, field),
+                other => panic!("{key}: {other:?}"),
+            }
+            assert_eq!(
+                std::fs::read_to_string(&file).unwrap(),
+                text,
+                "left unchanged"
+            );
+        }
+        let mut dup = doc.clone();
+        let first = dup["tables"][0].clone();
+        dup["tables"].as_array_mut().unwrap().push(first);
+        std::fs::write(&file, dup.to_string()).unwrap();
+        assert!(matches!(
+            PerfTables::load(&file),
+            Err(StateError::Duplicate { entry: 1, .. })
         ));
         assert!(
             PerfTables::load(&dir.path().join("absent.json"))

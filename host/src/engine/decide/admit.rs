@@ -33,17 +33,21 @@ pub struct RunningTask {
     pub priority: Priority,
     /// Where it runs.
     pub target: Target,
+    /// It runs in slices that can stop at a sweep boundary: sampling in
+    /// execute mode on any target; in simulate mode, on the targets the
+    /// model calls preemptible.
+    pub sliced: bool,
     /// A preemption was already asked for (execute mode waits for a sweep
     /// boundary).
     pub preempt_requested: bool,
 }
 
-/// The task interactive work preempts: the first running batch task on a
-/// preemptible target not already being preempted.
+/// The task interactive work preempts: the first running batch task that
+/// runs in slices and is not already being preempted.
 pub fn preemption_victim(running: impl IntoIterator<Item = RunningTask>) -> Option<u32> {
     running
         .into_iter()
-        .find(|t| t.priority == Priority::Batch && t.target.preemptible() && !t.preempt_requested)
+        .find(|t| t.priority == Priority::Batch && t.sliced && !t.preempt_requested)
         .map(|t| t.id)
 }
 
@@ -71,10 +75,11 @@ mod tests {
 
     #[test]
     fn only_preemptible_batch_work_is_preempted() {
-        let run = |id, priority, target, preempt_requested| RunningTask {
+        let run = |id, priority, target: Target, preempt_requested| RunningTask {
             id,
             priority,
             target,
+            sliced: target.preemptible(),
             preempt_requested,
         };
         let running = [
@@ -86,6 +91,13 @@ mod tests {
         assert!(!Target::Cpu.preemptible());
         assert_eq!(preemption_victim(running), Some(4));
         assert_eq!(preemption_victim(running[..3].iter().copied()), None);
+        // Execute mode samples in slices on the GPU too: preemptible there.
+        let gpu = RunningTask {
+            sliced: true,
+            ..run(5, Priority::Batch, Target::GpuSim, false)
+        };
+        assert!(!Target::GpuSim.preemptible());
+        assert_eq!(preemption_victim([running[0], gpu]), Some(5));
     }
 
     #[test]

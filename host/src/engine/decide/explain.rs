@@ -170,6 +170,17 @@ pub fn infeasible_explanation(
     )
 }
 
+/// The explanation of a node left with no target after failures (none when
+/// nothing failed: then it is infeasible).
+pub fn failed_explanation(failures: &[String], rest: &str) -> Option<String> {
+    (!failures.is_empty()).then(|| {
+        format!(
+            "every target that could serve it failed ({}); {rest}",
+            failures.join("; ")
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::route::HostReason;
@@ -259,5 +270,23 @@ mod tests {
         let records = candidate_records(&[gpu, cpu], &verdicts);
         assert_eq!(records[0].reasons, vec![Ineligible::NotPresent]);
         assert!(records[1].estimate.is_none() && !records[1].eligible);
+    }
+
+    #[test]
+    fn a_node_whose_targets_all_failed_failed() {
+        assert_eq!(failed_explanation(&[], "no target"), None);
+        let why = failed_explanation(
+            &[
+                "tsu: injected tsu error".into(),
+                "cpu: cpu went offline".into(),
+            ],
+            "no target meets the QoS",
+        )
+        .unwrap();
+        assert!(
+            why.contains("injected tsu error; cpu: cpu went offline"),
+            "{why}"
+        );
+        assert!(why.ends_with("no target meets the QoS"), "{why}");
     }
 }

@@ -21,6 +21,7 @@ mod plugin_langs;
 mod plugin_reload;
 mod plugins;
 mod scheduler;
+mod trace_parts;
 mod tsu;
 mod tui;
 mod whatif;

@@ -535,6 +535,8 @@ impl TraceWriter {
             serde_json::to_writer(&mut self.buffer, &header).expect("trace events serialise");
             self.buffer.push(b'\n');
             self.part_len = self.buffer.len() as u64;
+            // A new part is never left without its header.
+            self.flush_buffer()?;
         }
         Ok(())
     }
@@ -598,6 +600,11 @@ pub fn read_trace(path: &Path) -> Result<Trace, TraceError> {
         parts: parts.iter().map(|(_, p)| p.clone()).collect(),
     };
     for (i, (_, part)) in parts.iter().enumerate() {
+        if i > 0 && i + 1 == parts.len() && std::fs::metadata(part).is_ok_and(|m| m.len() == 0) {
+            // Killed just as it started a new part.
+            trace.torn_tail = true;
+            continue;
+        }
         let (events, torn) = read_part(part)?;
         trace.torn_tail |= torn;
         // Later parts repeat the header.

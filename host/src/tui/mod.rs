@@ -336,7 +336,7 @@ impl App {
         let (l, r) = self.window_range();
         let w = ((r - l) * factor).max(MIN_SPAN_MS);
         let (first, last) = self.trace_span();
-        if factor > 1.0 && w >= last - first {
+        if factor > 1.0 && w >= (last - first) * (1.0 - 1e-9) {
             self.window = Window::Fit;
             return;
         }

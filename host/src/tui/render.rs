@@ -77,7 +77,11 @@ fn status_line(app: &App) -> Line<'static> {
         ),
         Span::raw(format!(
             " t={}  event {}/{}  {}  jobs ended {}  {}",
-            ms(app.clock_ms),
+            ms(if app.clock_ms.is_finite() {
+                app.clock_ms
+            } else {
+                m.now_ms
+            }),
             m.applied,
             app.events.len(),
             state,

@@ -57,7 +57,7 @@ pub fn axis_unit(span_ms: f64) -> (f64, &'static str) {
 /// chosen by the span. Each tick is its time and its label.
 pub fn ticks(left: f64, right: f64, cells: usize) -> Vec<(f64, String)> {
     let span = right - left;
-    if !(span > 0.0) || !span.is_finite() {
+    if span.is_nan() || span <= 0.0 || span.is_infinite() {
         return vec![(left, duration(left))];
     }
     let (scale, unit) = axis_unit(span);

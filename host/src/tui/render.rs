@@ -295,7 +295,7 @@ impl Widget for TimelineWidget<'_> {
                         name,
                         Style::new().fg(Color::Black).bg(bg),
                     );
-                } else if next >= x1 + w + 1 && spans[..k].iter().all(|s| s.1 <= x0 || s.0 >= x1) {
+                } else if next > x1 + w && spans[..k].iter().all(|s| s.1 <= x0 || s.0 >= x1) {
                     // Just after it, in the free cells before the next bar.
                     buf.set_string(area.x + label + x1 + 1, y, name, style);
                 }

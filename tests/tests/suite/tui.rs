@@ -180,7 +180,7 @@ fn live_state() -> Live {
 }
 
 /// The screen's row whose lane title is `device lane`.
-fn lane_row<'a>(screen: &'a str, device: Device, lane: usize) -> &'a str {
+fn lane_row(screen: &str, device: Device, lane: usize) -> &str {
     let title = format!("│{} {lane} ", device.name());
     screen
         .lines()

@@ -140,6 +140,10 @@ pub enum TraceEvent {
         /// Each class's QoS targets (absent in older traces).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         class_qos: Vec<crate::model::graph::Qos>,
+        /// Which part of a rotated trace this file is (`--trace-max`): 0,
+        /// and absent, for the first file `T.jsonl`, `k` for `T.k.jsonl`.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        part: u32,
     },
     Arrival {
         t_ms: f64,
@@ -264,6 +268,10 @@ pub enum TraceEvent {
     },
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// Errors of the trace boundary.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -287,13 +295,85 @@ pub enum TraceError {
     },
 }
 
-/// Appends events to a trace file, whole lines at a time.
+/// How many parts of a rotated trace are kept: when a fifth would start,
+/// the oldest is deleted, so a trace bounded by `--trace-max SIZE` takes at
+/// most SIZE on disk, in parts of SIZE / 4.
+pub const TRACE_PARTS_KEPT: u32 = 4;
+
+/// The file of part `part` of the trace at `base`: `base` itself for part 0,
+/// then `T.1.jsonl`, `T.2.jsonl`, … (`T` is `base` less a `.jsonl` ending).
+pub fn trace_part_path(base: &Path, part: u32) -> PathBuf {
+    if part == 0 {
+        return base.to_path_buf();
+    }
+    let name = base
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.strip_suffix(".jsonl").unwrap_or(&name);
+    base.with_file_name(format!("{stem}.{part}.jsonl"))
+}
+
+/// The parts of the trace at `base` that exist, oldest first (part 0, the
+/// file `base` itself, only when it exists).
+pub fn trace_parts(base: &Path) -> Vec<(u32, PathBuf)> {
+    let mut parts = Vec::new();
+    if base.is_file() {
+        parts.push((0, base.to_path_buf()));
+    }
+    let name = base
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.strip_suffix(".jsonl").unwrap_or(&name).to_string();
+    let dir = match base.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for entry in entries.flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let part = file
+                .strip_prefix(&stem)
+                .and_then(|r| r.strip_prefix('.'))
+                .and_then(|r| r.strip_suffix(".jsonl"))
+                .filter(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|k| k.parse::<u32>().ok())
+                .filter(|k| *k > 0);
+            if let Some(k) = part {
+                parts.push((k, trace_part_path(base, k)));
+            }
+        }
+    }
+    parts.sort();
+    parts
+}
+
+/// Appends events to a trace file, whole lines at a time; with a size bound
+/// it rotates to `T.1.jsonl`, `T.2.jsonl`, … ([`trace_part_path`]), each
+/// starting with the header line, and keeps the newest [`TRACE_PARTS_KEPT`].
+///
+/// At equal times a task's `end` is written before the `start` of the task
+/// that took its place: a `start` (or `resume`) is held until the next event,
+/// and an `end` of another task on the same device at the same time goes
+/// first. Nothing else is reordered.
 pub struct TraceWriter {
     file: File,
     path: PathBuf,
+    base: PathBuf,
     buffer: Vec<u8>,
     /// Hand every line to the OS at once (slow runs); otherwise every 64 KiB.
     line_by_line: bool,
+    /// Starts waiting for the next event (see above).
+    held: Vec<TraceEvent>,
+    /// Bytes per part (`None`: one file, unbounded).
+    part_bytes: Option<u64>,
+    /// Bytes in the current part, written or buffered.
+    part_len: u64,
+    /// Events in the current part after its header.
+    part_events: u64,
+    part: u32,
+    header: Option<TraceEvent>,
 }
 
 const FLUSH_BYTES: usize = 1 << 16;
@@ -302,34 +382,166 @@ impl std::fmt::Debug for TraceWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TraceWriter")
             .field("path", &self.path)
+            .field("part", &self.part)
             .finish_non_exhaustive()
     }
 }
 
+/// The time, device and task of a start or end, for the reordering above.
+fn slot_event(e: &TraceEvent) -> Option<(f64, Device, u64, &str)> {
+    match e {
+        TraceEvent::Start {
+            t_ms,
+            job,
+            node,
+            target,
+        }
+        | TraceEvent::Resume {
+            t_ms,
+            job,
+            node,
+            target,
+        }
+        | TraceEvent::End {
+            t_ms,
+            job,
+            node,
+            target,
+            ..
+        } => Some((*t_ms, target.device(), *job, node)),
+        _ => None,
+    }
+}
+
 impl TraceWriter {
-    pub fn create(path: &Path, line_by_line: bool) -> Result<Self, TraceError> {
-        let file = File::create(path).map_err(|source| TraceError::Write {
+    /// A trace at `path`, unbounded (`max_bytes: None`) or rotated so that
+    /// all its parts together stay within `max_bytes`. Parts `T.k.jsonl` left
+    /// by an earlier trace at the same path are deleted.
+    pub fn create(
+        path: &Path,
+        line_by_line: bool,
+        max_bytes: Option<u64>,
+    ) -> Result<Self, TraceError> {
+        let write_error = |source| TraceError::Write {
             file: path.into(),
             source,
-        })?;
+        };
+        for (k, old) in trace_parts(path) {
+            if k > 0 {
+                std::fs::remove_file(&old).map_err(write_error)?;
+            }
+        }
+        let file = File::create(path).map_err(write_error)?;
         Ok(TraceWriter {
             file,
             path: path.into(),
+            base: path.into(),
             buffer: Vec::with_capacity(FLUSH_BYTES * 2),
             line_by_line,
+            held: Vec::new(),
+            part_bytes: max_bytes.map(|m| (m / u64::from(TRACE_PARTS_KEPT)).max(1)),
+            part_len: 0,
+            part_events: 0,
+            part: 0,
+            header: None,
         })
     }
 
+    /// The file being written now.
+    pub fn current_path(&self) -> &Path {
+        &self.path
+    }
+
     pub fn write(&mut self, event: &TraceEvent) -> Result<(), TraceError> {
-        serde_json::to_writer(&mut self.buffer, event).expect("trace events serialise");
-        self.buffer.push(b'\n');
-        if self.line_by_line || self.buffer.len() >= FLUSH_BYTES {
-            self.flush()?;
+        if matches!(event, TraceEvent::Start { .. } | TraceEvent::Resume { .. }) {
+            self.held.push(event.clone());
+            return Ok(());
+        }
+        if !self.held.is_empty() {
+            let end_first = matches!(event, TraceEvent::End { .. })
+                && slot_event(event).is_some_and(|(t, device, job, node)| {
+                    self.held.iter().all(|h| {
+                        slot_event(h).is_some_and(|(ht, hd, hj, hn)| {
+                            ht == t && hd == device && (hj, hn) != (job, node)
+                        })
+                    })
+                });
+            if !end_first {
+                self.release_held()?;
+            }
+        }
+        self.write_line(event)
+    }
+
+    fn release_held(&mut self) -> Result<(), TraceError> {
+        for e in std::mem::take(&mut self.held) {
+            self.write_line(&e)?;
         }
         Ok(())
     }
 
-    pub fn flush(&mut self) -> Result<(), TraceError> {
+    fn write_line(&mut self, event: &TraceEvent) -> Result<(), TraceError> {
+        let at = self.buffer.len();
+        serde_json::to_writer(&mut self.buffer, event).expect("trace events serialise");
+        self.buffer.push(b'\n');
+        let len = (self.buffer.len() - at) as u64;
+        if let TraceEvent::Header { .. } = event
+            && self.header.is_none()
+        {
+            self.header = Some(event.clone());
+        } else if let Some(max) = self.part_bytes
+            && self.part_events > 0
+            && self.part_len + len > max
+        {
+            let line = self.buffer.split_off(at);
+            self.rotate()?;
+            self.buffer.extend_from_slice(&line);
+        }
+        self.part_len += len;
+        if !matches!(event, TraceEvent::Header { .. }) {
+            self.part_events += 1;
+        }
+        if self.line_by_line || self.buffer.len() >= FLUSH_BYTES {
+            self.flush_buffer()?;
+        }
+        Ok(())
+    }
+
+    /// Closes the current part and starts the next with the header.
+    fn rotate(&mut self) -> Result<(), TraceError> {
+        self.flush_buffer()?;
+        self.part += 1;
+        let path = trace_part_path(&self.base, self.part);
+        self.file = File::create(&path).map_err(|source| TraceError::Write {
+            file: path.clone(),
+            source,
+        })?;
+        self.path = path;
+        self.part_len = 0;
+        self.part_events = 0;
+        if let Some(old) = self.part.checked_sub(TRACE_PARTS_KEPT) {
+            let old = trace_part_path(&self.base, old);
+            match std::fs::remove_file(&old) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(TraceError::Write { file: old, source }),
+            }
+        }
+        if let Some(TraceEvent::Header { .. }) = &self.header {
+            let mut header = self.header.clone().expect("checked");
+            if let TraceEvent::Header { part, .. } = &mut header {
+                *part = self.part;
+            }
+            serde_json::to_writer(&mut self.buffer, &header).expect("trace events serialise");
+            self.buffer.push(b'\n');
+            self.part_len = self.buffer.len() as u64;
+            // A new part is never left without its header.
+            self.flush_buffer()?;
+        }
+        Ok(())
+    }
+
+    fn flush_buffer(&mut self) -> Result<(), TraceError> {
         if !self.buffer.is_empty() {
             self.file
                 .write_all(&self.buffer)
@@ -340,6 +552,12 @@ impl TraceWriter {
             self.buffer.clear();
         }
         Ok(())
+    }
+
+    /// Hands everything written so far to the OS (held starts included).
+    pub fn flush(&mut self) -> Result<(), TraceError> {
+        self.release_held()?;
+        self.flush_buffer()
     }
 }
 
@@ -352,14 +570,53 @@ impl Drop for TraceWriter {
 /// A trace read back.
 #[derive(Debug, Clone)]
 pub struct Trace {
+    /// The header (of the oldest part read), then every event in order.
     pub events: Vec<TraceEvent>,
     /// The last line was cut short (the run was killed mid-write).
     pub torn_tail: bool,
+    /// The files read, oldest first (more than one for a rotated trace).
+    pub parts: Vec<PathBuf>,
+    /// Older parts of a rotated trace were deleted (`--trace-max`): the
+    /// events start later than the run did.
+    pub older_dropped: bool,
 }
 
 /// Reads a trace, checking its header; a torn final line is skipped and
-/// reported, a bad line anywhere else is an error.
+/// reported, a bad line anywhere else is an error. A trace rotated by
+/// `--trace-max` is read part by part, oldest first.
 pub fn read_trace(path: &Path) -> Result<Trace, TraceError> {
+    let parts = trace_parts(path);
+    if parts.is_empty() {
+        // Not there: the error names the file asked for.
+        File::open(path).map_err(|source| TraceError::Read {
+            file: path.into(),
+            source,
+        })?;
+    }
+    let mut trace = Trace {
+        events: Vec::new(),
+        torn_tail: false,
+        older_dropped: parts.first().is_some_and(|(k, _)| *k > 0),
+        parts: parts.iter().map(|(_, p)| p.clone()).collect(),
+    };
+    for (i, (_, part)) in parts.iter().enumerate() {
+        if i > 0 && i + 1 == parts.len() && std::fs::metadata(part).is_ok_and(|m| m.len() == 0) {
+            // Killed just as it started a new part.
+            trace.torn_tail = true;
+            continue;
+        }
+        let (events, torn) = read_part(part)?;
+        trace.torn_tail |= torn;
+        // Later parts repeat the header.
+        let skip = usize::from(i > 0);
+        trace.events.extend(events.into_iter().skip(skip));
+    }
+    Ok(trace)
+}
+
+/// One file of a trace: its events (header first) and whether its last line
+/// is torn.
+fn read_part(path: &Path) -> Result<(Vec<TraceEvent>, bool), TraceError> {
     let file = File::open(path).map_err(|source| TraceError::Read {
         file: path.into(),
         source,
@@ -395,64 +652,113 @@ pub fn read_trace_from(path: &Path, reader: impl BufRead) -> Result<Trace, Trace
         }
     }
     match events.first() {
-        Some(TraceEvent::Header {
-            format, version, ..
-        }) if format == TRACE_FORMAT && *version == TRACE_VERSION => {}
-        Some(TraceEvent::Header {
-            format, version, ..
-        }) => {
-            return Err(parse_error(
-                1,
-                format!(
-                    "format {format:?} version {version} (this build reads {TRACE_FORMAT:?} version {TRACE_VERSION})"
-                ),
-            ));
-        }
-        _ => {
+        Some(e) => check_header(path, e)?,
+        None => {
             return Err(parse_error(
                 1,
                 "the first line is not a thermoroute trace header".into(),
             ));
         }
     }
-    Ok(Trace { events, torn_tail })
+    Ok((events, torn_tail))
 }
 
 /// Reads a trace incrementally: what is complete so far, then whatever is
-/// appended later (`replay --follow` and the live UI). A malformed or torn
-/// line ends the readable prefix and is reported in [`TraceTail::stopped`];
-/// a missing header or an unknown format version is an error.
+/// appended later (`replay --follow` and the live UI), following a rotated
+/// trace from part to part. A malformed or torn line ends the readable
+/// prefix and is reported in [`TraceTail::stopped`]; a missing header or an
+/// unknown format version is an error.
 #[derive(Debug)]
 pub struct TraceTail {
+    base: PathBuf,
     path: PathBuf,
     file: File,
+    part: u32,
     partial: Vec<u8>,
     lines: usize,
+    header_read: bool,
     /// Where and why reading stopped, if it did.
     pub stopped: Option<String>,
+    /// Set when older parts of a rotated trace were gone before they were
+    /// read: what was dropped.
+    pub dropped: Option<String>,
 }
 
 impl TraceTail {
     pub fn open(path: &Path) -> Result<Self, TraceError> {
-        let file = File::open(path).map_err(|source| TraceError::Read {
-            file: path.into(),
+        let parts = trace_parts(path);
+        let (part, file_path) = parts
+            .first()
+            .cloned()
+            .unwrap_or_else(|| (0, path.to_path_buf()));
+        let file = File::open(&file_path).map_err(|source| TraceError::Read {
+            file: file_path.clone(),
             source,
         })?;
         Ok(TraceTail {
-            path: path.into(),
+            base: path.into(),
+            path: file_path,
             file,
+            part,
             partial: Vec::new(),
             lines: 0,
+            header_read: false,
             stopped: None,
+            dropped: (part > 0).then(|| dropped_note(path, part)),
         })
     }
 
-    /// Complete events appended since the last call.
+    /// The part being read now (0: the first file).
+    pub fn part(&self) -> u32 {
+        self.part
+    }
+
+    /// Complete events appended since the last call (across parts: a later
+    /// part's header is checked and not repeated).
     pub fn poll(&mut self) -> Result<Vec<TraceEvent>, TraceError> {
-        use std::io::Read;
         let mut events = Vec::new();
+        loop {
+            self.poll_file(&mut events)?;
+            if self.stopped.is_some() {
+                return Ok(events);
+            }
+            // The writer finishes a part before it starts the next, so once
+            // a later part exists this one is complete.
+            let Some((next, path)) = trace_parts(&self.base)
+                .into_iter()
+                .find(|(k, _)| *k > self.part)
+            else {
+                return Ok(events);
+            };
+            self.poll_file(&mut events)?;
+            if self.stopped.is_some() {
+                return Ok(events);
+            }
+            if !self.partial.iter().all(u8::is_ascii_whitespace) {
+                self.finish();
+                return Ok(events);
+            }
+            let file = match File::open(&path) {
+                Ok(f) => f,
+                // Deleted between listing and opening: look again.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(TraceError::Read { file: path, source }),
+            };
+            if next > self.part + 1 {
+                self.dropped = Some(dropped_note(&self.base, next));
+            }
+            self.file = file;
+            self.path = path;
+            self.part = next;
+            self.partial.clear();
+            self.lines = 0;
+        }
+    }
+
+    fn poll_file(&mut self, events: &mut Vec<TraceEvent>) -> Result<(), TraceError> {
+        use std::io::Read;
         if self.stopped.is_some() {
-            return Ok(events);
+            return Ok(());
         }
         let mut chunk = Vec::new();
         self.file
@@ -474,6 +780,11 @@ impl TraceTail {
                 Ok(event) => {
                     if self.lines == 1 {
                         check_header(&self.path, &event)?;
+                        if self.header_read {
+                            // A later part's header repeats the first's.
+                            continue;
+                        }
+                        self.header_read = true;
                     }
                     events.push(event);
                 }
@@ -492,12 +803,12 @@ impl TraceTail {
                         self.lines - 1
                     ));
                     self.partial.clear();
-                    return Ok(events);
+                    return Ok(());
                 }
             }
         }
         self.partial.drain(..start);
-        Ok(events)
+        Ok(())
     }
 
     /// Call once the writer is gone: an unfinished last line is reported.
@@ -511,6 +822,14 @@ impl TraceTail {
             ));
         }
     }
+}
+
+fn dropped_note(base: &Path, first: u32) -> String {
+    format!(
+        "older events were dropped: {} starts at part {first} ({}); --trace-max keeps the newest {TRACE_PARTS_KEPT} parts",
+        base.display(),
+        trace_part_path(base, first).display()
+    )
 }
 
 fn check_header(path: &Path, event: &TraceEvent) -> Result<(), TraceError> {

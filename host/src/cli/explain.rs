@@ -42,7 +42,15 @@ pub fn explain(args: ExplainArgs) -> Result<ExitCode> {
         .filter(|e| event_is_about(e, job, &node))
         .collect();
     if related.is_empty() {
-        bail!("{}: no events for job {job} node {node:?}", trace.display());
+        let dropped = if t.older_dropped {
+            " (its oldest parts were deleted by --trace-max: older jobs are gone)"
+        } else {
+            ""
+        };
+        bail!(
+            "{}: no events for job {job} node {node:?}{dropped}",
+            trace.display()
+        );
     }
     if json {
         print_json(&related)?;

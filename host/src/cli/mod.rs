@@ -109,3 +109,23 @@ pub fn truncate(s: &str, n: usize) -> String {
         s.to_string()
     }
 }
+
+/// The smallest `--trace-max`: each of its four parts must hold the header
+/// and some events.
+const MIN_TRACE_MAX: u64 = 64 * 1024;
+
+/// `--trace-max SIZE`: `256MiB`, `10MB`, `1.5GiB` or plain bytes.
+pub fn parse_trace_max(text: &str) -> Result<u64, String> {
+    let size: bytesize::ByteSize = text.trim().parse().map_err(|e| {
+        format!(
+            "{text:?} is not a size: give bytes or a number with a unit, like 256MiB or 10MB ({e})"
+        )
+    })?;
+    if size.as_u64() < MIN_TRACE_MAX {
+        return Err(format!(
+            "{text:?} is {} bytes; a trace needs at least {MIN_TRACE_MAX} (64KiB)",
+            size.as_u64()
+        ));
+    }
+    Ok(size.as_u64())
+}

@@ -76,6 +76,12 @@ pub struct RunArgs {
     /// Write a JSON Lines trace (replay it with `explain`).
     #[arg(long, value_name = "OUT.jsonl")]
     trace: Option<PathBuf>,
+    /// Bound the trace's size on disk, e.g. `256MiB`, `10MB` or plain bytes:
+    /// it rotates into parts of SIZE/4 (`T.jsonl`, `T.1.jsonl`, …, each with
+    /// the header line) and deletes the oldest when a fifth starts; `replay`
+    /// and `explain` read the parts in order. Default: one unbounded file.
+    #[arg(long, value_name = "SIZE", requires = "trace", value_parser = super::parse_trace_max)]
+    trace_max: Option<u64>,
     /// Per-backend error table written by `thermoroute calibrate`: the
     /// accuracy term uses its measured biases.
     #[arg(long, value_name = "FILE")]
@@ -168,6 +174,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         arrivals,
         mix: args.mix.clone(),
         trace: args.trace.clone(),
+        trace_max: args.trace_max,
         record_jobs: args.json || args.jobs_out.is_some() || total_jobs <= 20,
         reviews: Some(args.reviews.clone()),
         threads: args.threads,

@@ -25,7 +25,9 @@ const FRAME: Duration = Duration::from_millis(33);
 
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
-    /// A trace written by `run --trace` (or by `tui`).
+    /// A trace written by `run --trace` (or by `tui`). One bounded by
+    /// `--trace-max` is read part by part (`T.jsonl`, `T.1.jsonl`, …); when
+    /// its oldest parts were deleted, replay says so.
     trace: PathBuf,
     /// Keep reading as a running `thermoroute run --trace` appends to it.
     #[arg(long)]
@@ -56,6 +58,12 @@ pub struct TuiArgs {
         default_value = ".thermoroute/tui-trace.jsonl"
     )]
     trace: PathBuf,
+    /// Bound the session trace's size on disk (`256MiB`, `10MB`, plain
+    /// bytes): it rotates into parts of SIZE/4 (`T.jsonl`, `T.1.jsonl`, …,
+    /// each with the header line) and the oldest is deleted when a fifth
+    /// starts; `replay` reads the parts in order and says what was dropped.
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = super::parse_trace_max)]
+    trace_max: u64,
     #[command(flatten)]
     plugins: PolicyArgs,
 }
@@ -94,19 +102,31 @@ pub fn replay(args: ReplayArgs) -> Result<ExitCode> {
     if !args.follow {
         tail.finish();
     }
-    let mut app = App::replay(&args.trace.display().to_string(), events);
+    let mut source = args.trace.display().to_string();
+    if tail.part() > 0 {
+        source = format!("{source} (to part {})", tail.part());
+    }
+    if let Some(note) = &tail.dropped {
+        eprintln!("{note}");
+        source = format!("{source}; older events dropped");
+    }
+    let mut app = App::replay(&source, events);
     app.follow = args.follow;
     if args.follow {
         app.advance_to(f64::INFINITY);
     }
-    app.status = tail.stopped.clone();
+    app.status = tail.stopped.clone().or(tail.dropped.clone());
     ui_loop(&mut app, |app, dt, _actions| {
         if app.follow {
+            let dropped = tail.dropped.clone();
             let new = tail.poll()?;
             if !new.is_empty() {
                 app.push_events(new);
             }
-            if let Some(s) = &tail.stopped {
+            if tail.dropped != dropped {
+                app.events_lost();
+            }
+            if let Some(s) = tail.stopped.as_ref().or(tail.dropped.as_ref()) {
                 app.status = Some(s.clone());
             }
         }
@@ -140,6 +160,7 @@ pub fn tui(args: TuiArgs) -> Result<ExitCode> {
                 rate_per_s: args.rate,
             },
             trace: Some(args.trace.clone()),
+            trace_max: Some(args.trace_max),
             record_jobs: false,
             ..Default::default()
         },
@@ -185,7 +206,13 @@ pub fn tui(args: TuiArgs) -> Result<ExitCode> {
             }
         }
         engine.flush_trace()?;
+        let dropped = tail.dropped.clone();
         app.push_events(tail.poll()?);
+        if tail.dropped != dropped {
+            // The trace rotated past parts before they were read.
+            app.events_lost();
+            app.status = tail.dropped.clone();
+        }
         Ok(())
     })?;
     drop(engine);

@@ -88,6 +88,9 @@ pub struct EngineConfig {
     pub mix: Vec<f64>,
     /// Where the JSON Lines trace goes (none: no trace).
     pub trace: Option<PathBuf>,
+    /// Bound on the trace's size on disk: it rotates into parts and keeps
+    /// the newest (`trace::TraceWriter`). `None`: one file, unbounded.
+    pub trace_max: Option<u64>,
     /// Keep a per-job record (for `--json`) instead of aggregates only.
     pub record_jobs: bool,
     /// Where held effects are persisted (execute mode).
@@ -106,6 +109,7 @@ impl Default for EngineConfig {
             arrivals: Arrivals::AtOnce { jobs: 1 },
             mix: Vec::new(),
             trace: None,
+            trace_max: None,
             record_jobs: true,
             reviews: None,
             threads: None,

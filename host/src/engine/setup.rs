@@ -134,7 +134,11 @@ impl Engine {
             Mode::Simulate => Registry::default(),
         };
         let trace = match &config.trace {
-            Some(path) => Some(TraceWriter::create(path, config.mode == Mode::Execute)?),
+            Some(path) => Some(TraceWriter::create(
+                path,
+                config.mode == Mode::Execute,
+                config.trace_max,
+            )?),
             None => None,
         };
         let reviews = match (&config.reviews, config.mode) {
@@ -196,6 +200,7 @@ impl Engine {
             classes: engine.classes.iter().map(|c| c.name.clone()).collect(),
             hardware: Box::new(engine.hw.clone()),
             class_qos: engine.classes.iter().map(|c| c.graph.qos).collect(),
+            part: 0,
         };
         engine.emit(header)?;
         engine.trace_eligibility_faults()?;

@@ -8,6 +8,7 @@
 
 pub mod model;
 pub mod render;
+pub mod units;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -76,6 +77,21 @@ pub struct Live {
     pub has_plugins: bool,
 }
 
+/// What part of the trace the timeline shows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Window {
+    /// The whole trace, first event to last (live and `--follow`: to now,
+    /// so it follows the clock).
+    Fit,
+    /// The last `width_ms` up to now (live and `--follow`, zoomed).
+    Follow { width_ms: f64 },
+    /// A fixed span (zoomed or panned).
+    Fixed { left_ms: f64, width_ms: f64 },
+}
+
+/// The narrowest span the timeline shows (1 ns).
+const MIN_SPAN_MS: f64 = 1e-6;
+
 /// The UI state.
 #[derive(Debug, Clone)]
 pub struct App {
@@ -83,15 +99,20 @@ pub struct App {
     pub events: Vec<TraceEvent>,
     /// Derived from `events[..model.applied]`.
     pub model: Model,
+    /// Replay: derived from every event, for the timeline (which shows the
+    /// whole trace, with the playback clock as a cursor). `None` live.
+    pub full: Option<Model>,
     pub view: View,
     pub playing: bool,
     /// Virtual milliseconds per wall second while playing.
     pub speed: f64,
     /// Playback clock (virtual ms).
     pub clock_ms: f64,
-    /// Timeline window width (virtual ms) and its right edge offset from now.
-    pub window_ms: f64,
-    pub pan_ms: f64,
+    /// What the timeline shows.
+    pub window: Window,
+    /// The bar selected on the timeline (an index into the timeline's
+    /// executions, [`App::timeline_model`]).
+    pub selected_bar: Option<usize>,
     /// Selected decision, counted from the newest (0 = latest).
     pub selected: usize,
     pub filter: Option<LogKind>,
@@ -113,12 +134,13 @@ impl App {
         let mut app = App {
             events,
             model: Model::default(),
+            full: None,
             view: View::Timeline,
             playing: false,
             speed: 10.0,
             clock_ms: 0.0,
-            window_ms: 50.0,
-            pan_ms: 0.0,
+            window: Window::Fit,
+            selected_bar: None,
             selected: 0,
             filter: None,
             search: String::new(),
@@ -130,7 +152,11 @@ impl App {
             source: source.to_string(),
             quit: false,
         };
-        app.window_ms = default_window(&app.events);
+        let mut full = Model::default();
+        for (i, e) in app.events.iter().enumerate() {
+            full.apply(i, e);
+        }
+        app.full = Some(full);
         // The header (and anything at t = 0) is shown from the start.
         app.advance_to(0.0);
         app
@@ -139,6 +165,7 @@ impl App {
     /// A live session: every event is shown as it arrives.
     pub fn live(source: &str, live: Live) -> App {
         let mut app = App::replay(source, Vec::new());
+        app.full = None;
         app.live = Some(live);
         app.playing = true;
         app
@@ -147,10 +174,25 @@ impl App {
     /// Appends events (follow mode, live engine). In live mode they are
     /// applied at once.
     pub fn push_events(&mut self, events: impl IntoIterator<Item = TraceEvent>) {
+        let from = self.events.len();
         self.events.extend(events);
+        if let Some(full) = &mut self.full {
+            for (i, e) in self.events.iter().enumerate().skip(from) {
+                full.apply(i, e);
+            }
+        }
         if self.live.is_some() || self.follow {
             self.apply_until(self.events.len());
             self.clock_ms = self.model.now_ms;
+        }
+    }
+
+    /// Some events never arrived (see [`Model::events_lost`]).
+    pub fn events_lost(&mut self) {
+        let t = self.model.now_ms;
+        self.model.events_lost(t);
+        if let Some(full) = &mut self.full {
+            full.events_lost(t);
         }
     }
 
@@ -228,7 +270,7 @@ impl App {
 
     /// The log lines the events view shows (filter and search applied).
     pub fn visible_log(&self) -> Vec<&model::LogLine> {
-        let needle = self.search.trim();
+        let needle = self.search.trim().to_lowercase();
         self.model
             .log
             .iter()
@@ -236,10 +278,126 @@ impl App {
             .filter(|l| {
                 needle.is_empty()
                     || l.job.is_some_and(|j| j.to_string() == needle)
-                    || l.node.as_deref() == Some(needle)
-                    || l.text.contains(needle)
+                    || l.node.as_deref() == Some(needle.as_str())
+                    || l.kind.name() == needle
+                    || l.text.to_lowercase().contains(&needle)
             })
             .collect()
+    }
+
+    /// The model the timeline draws: the whole trace in a replay, what has
+    /// happened so far live.
+    pub fn timeline_model(&self) -> &Model {
+        self.full.as_ref().unwrap_or(&self.model)
+    }
+
+    /// Live or following a growing trace: the timeline's right edge is now.
+    pub fn following(&self) -> bool {
+        self.live.is_some() || self.follow
+    }
+
+    /// First and last time of the trace (live: up to now).
+    pub fn trace_span(&self) -> (f64, f64) {
+        let first = self
+            .events
+            .iter()
+            .find_map(model::event_time)
+            .unwrap_or(0.0);
+        let last = if self.following() {
+            self.clock_ms.max(self.model.now_ms)
+        } else {
+            self.timeline_model().now_ms
+        };
+        (first, last.max(first))
+    }
+
+    /// The span the timeline shows, left and right edge in ms.
+    pub fn window_range(&self) -> (f64, f64) {
+        let (first, last) = self.trace_span();
+        let now = last;
+        let (l, w) = match self.window {
+            Window::Fit => (first, last - first),
+            Window::Follow { width_ms } => (now - width_ms, width_ms),
+            Window::Fixed { left_ms, width_ms } => (left_ms, width_ms),
+        };
+        let w = w.max(MIN_SPAN_MS);
+        (l, l + w)
+    }
+
+    fn set_window(&mut self, left: f64, width: f64) {
+        let width = width.max(MIN_SPAN_MS);
+        let (first, last) = self.trace_span();
+        self.window = if width >= (last - first) && left <= first {
+            Window::Fit
+        } else if self.following() && left + width >= last {
+            Window::Follow { width_ms: width }
+        } else {
+            Window::Fixed {
+                left_ms: left,
+                width_ms: width,
+            }
+        };
+    }
+
+    /// Zooms by `factor` (0.5: in) around the selected bar, else the
+    /// window's centre; live and following, the right edge stays at now.
+    fn zoom(&mut self, factor: f64) {
+        let (l, r) = self.window_range();
+        let w = ((r - l) * factor).max(MIN_SPAN_MS);
+        let (first, last) = self.trace_span();
+        if factor > 1.0 && w >= (last - first) * (1.0 - 1e-9) {
+            self.window = Window::Fit;
+            return;
+        }
+        let selected = self
+            .selected_bar
+            .and_then(|i| self.timeline_model().executions.get(i))
+            .map(|e| e.start_ms);
+        match (selected, self.window) {
+            (Some(centre), _) => self.set_window(centre - w / 2.0, w),
+            (None, Window::Fit | Window::Follow { .. }) if self.following() => {
+                self.window = Window::Follow { width_ms: w }
+            }
+            (None, _) => self.set_window((l + r) / 2.0 - w / 2.0, w),
+        }
+    }
+
+    fn pan(&mut self, fraction: f64) {
+        let (l, r) = self.window_range();
+        let w = r - l;
+        self.set_window(l + w * fraction, w);
+        if self.window == Window::Fit {
+            // Panning never re-fits: keep the span it was given.
+            self.window = Window::Fixed {
+                left_ms: l + w * fraction,
+                width_ms: w,
+            };
+        }
+    }
+
+    /// Selects the bar `step` away from the selected one (the first bar in
+    /// the window when none is), and brings it into the window.
+    fn select_bar(&mut self, step: isize) {
+        let executions = &self.timeline_model().executions;
+        if executions.is_empty() {
+            self.status = Some("no execution on the timeline yet".into());
+            return;
+        }
+        let (l, r) = self.window_range();
+        let next = match self.selected_bar {
+            Some(i) => (i as isize + step).clamp(0, executions.len() as isize - 1) as usize,
+            None => executions
+                .iter()
+                .position(|e| e.end_ms.unwrap_or(f64::INFINITY) >= l)
+                .unwrap_or(0),
+        };
+        let e = &executions[next];
+        let (start, end) = (e.start_ms, e.end_ms.unwrap_or(e.start_ms));
+        self.selected_bar = Some(next);
+        if start < l || end > r {
+            let w = r - l;
+            self.set_window(start - w / 4.0, w);
+        }
     }
 
     /// Handles one key; returns what the driver must do.
@@ -303,10 +461,13 @@ impl App {
             KeyCode::Char('-') => self.speed = (self.speed / 2.0).max(1e-3),
             KeyCode::Char('f') => self.jump(model::is_failure),
             KeyCode::Char('d') => self.jump(|e| matches!(e, TraceEvent::Route { .. })),
-            KeyCode::Char('z') => self.window_ms = (self.window_ms / 2.0).max(0.01),
-            KeyCode::Char('Z') => self.window_ms *= 2.0,
-            KeyCode::Char('[') => self.pan_ms += self.window_ms / 4.0,
-            KeyCode::Char(']') => self.pan_ms = (self.pan_ms - self.window_ms / 4.0).max(0.0),
+            KeyCode::Char('z') => self.zoom(0.5),
+            KeyCode::Char('Z') => self.zoom(2.0),
+            KeyCode::Char('[') => self.pan(-0.25),
+            KeyCode::Char(']') => self.pan(0.25),
+            KeyCode::Char('0') => self.window = Window::Fit,
+            KeyCode::Up | KeyCode::Char('k') if self.view == View::Timeline => self.select_bar(-1),
+            KeyCode::Down | KeyCode::Char('j') if self.view == View::Timeline => self.select_bar(1),
             KeyCode::Up | KeyCode::Char('k') if self.selected + 1 < self.model.decisions.len() => {
                 self.selected += 1;
             }
@@ -392,23 +553,6 @@ impl App {
     }
 }
 
-/// A timeline window that shows typical executions a few cells wide: 40
-/// median service times.
-fn default_window(events: &[TraceEvent]) -> f64 {
-    let mut services: Vec<f64> = events
-        .iter()
-        .filter_map(|e| match e {
-            TraceEvent::End { service_ms, .. } => Some(*service_ms),
-            _ => None,
-        })
-        .collect();
-    if services.is_empty() {
-        return 50.0;
-    }
-    services.sort_by(f64::total_cmp);
-    (services[services.len() / 2] * 40.0).clamp(0.05, 10_000.0)
-}
-
 /// The engine command an action asks for (`None`: nothing for the engine).
 pub fn command_for(action: &Action) -> Option<crate::engine::Command> {
     use crate::engine::Command;
@@ -433,10 +577,13 @@ pub const HELP: &[(&str, &str)] = &[
     ("+ / -", "playback speed x2 / /2"),
     ("f / d", "jump to the next failure / routing decision"),
     (
-        "z / Z, [ / ]",
-        "zoom the timeline in / out, pan back / forward",
+        "z / Z, [ / ], 0",
+        "timeline: zoom in / out, pan back / forward, fit all",
     ),
-    ("↑ k / ↓ j", "select an older / newer decision"),
+    (
+        "↑ k / ↓ j",
+        "timeline: select the previous / next bar; decisions: older / newer",
+    ),
     (
         "c, /",
         "events: cycle the kind filter, search by job, node or text",

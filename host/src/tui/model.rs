@@ -5,14 +5,15 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::device::{Device, Target};
 use crate::hardware::Hardware;
+use crate::perf::Drift;
 use crate::policy::GateDecision;
-use crate::trace::{JobStatus, NodeStatus, TraceEvent};
+use crate::trace::{FailureAction, FailureKind, JobStatus, NodeStatus, TraceEvent};
 
-/// One execution of a node on a device lane.
+/// One execution of a node on a device (lanes are packed when drawn:
+/// [`pack_lanes`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Execution {
     pub device: Device,
-    pub lane: usize,
     pub job: u64,
     pub node: String,
     pub class: usize,
@@ -21,6 +22,38 @@ pub struct Execution {
     /// `None` while running.
     pub end_ms: Option<f64>,
     pub status: Option<NodeStatus>,
+    /// Index of the routing decision that sent it there.
+    pub decision: Option<usize>,
+    /// How it ended when it did not end normally (preempted, fell back).
+    pub note: Option<String>,
+}
+
+/// Lanes for executions, packed per device: each goes on the lowest lane
+/// free at its start (a lane whose last execution ended at or before it), so
+/// the order of an `end` and a `start` at the same time cannot add a lane.
+/// Running executions hold their lane. Returns each execution's lane and the
+/// lanes used per device.
+pub fn pack_lanes(executions: &[Execution]) -> (Vec<usize>, BTreeMap<Device, usize>) {
+    let mut free_at: BTreeMap<Device, Vec<f64>> = BTreeMap::new();
+    let mut order: Vec<usize> = (0..executions.len()).collect();
+    order.sort_by(|&a, &b| executions[a].start_ms.total_cmp(&executions[b].start_ms));
+    let mut lanes = vec![0; executions.len()];
+    for i in order {
+        let e = &executions[i];
+        let ends = free_at.entry(e.device).or_default();
+        let end = e.end_ms.unwrap_or(f64::INFINITY).max(e.start_ms);
+        let lane = match ends.iter().position(|&f| f <= e.start_ms) {
+            Some(l) => l,
+            None => {
+                ends.push(0.0);
+                ends.len() - 1
+            }
+        };
+        ends[lane] = end;
+        lanes[i] = lane;
+    }
+    let used = free_at.into_iter().map(|(d, l)| (d, l.len())).collect();
+    (lanes, used)
 }
 
 /// What the events log shows, by kind.
@@ -94,9 +127,9 @@ pub struct Model {
     pub now_ms: f64,
     pub applied: usize,
     pub executions: Vec<Execution>,
-    /// Per device: which execution occupies each lane.
-    lanes: BTreeMap<Device, Vec<Option<usize>>>,
     open: HashMap<(u64, String), usize>,
+    /// The latest routing decision per node.
+    routes: HashMap<(u64, String), usize>,
     job_class: HashMap<u64, usize>,
     /// Trace indices of routing decisions, in order.
     pub decisions: Vec<usize>,
@@ -127,8 +160,8 @@ impl Default for Model {
             now_ms: 0.0,
             applied: 0,
             executions: Vec::new(),
-            lanes: BTreeMap::new(),
             open: HashMap::new(),
+            routes: HashMap::new(),
             job_class: HashMap::new(),
             decisions: Vec::new(),
             log: Vec::new(),
@@ -184,9 +217,9 @@ pub fn is_failure(e: &TraceEvent) -> bool {
 }
 
 impl Model {
-    pub fn device_lanes(&self, device: Device) -> usize {
-        let configured = self.hardware.as_ref().map_or(0, |hw| hw.slots(device));
-        configured.max(self.lanes.get(&device).map_or(0, Vec::len))
+    /// The lanes the hardware gives a device (its slots).
+    pub fn device_slots(&self, device: Device) -> usize {
+        self.hardware.as_ref().map_or(0, |hw| hw.slots(device))
     }
 
     fn push_log(
@@ -220,20 +253,10 @@ impl Model {
     }
 
     fn start(&mut self, job: u64, node: &str, target: Target, t_ms: f64) {
-        let device = target.device();
-        let lanes = self.lanes.entry(device).or_default();
-        let lane = match lanes.iter().position(Option::is_none) {
-            Some(l) => l,
-            None => {
-                lanes.push(None);
-                lanes.len() - 1
-            }
-        };
+        let key = (job, node.to_string());
         let index = self.executions.len();
-        lanes[lane] = Some(index);
         self.executions.push(Execution {
-            device,
-            lane,
+            device: target.device(),
             job,
             node: node.to_string(),
             class: self.job_class.get(&job).copied().unwrap_or(0),
@@ -241,22 +264,36 @@ impl Model {
             start_ms: t_ms,
             end_ms: None,
             status: None,
+            decision: self.routes.get(&key).copied(),
+            note: None,
         });
-        self.open.insert((job, node.to_string()), index);
+        self.open.insert(key, index);
     }
 
-    fn stop(&mut self, job: u64, node: &str, t_ms: f64, status: Option<NodeStatus>) {
+    fn stop(
+        &mut self,
+        job: u64,
+        node: &str,
+        t_ms: f64,
+        status: Option<NodeStatus>,
+        note: Option<String>,
+    ) {
         if let Some(index) = self.open.remove(&(job, node.to_string())) {
             let e = &mut self.executions[index];
             e.end_ms = Some(t_ms);
             e.status = status;
-            if let Some(slot) = self
-                .lanes
-                .get_mut(&e.device)
-                .and_then(|l| l.get_mut(e.lane))
-            {
-                *slot = None;
-            }
+            e.note = note;
+        }
+    }
+
+    /// Events were lost (a part of a rotated trace was deleted before it
+    /// was read): what was running may have ended unseen, so it is closed
+    /// at `t_ms` rather than drawn as running for ever.
+    pub fn events_lost(&mut self, t_ms: f64) {
+        for (_, index) in self.open.drain() {
+            let e = &mut self.executions[index];
+            e.end_ms = Some(t_ms.max(e.start_ms));
+            e.note = Some("its end was in a dropped part of the trace".into());
         }
     }
 
@@ -299,6 +336,7 @@ impl Model {
                 ..
             } => {
                 self.decisions.push(index);
+                self.routes.insert((*job, node.clone()), index);
                 if *attempt > 0 {
                     let to = chosen.map_or("nowhere".to_string(), |t| t.to_string());
                     self.push_log(
@@ -346,7 +384,7 @@ impl Model {
                 ..
             } => {
                 self.energy_j += energy_j;
-                self.stop(*job, node, *t_ms, Some(*status));
+                self.stop(*job, node, *t_ms, Some(*status), None);
             }
             E::Preempt {
                 t_ms,
@@ -356,7 +394,13 @@ impl Model {
                 by_job,
                 progress,
             } => {
-                self.stop(*job, node, *t_ms, None);
+                self.stop(
+                    *job,
+                    node,
+                    *t_ms,
+                    None,
+                    Some(format!("preempted by job {by_job}")),
+                );
                 self.push_log(
                     index,
                     *t_ms,
@@ -390,14 +434,38 @@ impl Model {
                 kind,
                 action,
                 detail,
-            } => self.push_log(
-                index,
-                *t_ms,
-                LogKind::Failure,
-                Some(*job),
-                Some(node),
-                format!("{kind:?} -> {action:?}: {detail}"),
-            ),
+            } => {
+                if matches!(
+                    action,
+                    FailureAction::Fallback | FailureAction::Fail | FailureAction::Infeasible
+                ) {
+                    // The attempt ended here (a timeout, a backend error or an
+                    // offline device): no `end` follows for it.
+                    self.stop(
+                        *job,
+                        node,
+                        *t_ms,
+                        None,
+                        Some(format!(
+                            "{}: {}",
+                            failure_words(*kind),
+                            action_words(*action)
+                        )),
+                    );
+                }
+                self.push_log(
+                    index,
+                    *t_ms,
+                    LogKind::Failure,
+                    Some(*job),
+                    Some(node),
+                    format!(
+                        "{}: {}: {detail}",
+                        failure_words(*kind),
+                        action_words(*action)
+                    ),
+                )
+            }
             E::EarlyStop {
                 t_ms,
                 job,
@@ -441,14 +509,9 @@ impl Model {
                 };
                 self.push_log(index, *t_ms, kind, Some(*job), Some(node), text);
             }
-            E::Drift { t_ms, drift } => self.push_log(
-                index,
-                *t_ms,
-                LogKind::Drift,
-                None,
-                None,
-                serde_json::to_string(drift).unwrap_or_default(),
-            ),
+            E::Drift { t_ms, drift } => {
+                self.push_log(index, *t_ms, LogKind::Drift, None, None, drift_words(drift))
+            }
             E::PolicyFault {
                 t_ms,
                 role,
@@ -504,7 +567,7 @@ impl Model {
                     LogKind::Control,
                     None,
                     None,
-                    command.to_string(),
+                    control_words(command),
                 );
             }
             E::JobEnd {
@@ -574,4 +637,80 @@ impl Model {
         let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
         Some((q(0.5), q(0.95)))
     }
+}
+
+/// A failure kind in words.
+pub fn failure_words(kind: FailureKind) -> &'static str {
+    match kind {
+        FailureKind::BackendUnavailable => "backend unavailable",
+        FailureKind::BudgetExceeded => "over its time budget",
+        FailureKind::NonConvergence => "did not converge",
+        FailureKind::ConstraintInfeasible => "constraints cannot be met",
+        FailureKind::BackendError => "backend error",
+    }
+}
+
+/// What the engine did about a failure, in words.
+pub fn action_words(action: FailureAction) -> &'static str {
+    match action {
+        FailureAction::Fallback => "falls back to another target",
+        FailureAction::ReduceSamples => "keeps the draws made so far",
+        FailureAction::Degrade => "result kept, marked degraded",
+        FailureAction::EscalateReview => "escalated for review",
+        FailureAction::Infeasible => "job infeasible",
+        FailureAction::Fail => "failed",
+    }
+}
+
+/// An operator command (a `control` event) in words: `tsu offline`,
+/// `arrival rate 30 jobs/s`, …; an unknown command is shown as it was
+/// recorded.
+pub fn control_words(command: &serde_json::Value) -> String {
+    let num = |key: &str| command[key].as_f64().map_or("?".into(), |x| format!("{x}"));
+    match command["command"].as_str() {
+        Some("pause") => "engine paused".into(),
+        Some("resume") => "engine resumed".into(),
+        Some("set_rate") => format!("arrival rate set to {} jobs/s", num("per_s")),
+        Some("set_online") => {
+            let device = command["device"].as_str().unwrap_or("device");
+            match command["online"].as_bool() {
+                Some(true) => format!("{device} online"),
+                Some(false) => format!("{device} offline"),
+                None => format!("{device} online state: {}", command["online"]),
+            }
+        }
+        Some("set_weights") => {
+            let w = &command["weights"];
+            let f = |k: &str| w[k].as_f64().map_or("?".into(), |x| format!("{x}"));
+            format!(
+                "cost weights set: latency {}, energy {}, error {}, risk {}",
+                f("latency"),
+                f("energy"),
+                f("error"),
+                f("risk")
+            )
+        }
+        Some("swap_policy") => format!(
+            "policy swapped to {}",
+            command["policy"].as_str().unwrap_or("?")
+        ),
+        _ => command.to_string(),
+    }
+}
+
+/// A drift alarm in words.
+pub fn drift_words(d: &Drift) -> String {
+    let way = match d.direction.as_str() {
+        "up" => "slower",
+        "down" => "faster",
+        other => other,
+    };
+    format!(
+        "{} on {} drifted {way}: {} against {} expected, after {} observations",
+        d.class,
+        d.target,
+        super::units::duration(d.observed_ms),
+        super::units::duration(d.reference_ms),
+        d.observations
+    )
 }

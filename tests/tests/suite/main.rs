@@ -28,6 +28,7 @@ mod plugin_reload;
 mod plugins;
 mod reviews_faults;
 mod scheduler;
+mod trace_parts;
 mod tsu;
 mod tui;
 mod whatif;

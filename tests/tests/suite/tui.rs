@@ -14,7 +14,8 @@ use thermoroute::engine::{Arrivals, Engine, EngineConfig, JobClass, Mode};
 use thermoroute::hardware::Hardware;
 use thermoroute::policy::Policy;
 use thermoroute::trace::{TraceEvent, TraceTail, read_trace};
-use thermoroute::tui::{Action, App, Input, Live, LogKind, View, command_for, render};
+use thermoroute::tui::model::pack_lanes;
+use thermoroute::tui::{Action, App, Input, Live, LogKind, View, Window, command_for, render};
 use thermoroute_tests::{bin, example};
 
 fn key(c: char) -> KeyEvent {
@@ -116,17 +117,384 @@ fn keys_drive_playback_views_and_filters() {
 #[test]
 fn zoom_and_pan_change_the_window() {
     let mut app = replay_app();
-    let w = app.window_ms;
+    // A replay opens fitted to the whole trace.
+    assert_eq!(app.window, Window::Fit);
+    let (first, last) = app.trace_span();
+    assert!(last > first + 1000.0, "{first}..{last}");
+    let (l, r) = app.window_range();
+    assert_eq!((l, r), (first, last));
+    // z halves the span around its centre; [ pans back a quarter.
     app.handle_key(key('z'));
-    assert_eq!(app.window_ms, w / 2.0);
-    app.handle_key(key('Z'));
-    app.handle_key(key('Z'));
-    assert_eq!(app.window_ms, w * 2.0);
+    let (l2, r2) = app.window_range();
+    assert!(((r2 - l2) - (r - l) / 2.0).abs() < 1e-9);
+    assert!(((l2 + r2) - (l + r)).abs() < 1e-9);
     app.handle_key(key('['));
-    assert_eq!(app.pan_ms, w / 2.0);
+    let (l3, r3) = app.window_range();
+    assert!((l3 - (l2 - (r2 - l2) / 4.0)).abs() < 1e-9);
+    assert!(((r3 - l3) - (r2 - l2)).abs() < 1e-9);
     app.handle_key(key(']'));
+    assert!((app.window_range().0 - l2).abs() < 1e-9);
+    // Out again as far as the whole trace: fitted; 0 fits from anywhere.
+    app.handle_key(key('Z'));
+    assert_eq!(app.window, Window::Fit);
+    app.handle_key(key('z'));
+    app.handle_key(key('z'));
+    assert_ne!(app.window, Window::Fit);
+    app.handle_key(key('0'));
+    assert_eq!(app.window, Window::Fit);
+}
+
+#[test]
+fn live_the_window_follows_the_clock() {
+    let events = read_trace(&example_trace()).unwrap().events;
+    let mut app = App::live("live", live_state());
+    app.push_events(events[..200].iter().cloned());
+    let (_, r) = app.window_range();
+    assert_eq!(r, app.model.now_ms);
+    // Zoomed in, it keeps its width and its right edge at now.
+    app.handle_key(key('z'));
+    let Window::Follow { width_ms } = app.window else {
+        panic!("{:?}", app.window)
+    };
+    app.push_events(events[200..400].iter().cloned());
+    let (l, r) = app.window_range();
+    assert_eq!(r, app.model.now_ms);
+    assert!((r - l - width_ms).abs() < 1e-9);
+    // Panned back it stays put; forward to now it follows again.
+    app.handle_key(key('['));
+    assert!(matches!(app.window, Window::Fixed { .. }));
     app.handle_key(key(']'));
-    assert_eq!(app.pan_ms, 0.0);
+    assert!(matches!(app.window, Window::Follow { .. }));
+}
+
+fn live_state() -> Live {
+    Live {
+        paused: false,
+        rate_per_s: 20.0,
+        offline: vec![],
+        weights: Default::default(),
+        weight: 0,
+        plugin_policy: false,
+        has_plugins: false,
+    }
+}
+
+/// The screen's row whose lane title is `device lane`.
+fn lane_row(screen: &str, device: Device, lane: usize) -> &str {
+    let title = format!("│{} {lane} ", device.name());
+    screen
+        .lines()
+        .find(|l| l.starts_with(&title))
+        .unwrap_or_else(|| panic!("no lane {title:?}:\n{screen}"))
+}
+
+/// Every execution's node id is on the row of the lane it was packed on.
+fn assert_every_node_on_its_lane(app: &App, screen: &str) {
+    let m = app.timeline_model();
+    assert!(!m.executions.is_empty());
+    let (lanes, _) = pack_lanes(&m.executions);
+    for (e, lane) in m.executions.iter().zip(lanes) {
+        let row = lane_row(screen, e.device, lane);
+        assert!(
+            row.contains(&e.node) && row.contains(e.target.name()),
+            "{} of job {} not on {} {lane}:\n{screen}",
+            e.node,
+            e.job,
+            e.device.name()
+        );
+    }
+}
+
+fn five_job_app() -> App {
+    let graph = thermoroute::model::Graph::load(Path::new(&example("graphs/mm3-interactive.json")))
+        .unwrap();
+    let (_, events) = thermoroute_tests::run_engine_traced(
+        vec![graph],
+        Hardware::default(),
+        EngineConfig {
+            mode: Mode::Simulate,
+            seed: 1,
+            arrivals: Arrivals::AtOnce { jobs: 5 },
+            ..Default::default()
+        },
+    );
+    App::replay("five.jsonl", events)
+}
+
+#[test]
+fn a_replay_opens_fitted_with_real_units_and_labelled_bars() {
+    let app = five_job_app();
+    let screen = screen(&app);
+    insta::assert_snapshot!("timeline_fitted", screen);
+    assert_every_node_on_its_lane(&app, &screen);
+    // The axis: several distinct ticks in one real unit.
+    let axis = screen.lines().nth(3).unwrap();
+    let ticks: Vec<&str> = axis
+        .split_whitespace()
+        .filter(|w| w.parse::<f64>().is_ok())
+        .collect();
+    assert!(ticks.len() >= 3, "{axis}");
+    assert!(!axis.contains("0 µs … 0 µs"));
+    let mut distinct = ticks.clone();
+    distinct.dedup();
+    assert_eq!(distinct, ticks);
+}
+
+#[test]
+fn the_binary_s_five_job_trace_shows_every_node_on_its_device_lane() {
+    // The target: `run mm3-interactive --jobs 5 --trace T`, then
+    // `replay T`: its first screen shows every node id that ran.
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.jsonl");
+    let out = Process::new(bin())
+        .current_dir(dir.path())
+        .args([
+            "run",
+            &example("graphs/mm3-interactive.json"),
+            "--jobs",
+            "5",
+            "--trace",
+            trace.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut tail = TraceTail::open(&trace).unwrap();
+    let app = App::replay("t.jsonl", tail.poll().unwrap());
+    assert_eq!(app.timeline_model().executions.len(), 5);
+    assert_every_node_on_its_lane(&app, &screen(&app));
+}
+
+#[test]
+fn a_selected_bar_says_where_it_ran_and_why() {
+    let mut app = replay_app();
+    // The fifth bar of the trace, selected from the fitted window.
+    for _ in 0..5 {
+        app.handle_key(key('j'));
+    }
+    let i = app.selected_bar.unwrap();
+    assert_eq!(i, 4);
+    let e = app.timeline_model().executions[i].clone();
+    let TraceEvent::Route { explanation, .. } = &app.events[e.decision.unwrap()] else {
+        panic!("not a routing decision")
+    };
+    let screen = screen(&app);
+    insta::assert_snapshot!("timeline_selected", screen);
+    let flat: String = screen.split('│').collect::<Vec<_>>().join(" ");
+    for want in [
+        format!("job {}", e.job),
+        format!("node {}", e.node),
+        format!("on {}", e.target),
+        "start ".into(),
+        "duration ".into(),
+        "why: ".into(),
+    ] {
+        assert!(flat.contains(&want), "{want:?} missing:\n{screen}");
+    }
+    let first_words: String = explanation
+        .split_whitespace()
+        .take(4)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        flat.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .contains(&first_words),
+        "{first_words:?} missing:\n{screen}"
+    );
+    // k goes back one bar and stops at the first.
+    for _ in 0..10 {
+        app.handle_key(key('k'));
+    }
+    assert_eq!(app.selected_bar, Some(0));
+}
+
+fn header(hw: Hardware) -> TraceEvent {
+    TraceEvent::Header {
+        format: thermoroute::trace::TRACE_FORMAT.into(),
+        version: thermoroute::trace::TRACE_VERSION,
+        mode: "simulate".into(),
+        seed: 0,
+        policy: "native".into(),
+        classes: vec!["c".into()],
+        hardware: Box::new(hw),
+        class_qos: vec![],
+        part: 0,
+    }
+}
+
+fn start(t_ms: f64, job: u64, target: Target) -> TraceEvent {
+    TraceEvent::Start {
+        t_ms,
+        job,
+        node: format!("n{job}"),
+        target,
+    }
+}
+
+fn end(t_ms: f64, job: u64, target: Target) -> TraceEvent {
+    TraceEvent::End {
+        t_ms,
+        job,
+        node: format!("n{job}"),
+        target,
+        status: thermoroute::trace::NodeStatus::Completed,
+        service_ms: 1.0,
+        energy_j: 0.0,
+        measured: false,
+        output: None,
+    }
+}
+
+#[test]
+fn lanes_are_the_hardware_s_slots_whatever_the_order_at_equal_times() {
+    // An older trace: at t = 2 and t = 4 the next task's start was written
+    // before the previous task's end, on a TSU with one slot.
+    let events = vec![
+        header(Hardware::default()),
+        start(0.0, 0, Target::Tsu),
+        start(2.0, 1, Target::Tsu),
+        end(2.0, 0, Target::Tsu),
+        start(4.0, 2, Target::Tsu),
+        end(4.0, 1, Target::Tsu),
+        end(6.0, 2, Target::Tsu),
+        start(6.0, 3, Target::Cpu),
+        end(7.0, 3, Target::Cpu),
+    ];
+    let app = App::replay("old.jsonl", events);
+    let screen = screen(&app);
+    insta::assert_snapshot!("timeline_packed", screen);
+    assert!(!screen.contains("tsu 1"), "{screen}");
+    assert_eq!(
+        screen.lines().filter(|l| l.starts_with("│tsu ")).count(),
+        1,
+        "{screen}"
+    );
+    assert_every_node_on_its_lane(&app, &screen);
+}
+
+/// The most executions a device has running at once when lanes are given
+/// out greedily in trace order (what an old UI did).
+fn greedy_lanes(events: &[TraceEvent]) -> std::collections::BTreeMap<Device, usize> {
+    let mut running: std::collections::BTreeMap<Device, usize> = Default::default();
+    let mut most: std::collections::BTreeMap<Device, usize> = Default::default();
+    for e in events {
+        match e {
+            TraceEvent::Start { target, .. } | TraceEvent::Resume { target, .. } => {
+                let n = running.entry(target.device()).or_default();
+                *n += 1;
+                let m = most.entry(target.device()).or_default();
+                *m = (*m).max(*n);
+            }
+            TraceEvent::End { target, .. } | TraceEvent::Preempt { target, .. } => {
+                *running.entry(target.device()).or_default() -= 1;
+            }
+            _ => {}
+        }
+    }
+    most
+}
+
+#[test]
+fn the_engine_writes_an_end_before_the_next_start_at_equal_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.jsonl");
+    let mut engine = posterior_engine(&trace);
+    engine.run().unwrap();
+    drop(engine);
+    let events = read_trace(&trace).unwrap().events;
+    let hw = Hardware::default();
+    // A busy TSU with one slot: back-to-back tasks at equal times.
+    let back_to_back = events
+        .windows(2)
+        .filter(|w| match (&w[0], &w[1]) {
+            (
+                TraceEvent::End {
+                    t_ms: a, target: x, ..
+                },
+                TraceEvent::Start {
+                    t_ms: b, target: y, ..
+                },
+            ) => a == b && x.device() == y.device(),
+            _ => false,
+        })
+        .count();
+    assert!(back_to_back > 0, "{back_to_back}");
+    for (device, most) in greedy_lanes(&events) {
+        assert!(most <= hw.slots(device), "{device:?}: {most} at once");
+    }
+}
+
+#[test]
+fn the_events_log_is_in_words_and_search_finds_them() {
+    use serde_json::json;
+    let events = vec![
+        header(Hardware::default()),
+        TraceEvent::Control {
+            t_ms: 1.0,
+            command: json!({ "command": "set_online", "device": "tsu", "online": false }),
+        },
+        TraceEvent::Control {
+            t_ms: 2.0,
+            command: json!({ "command": "set_rate", "per_s": 30.0 }),
+        },
+        TraceEvent::Control {
+            t_ms: 3.0,
+            command: json!({ "command": "set_weights", "weights": { "latency": 2.0, "energy": 1.0, "error": 1.0, "risk": 1.0 } }),
+        },
+        TraceEvent::Failure {
+            t_ms: 4.0,
+            job: 7,
+            node: "posterior".into(),
+            kind: thermoroute::trace::FailureKind::BackendUnavailable,
+            action: thermoroute::trace::FailureAction::Fallback,
+            detail: "tsu went offline".into(),
+        },
+        TraceEvent::Control {
+            t_ms: 5.0,
+            command: json!({ "command": "set_online", "device": "tsu", "online": true }),
+        },
+        TraceEvent::Control {
+            t_ms: 6.0,
+            command: json!({ "command": "pause" }),
+        },
+    ];
+    let mut app = App::replay("steered.jsonl", events);
+    app.advance_to(f64::INFINITY);
+    app.handle_key(key('4'));
+    let texts: Vec<&str> = app.model.log.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "tsu offline",
+            "arrival rate set to 30 jobs/s",
+            "cost weights set: latency 2, energy 1, error 1, risk 1",
+            "backend unavailable: falls back to another target: tsu went offline",
+            "tsu online",
+            "engine paused",
+        ]
+    );
+    assert!(!texts.iter().any(|t| t.contains('{')), "no raw JSON");
+    insta::assert_snapshot!("events_in_words", screen(&app));
+    app.handle_key(key('/'));
+    for c in "OFFLINE".chars() {
+        app.handle_key(key(c));
+    }
+    app.handle_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    let hits: Vec<&str> = app.visible_log().iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(
+        hits,
+        [
+            "tsu offline",
+            "backend unavailable: falls back to another target: tsu went offline"
+        ]
+    );
+    insta::assert_snapshot!("events_search_offline", screen(&app));
 }
 
 fn posterior_engine(trace: &Path) -> Engine {

@@ -624,8 +624,12 @@ fn read_part(path: &Path) -> Result<(Vec<TraceEvent>, bool), TraceError> {
     read_trace_from(path, BufReader::new(file))
 }
 
-/// [`read_trace`] of text already open; `path` names it in errors.
-pub fn read_trace_from(path: &Path, reader: impl BufRead) -> Result<Trace, TraceError> {
+/// One trace file's text, already open: its events (header first, checked)
+/// and whether its last line is torn; `path` names it in errors.
+pub fn read_trace_from(
+    path: &Path,
+    reader: impl BufRead,
+) -> Result<(Vec<TraceEvent>, bool), TraceError> {
     let lines: Vec<String> =
         reader
             .lines()

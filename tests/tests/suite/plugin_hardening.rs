@@ -201,7 +201,10 @@ fn gate_events(trace: &Path) -> Vec<(String, GateDecision, Option<Vec<String>>)>
 
 #[test]
 fn the_host_floor_holds_whatever_a_gate_plugin_allows() {
-    let hw = Hardware::default();
+    // A floor no simulated evidence meets: every effect is held to it.
+    let mut hw = Hardware::default();
+    hw.gate.reversible.min_ess = 1e9;
+    hw.gate.irreversible.min_ess = 1e9;
     let dir = tempfile::tempdir().unwrap();
     let native_trace = dir.path().join("native.jsonl");
     let native = simulate(Policy::native(&hw), &hw, 60, &native_trace);

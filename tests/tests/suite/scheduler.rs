@@ -989,7 +989,13 @@ fn mm3_simulation_agrees_with_queueing_theory() {
 
 #[test]
 fn tsu_availability_windows_and_injected_errors_steer_routing() {
-    let hw = hardware("[tsu]\navailability = [{ from_ms = 100, to_ms = 200 }]\n");
+    // A TSU by throughput: its job at 150 ms ends inside the window (the
+    // devkit chip's would still run at 200 ms, and a device going offline
+    // fails its running work).
+    let hw = hardware(
+        "[tsu]\nservice = \"throughput\"\navailability = [{ from_ms = 100, to_ms = 200 }]\n\
+         [policy]\nsampling_order = []\n",
+    );
     let r = run(
         vec![sample_graph(big_sampler(), json!({}))],
         hw,

@@ -194,6 +194,12 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         }
         None => None,
     };
+    // `--json` alone: records leave the engine as jobs end and wait on disk.
+    let mut spool = if args.json && jobs_out.is_none() {
+        Some(JsonSpool::new()?)
+    } else {
+        None
+    };
     let execute = args.mode == ModeArg::Execute;
     let bar = (execute || total_jobs >= 10_000).then(|| {
         progress_bar(
@@ -214,12 +220,19 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             if let Some(out) = &mut jobs_out {
                 out.write(engine.drain_records())?;
             }
+            if let Some(s) = &mut spool {
+                s.take(engine.drain_records())?;
+            }
         }
     }
     if let Some(b) = bar {
         b.finish_and_clear();
     }
     let mut last_job = None;
+    if let Some(s) = &mut spool {
+        s.take(engine.drain_records())?;
+        last_job = s.first.clone();
+    }
     if let Some(mut out) = jobs_out {
         out.write(engine.drain_records())?;
         last_job = out.last.take();
@@ -234,7 +247,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         .and_then(|p| engine.tables().save(p).err());
     let report = engine.report();
     let mixing = engine.mixing_sources();
-    if args.json {
+    if let Some(s) = spool {
+        s.print(&report)?;
+    } else if args.json {
         print_json(&report)?;
     } else {
         print_run(&report, args.trace.as_deref());
@@ -266,6 +281,90 @@ fn display(p: &Option<PathBuf>) -> String {
     p.as_deref()
         .map(|p| p.display().to_string())
         .unwrap_or_default()
+}
+
+/// `run --json` without `--jobs-out`: the job records, taken from the
+/// engine as jobs end, wait in a temporary file in job order (a small
+/// reorder buffer holds those that end early), so a long run's memory stays
+/// flat; at the end the document is the summary, then `"jobs"` copied from
+/// the file, one compact record a line.
+struct JsonSpool {
+    file: std::io::BufWriter<std::fs::File>,
+    /// The next job id to write, and the records that ended before it.
+    next: u64,
+    waiting: std::collections::BTreeMap<u64, JobRecord>,
+    written: u64,
+    /// The first record: a one-job run's exit code depends on it.
+    first: Option<JobRecord>,
+}
+
+impl JsonSpool {
+    fn new() -> Result<Self> {
+        let file = tempfile::tempfile().context("cannot create a temporary file for --json")?;
+        Ok(JsonSpool {
+            file: std::io::BufWriter::with_capacity(1 << 20, file),
+            next: 0,
+            waiting: std::collections::BTreeMap::new(),
+            written: 0,
+            first: None,
+        })
+    }
+
+    fn take(&mut self, jobs: impl Iterator<Item = JobRecord>) -> Result<()> {
+        for j in jobs {
+            self.waiting.insert(j.job, j);
+        }
+        while let Some(j) = self.waiting.remove(&self.next) {
+            self.write(&j)?;
+            self.next += 1;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, j: &JobRecord) -> Result<()> {
+        use std::io::Write;
+        if self.first.is_none() {
+            self.first = Some(j.clone());
+        }
+        serde_json::to_writer(&mut self.file, j)?;
+        self.file.write_all(b"\n")?;
+        self.written += 1;
+        Ok(())
+    }
+
+    /// Prints `{ summary..., "jobs": [ every record, in job order ] }`.
+    fn print(mut self, report: &RunReport) -> Result<()> {
+        use std::io::{BufRead, Seek, Write};
+        // Whatever is left ends in job order too (ids need not be dense).
+        for (_, j) in std::mem::take(&mut self.waiting) {
+            self.write(&j)?;
+        }
+        let mut file = self
+            .file
+            .into_inner()
+            .map_err(|e| anyhow::anyhow!("--json spool: {}", e.error()))?;
+        file.rewind()?;
+        // The report's fields in their own order (its drained, empty job
+        // list left out), then the spooled one as the last field.
+        let whole = serde_json::to_string_pretty(report)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+        if self.written == 0 {
+            writeln!(out, "{whole}")?;
+            out.flush()?;
+            return Ok(());
+        }
+        let head = whole
+            .strip_suffix("\n}")
+            .context("the run report is not a JSON object")?;
+        write!(out, "{head},\n  \"jobs\": [")?;
+        for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+            let sep = if i == 0 { "\n    " } else { ",\n    " };
+            write!(out, "{sep}{}", line?)?;
+        }
+        writeln!(out, "\n  ]\n}}")?;
+        out.flush()?;
+        Ok(())
+    }
 }
 
 /// `--jobs-out`: one compact JSON object per job, through a large buffer.

@@ -181,3 +181,49 @@ fn a_closed_pipe_ends_commands_quietly_with_status_0() {
     ends_quietly_on_a_closed_pipe(&["run", &g, "--mode", "simulate", "--jobs", "50"]);
     ends_quietly_on_a_closed_pipe(&["review", "list", "--json"]);
 }
+
+#[test]
+fn json_alone_streams_every_job_in_order_with_the_same_figures_as_jobs_out() {
+    let dir = tempfile::tempdir().unwrap();
+    // Enough events that the engine's records are drained mid-run.
+    let common = [
+        "run",
+        &example("graphs/fraud-triage.json"),
+        "--mode",
+        "simulate",
+        "--jobs",
+        "12000",
+        "--rate",
+        "4000",
+        "--seed",
+        "5",
+    ];
+    let mut args = common.to_vec();
+    args.push("--json");
+    let doc = json_of(&run_in(dir.path(), &args));
+    let jobs = doc["jobs"].as_array().expect("every job listed");
+    assert_eq!(jobs.len(), 12000);
+    assert_eq!(doc["submitted"], 12000);
+    for (i, j) in jobs.iter().enumerate() {
+        assert_eq!(j["job"], i as u64, "jobs in id order");
+        // Full records: the candidates each node was chosen over.
+        assert!(j["nodes"][0]["candidates"].is_array(), "{j}");
+    }
+    let lines = dir.path().join("jobs.jsonl");
+    let mut args = common.to_vec();
+    let path = lines.to_string_lossy().into_owned();
+    args.extend(["--jobs-out", &path]);
+    let out = run_in(dir.path(), &args);
+    assert!(out.status.success());
+    let mut brief: Vec<Value> = std::fs::read_to_string(&lines)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    brief.sort_by_key(|j| j["job"].as_u64().unwrap());
+    for (full, short) in jobs.iter().zip(&brief) {
+        for key in ["job", "status", "latency_ms", "energy_j"] {
+            assert_eq!(full[key], short[key], "{key} of job {}", full["job"]);
+        }
+    }
+}

@@ -511,14 +511,8 @@ impl TraceWriter {
     fn rotate(&mut self) -> Result<(), TraceError> {
         self.flush_buffer()?;
         self.part += 1;
-        let path = trace_part_path(&self.base, self.part);
-        self.file = File::create(&path).map_err(|source| TraceError::Write {
-            file: path.clone(),
-            source,
-        })?;
-        self.path = path;
-        self.part_len = 0;
-        self.part_events = 0;
+        // The oldest part goes before the new one exists, so a kill at any
+        // moment leaves at most TRACE_PARTS_KEPT parts on disk.
         if let Some(old) = self.part.checked_sub(TRACE_PARTS_KEPT) {
             let old = trace_part_path(&self.base, old);
             match std::fs::remove_file(&old) {
@@ -527,6 +521,14 @@ impl TraceWriter {
                 Err(source) => return Err(TraceError::Write { file: old, source }),
             }
         }
+        let path = trace_part_path(&self.base, self.part);
+        self.file = File::create(&path).map_err(|source| TraceError::Write {
+            file: path.clone(),
+            source,
+        })?;
+        self.path = path;
+        self.part_len = 0;
+        self.part_events = 0;
         if let Some(TraceEvent::Header { .. }) = &self.header {
             let mut header = self.header.clone().expect("checked");
             if let TraceEvent::Header { part, .. } = &mut header {

@@ -83,7 +83,11 @@ pub fn perfetto(events: &[TraceEvent]) -> Value {
                 open.insert(key, (target.device(), *t_ms, *target));
             }
             TraceEvent::Steal {
-                t_ms, job, node, to, ..
+                t_ms,
+                job,
+                node,
+                to,
+                ..
             } => {
                 let key = (*job, node.clone());
                 if let Some(d) = queued.insert(key, to.device()) {

@@ -285,7 +285,11 @@ impl Engine {
                     continue;
                 }
                 let running_left = self.running_left_ms(from, pi);
-                let mut ahead = if pi == 1 { self.queued_ms(from, 0) } else { 0.0 };
+                let mut ahead = if pi == 1 {
+                    self.queued_ms(from, 0)
+                } else {
+                    0.0
+                };
                 for &id in dev.queues[pi].iter().take(Self::STEAL_SCAN) {
                     let t = &self.tasks[id];
                     let there_ms = self.learned_ms(t, t.target);

@@ -4,9 +4,7 @@
 //! the decision.
 
 use super::decide::explain;
-use super::decide::route::{
-    CandidateFacts, HostReason, Routed, assess, choose, late_budget,
-};
+use super::decide::route::{CandidateFacts, HostReason, Routed, assess, choose, late_budget};
 use super::report::CandidateBrief;
 use super::{Engine, EngineError, Mode};
 use crate::policy::{CandidateInput, CostTerms, DecisionContext, PolicyFault, validate_costs};

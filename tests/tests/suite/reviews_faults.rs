@@ -400,7 +400,13 @@ fn an_execute_burst_keeps_interactive_work_first() {
                     .insert((*job, node.clone()));
             }
             // Work stealing moves a queued node to another device's queue.
-            TraceEvent::Steal { job, node, from, to, .. } if class_of[job] == 0 => {
+            TraceEvent::Steal {
+                job,
+                node,
+                from,
+                to,
+                ..
+            } if class_of[job] == 0 => {
                 let key = (*job, node.clone());
                 assert!(waiting.entry(*from).or_default().remove(&key));
                 waiting.entry(*to).or_default().insert(key);
@@ -463,7 +469,10 @@ fn an_execute_burst_of_400_keeps_the_interactive_target() {
         "a third or more of the burst's interactive jobs complete: {interactive:?}"
     );
     let p95 = interactive.latency_p95_ms.unwrap();
-    assert!(p95 <= target, "interactive p95 {p95} ms > target {target} ms");
+    assert!(
+        p95 <= target,
+        "interactive p95 {p95} ms > target {target} ms"
+    );
     assert!(
         interactive.infeasible * 50 <= interactive.submitted && interactive.failed == 0,
         "interactive jobs lost half-way: {interactive:?}"
@@ -526,21 +535,30 @@ fn work_stealing_rescues_work_queued_on_a_slow_device() {
     );
     let interactive = &r.classes[0];
     assert!(interactive.completed > 0);
-    assert_eq!(interactive.infeasible + interactive.failed, 0, "{interactive:?}");
+    assert_eq!(
+        interactive.infeasible + interactive.failed,
+        0,
+        "{interactive:?}"
+    );
     let p95 = interactive.latency_p95_ms.unwrap();
     assert!(p95 <= interactive.qos.latency_ms.unwrap().p95, "{p95}");
     // Every stolen node ran where it was moved to.
     for e in &events {
         if let TraceEvent::Steal { job, node, to, .. } = e {
             assert!(
-                events.iter().any(|s| matches!(s, TraceEvent::Start { job: j, node: n, target, .. }
-                    if j == job && n == node && target == to)),
+                events.iter().any(
+                    |s| matches!(s, TraceEvent::Start { job: j, node: n, target, .. }
+                    if j == job && n == node && target == to)
+                ),
                 "job {job} {node} moved to {to} but did not start there"
             );
         }
     }
     let (again, events_again) = once();
-    assert_eq!(events, events_again, "modelled execute runs repeat, steals included");
+    assert_eq!(
+        events, events_again,
+        "modelled execute runs repeat, steals included"
+    );
     assert_eq!(r.counters.steals, again.counters.steals);
 }
 

@@ -412,7 +412,10 @@ mod tests {
             &facts(Target::Cpu, 3.0),
             &idle(2),
             Priority::Batch,
-            &budget(None), None, 0);
+            &budget(None),
+            None,
+            0,
+        );
         assert_eq!(c.estimate.queue_wait_ms, 0.0);
         assert_eq!(c.estimate.latency_p50_ms, 3.0);
         assert_eq!(c.estimate.latency_p95_ms, 6.0);
@@ -505,7 +508,12 @@ mod tests {
         const ORDER: [Target; 3] = [Target::Tsu, Target::GpuSim, Target::CpuRef];
         let q = idle(1);
         let b = budget(Some(10.0));
-        let at = |t, ms, cost| scored(assess(&facts(t, ms), &q, Priority::Batch, &b, None, 0), cost);
+        let at = |t, ms, cost| {
+            scored(
+                assess(&facts(t, ms), &q, Priority::Batch, &b, None, 0),
+                cost,
+            )
+        };
         let tsu = at(Target::Tsu, 4.0, 5.0);
         let gpu = at(Target::GpuSim, 0.1, 0.2);
         let cpu = at(Target::CpuRef, 1.0, 1.0);
@@ -522,7 +530,14 @@ mod tests {
         // Tight QoS rules the TSU out (p95 8 ms > 7 ms): the next in order.
         let tight = budget(Some(7.0));
         let slow = scored(
-            assess(&facts(Target::Tsu, 4.0), &q, Priority::Batch, &tight, None, 0),
+            assess(
+                &facts(Target::Tsu, 4.0),
+                &q,
+                Priority::Batch,
+                &tight,
+                None,
+                0,
+            ),
             5.0,
         );
         assert_ne!(slow.violations, 0);
@@ -643,15 +658,32 @@ mod tests {
             choose(&[strict], Priority::Interactive, &[], || "too late".into()),
             Routed::Infeasible(_)
         ));
-        let c = scored(assess(&f, &q, Priority::Interactive, &b, Some(&late), 0), 1.0);
-        assert_eq!(c.violations, 1 | 2, "the trace still names the shares missed");
+        let c = scored(
+            assess(&f, &q, Priority::Interactive, &b, Some(&late), 0),
+            1.0,
+        );
+        assert_eq!(
+            c.violations,
+            1 | 2,
+            "the trace still names the shares missed"
+        );
         assert_eq!(c.violations_late, 0);
         assert_eq!(
             choose(&[c], Priority::Interactive, &[], || unreachable!()),
             Routed::Chosen(0)
         );
         // A candidate on schedule still wins over one only the late budget allows.
-        let on_time = scored(assess(&facts(Target::Gpu, 0.01), &idle(1), Priority::Interactive, &budget(None), Some(&late), 0), 5.0);
+        let on_time = scored(
+            assess(
+                &facts(Target::Gpu, 0.01),
+                &idle(1),
+                Priority::Interactive,
+                &budget(None),
+                Some(&late),
+                0,
+            ),
+            5.0,
+        );
         assert_eq!(
             choose(&[c, on_time], Priority::Interactive, &[], || unreachable!()),
             Routed::Chosen(1)
@@ -660,7 +692,10 @@ mod tests {
         let mut gone = b;
         gone.elapsed_ms = 40.0;
         let gone_late = late_budget(&gone, false, 0, Some(50.0), 15.0).unwrap();
-        let lost = scored(assess(&f, &q, Priority::Interactive, &gone, Some(&gone_late), 0), 1.0);
+        let lost = scored(
+            assess(&f, &q, Priority::Interactive, &gone, Some(&gone_late), 0),
+            1.0,
+        );
         assert_eq!(lost.violations_late, 2);
         assert!(matches!(
             choose(&[lost], Priority::Interactive, &[], || "too late".into()),
@@ -672,7 +707,14 @@ mod tests {
         let mut strict_acc = b;
         strict_acc.max_error = Some(0.1);
         let late_acc = late_budget(&strict_acc, false, 0, Some(50.0), 15.0).unwrap();
-        let wrong = assess(&costly, &q, Priority::Interactive, &strict_acc, Some(&late_acc), 0);
+        let wrong = assess(
+            &costly,
+            &q,
+            Priority::Interactive,
+            &strict_acc,
+            Some(&late_acc),
+            0,
+        );
         assert_eq!(wrong.violations_late, 8);
     }
 }

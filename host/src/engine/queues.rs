@@ -346,6 +346,7 @@ impl Engine {
         let new = &mut self.devices[device];
         new.queues[pi].push_back(id);
         new.backlog_ms[pi] += est;
+        let full = new.busy >= new.slots;
         self.counters.steals += 1;
         if self.trace.is_some() {
             let (job, node_id) = self.ids(slot, node);
@@ -360,6 +361,11 @@ impl Engine {
                 here_wait_ms,
                 here_ms: est,
             })?;
+        }
+        if full && pi == 0 {
+            // As at admission: interactive work waiting on a full device
+            // asks a batch sampler there to yield.
+            self.preempt_for(device, slot)?;
         }
         Ok(true)
     }

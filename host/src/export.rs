@@ -82,6 +82,19 @@ pub fn perfetto(events: &[TraceEvent]) -> Value {
                 }
                 open.insert(key, (target.device(), *t_ms, *target));
             }
+            TraceEvent::Steal {
+                t_ms,
+                job,
+                node,
+                to,
+                ..
+            } => {
+                let key = (*job, node.clone());
+                if let Some(d) = queued.insert(key, to.device()) {
+                    bump(&mut out, &mut depth, *t_ms, d, -1);
+                }
+                bump(&mut out, &mut depth, *t_ms, to.device(), 1);
+            }
             TraceEvent::Preempt {
                 t_ms,
                 job,

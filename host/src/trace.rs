@@ -190,6 +190,23 @@ pub enum TraceEvent {
         node: String,
         target: Target,
     },
+    /// A queued node moved to a device that would end it sooner (work
+    /// stealing, execute mode).
+    Steal {
+        t_ms: f64,
+        job: u64,
+        node: String,
+        from: Target,
+        to: Target,
+        /// Expected wait where it was queued, milliseconds.
+        wait_ms: f64,
+        /// Expected service where it was queued.
+        there_ms: f64,
+        /// Expected wait where it is queued now (0: it starts at once).
+        here_wait_ms: f64,
+        /// Expected service where it is queued now.
+        here_ms: f64,
+    },
     Start {
         t_ms: f64,
         job: u64,

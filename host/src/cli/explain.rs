@@ -157,6 +157,7 @@ fn event_is_about(e: &TraceEvent, j: u64, n: &str) -> bool {
         | TraceEvent::Reject { job, node, .. }
         | TraceEvent::Preempt { job, node, .. }
         | TraceEvent::Resume { job, node, .. }
+        | TraceEvent::Steal { job, node, .. }
         | TraceEvent::Start { job, node, .. }
         | TraceEvent::End { job, node, .. }
         | TraceEvent::Failure { job, node, .. }

@@ -543,7 +543,7 @@ fn print_run(r: &RunReport, trace: Option<&Path>) {
     println!("{mix}");
     let k = &r.counters;
     println!(
-        "{} mode, {} jobs: {} completed, {} rejected, {} infeasible, {} failed; {} routing decisions, {} fallbacks, {} preemptions, {} timeouts, {} drift events; gate: {} allowed, {} held, {} denied",
+        "{} mode, {} jobs: {} completed, {} rejected, {} infeasible, {} failed; {} routing decisions, {} fallbacks, {} preemptions{}, {} timeouts, {} drift events; gate: {} allowed, {} held, {} denied",
         format!("{:?}", r.mode).to_lowercase(),
         r.submitted,
         r.completed,
@@ -553,6 +553,11 @@ fn print_run(r: &RunReport, trace: Option<&Path>) {
         k.decisions,
         k.fallbacks,
         k.preemptions,
+        if k.steals > 0 {
+            format!(", {} steals", k.steals)
+        } else {
+            String::new()
+        },
         k.timeouts,
         k.drift_events,
         k.gate_allow,

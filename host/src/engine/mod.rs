@@ -182,6 +182,7 @@ impl Engine {
             EventKind::TaskDone { task, generation } => self.task_done(task, generation)?,
             EventKind::Edge => self.evict_offline()?,
         }
+        self.rebalance()?;
         Ok(Step::Progressed)
     }
 

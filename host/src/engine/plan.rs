@@ -31,6 +31,9 @@ pub(super) struct NodePlan {
     pub deadline_fraction: f64,
     /// This node's own share of the critical path (for its timeout).
     pub own_fraction: f64,
+    /// Expected work after this node along its successors' critical path,
+    /// milliseconds (what a late job must still leave room for).
+    pub downstream_ms: f64,
     /// Cheapest energy any eligible target is expected to need.
     pub min_energy_j: f64,
     /// Energy on the CPU (the all-CPU baseline).
@@ -167,6 +170,7 @@ impl ClassPlan {
                 slots,
                 deadline_fraction: 1.0,
                 own_fraction: 1.0,
+                downstream_ms: 0.0,
                 min_energy_j: 0.0,
                 cpu_energy_j,
                 program_hash: node.sample().map(|s| s.program.canonical_hash()),
@@ -299,6 +303,7 @@ impl ClassPlan {
         }
         let critical = rank.iter().copied().fold(0.0, f64::max);
         for (i, np) in self.nodes.iter_mut().enumerate() {
+            np.downstream_ms = rank[i] - work[i];
             if critical > 0.0 {
                 np.deadline_fraction = ((critical - rank[i] + work[i]) / critical).clamp(0.0, 1.0);
                 np.own_fraction = work[i] / critical;

@@ -3,11 +3,14 @@
 //! way. The choices come from [`decide::admit`](super::decide::admit).
 
 use super::decide::admit::{
-    RunningTask, next_to_start, preemption_victim, queue_of, simulated_progress,
+    RunningTask, StealOption, expected_wait_ms, next_to_start, preemption_victim, queue_of,
+    remaining_ms, simulated_progress, steal_choice,
 };
+use super::decide::route::{QueueSnapshot, assess};
 use super::state::Task;
 use super::{Engine, EngineError, Mode};
 use crate::device::{Device, Target};
+use crate::model::graph::Priority;
 use crate::policy::Estimate;
 use crate::trace::{FailureKind, TraceEvent};
 
@@ -52,6 +55,7 @@ impl Engine {
             seed,
             preempt_requested: false,
             preempted_by: 0,
+            moved: false,
             result: None,
             last_checked_samples: 0,
             luck: None,
@@ -154,20 +158,216 @@ impl Engine {
 
     pub(super) fn dispatch(&mut self, device: Device) -> Result<(), EngineError> {
         let d = device;
-        while self.devices[d].busy < self.devices[d].slots {
-            let dev = &mut self.devices[d];
-            let Some((pi, id)) = next_to_start(&dev.queues) else {
-                break;
-            };
-            dev.queues[pi].pop_front();
-            let est = self.tasks[id].estimate_ms;
-            dev.backlog_ms[pi] = (dev.backlog_ms[pi] - est).max(0.0);
-            dev.running_ms += est;
-            dev.busy += 1;
-            dev.running.push(id);
-            self.start(id)?;
+        loop {
+            while self.devices[d].busy < self.devices[d].slots {
+                let dev = &mut self.devices[d];
+                let Some((pi, id)) = next_to_start(&dev.queues) else {
+                    break;
+                };
+                dev.queues[pi].pop_front();
+                let est = self.tasks[id].estimate_ms;
+                dev.backlog_ms[pi] = (dev.backlog_ms[pi] - est).max(0.0);
+                dev.running_ms += est;
+                dev.busy += 1;
+                dev.running.push(id);
+                self.start(id)?;
+            }
+            // Execute mode: a device left idle takes work queued elsewhere
+            // that it would finish sooner (the placement was made on figures
+            // that measurement has since contradicted).
+            if !self.idle(d) || !self.steal_into(d)? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Execute mode: a device online with a free slot and nothing queued.
+    fn idle(&self, d: Device) -> bool {
+        let dev = &self.devices[d];
+        self.config.mode == Mode::Execute
+            && dev.busy < dev.slots
+            && dev.queued() == 0
+            && self.device_online(d)
+    }
+
+    /// Execute mode, after every event: each device looks for work queued
+    /// elsewhere that it would end sooner (what it knows of that work
+    /// changes as runs end and the tables learn, not only when its own work
+    /// ends). An idle device takes any such work and starts it; a busy one
+    /// only interactive work, into its queue.
+    pub(super) fn rebalance(&mut self) -> Result<(), EngineError> {
+        if self.config.mode != Mode::Execute {
+            return Ok(());
+        }
+        for d in Device::ALL {
+            let queued_elsewhere = Device::ALL
+                .into_iter()
+                .any(|o| o != d && self.devices[o].queued() > 0);
+            if !queued_elsewhere || !self.device_online(d) || self.hw.slots(d) == 0 {
+                continue;
+            }
+            if self.idle(d) {
+                self.dispatch(d)?;
+            } else {
+                while self.steal_into(d)? {}
+            }
         }
         Ok(())
+    }
+
+    /// The learned mean service of a task's node on `target`.
+    fn learned_ms(&self, task: &Task, target: Target) -> f64 {
+        let np = &self.classes[self.jobs[task.job].class as usize].nodes[task.node as usize];
+        self.tables.get(np.slots[np.target_slot(target)]).mean_ms
+    }
+
+    /// What `d`'s running tasks still need before work of queue `pi` can
+    /// start (see [`remaining_ms`]).
+    fn running_left_ms(&self, d: Device, pi: usize) -> f64 {
+        let now = self.now_ms;
+        self.devices[d]
+            .running
+            .iter()
+            .map(|&id| {
+                let t = &self.tasks[id];
+                let ran = t.busy_ms + (now - t.run_started_ms);
+                let run_left = t.run_started_ms + t.run_ms - now;
+                let yields = pi == 0 && t.priority == Priority::Batch && t.sampling.is_some();
+                remaining_ms(self.learned_ms(t, t.target), ran, run_left, yields)
+            })
+            .sum()
+    }
+
+    /// Learned service of everything in `d`'s queue `pi`.
+    fn queued_ms(&self, d: Device, pi: usize) -> f64 {
+        self.devices[d].queues[pi]
+            .iter()
+            .map(|&id| {
+                let t = &self.tasks[id];
+                self.learned_ms(t, t.target)
+            })
+            .sum()
+    }
+
+    /// Tasks looked at per queue when a device looks for work.
+    const STEAL_SCAN: usize = 32;
+
+    /// Work stealing: moves one task queued on a busy device to `device`
+    /// (see [`steal_choice`]): any work when `device` is idle, else only
+    /// interactive work, behind its own. Each task moves at most once.
+    /// Whether it moved one.
+    fn steal_into(&mut self, device: Device) -> Result<bool, EngineError> {
+        let thief_idle = self.idle(device);
+        let idle_queue = QueueSnapshot {
+            slots: self.devices[device].slots,
+            busy: 0,
+            queued: [0, 0],
+            backlog_ms: [0.0, 0.0],
+            running_ms: 0.0,
+            limit: self.hw.queues.limit(device),
+            batch_share: self.hw.queues.batch_share,
+        };
+        let here_wait_ms = if thief_idle {
+            0.0
+        } else {
+            expected_wait_ms(
+                self.running_left_ms(device, 0),
+                self.queued_ms(device, 0),
+                self.devices[device].slots,
+            )
+        };
+        let mut options: Vec<(StealOption, Device, usize, Target)> = Vec::new();
+        // Interactive work first, then batch; each queue from its head.
+        for pi in 0..if thief_idle { 2 } else { 1 } {
+            for from in Device::ALL {
+                let dev = &self.devices[from];
+                if from == device || dev.busy < dev.slots || dev.queues[pi].is_empty() {
+                    continue;
+                }
+                let running_left = self.running_left_ms(from, pi);
+                let mut ahead = if pi == 1 {
+                    self.queued_ms(from, 0)
+                } else {
+                    0.0
+                };
+                for &id in dev.queues[pi].iter().take(Self::STEAL_SCAN) {
+                    let t = &self.tasks[id];
+                    let there_ms = self.learned_ms(t, t.target);
+                    let wait_ms = expected_wait_ms(running_left, ahead, dev.slots);
+                    ahead += there_ms;
+                    if t.started || t.moved {
+                        // Suspended mid-run (its state lives on its
+                        // backend), or moved once already.
+                        continue;
+                    }
+                    let job = &self.jobs[t.job];
+                    let class = job.class as usize;
+                    let np = &self.classes[class].nodes[t.node as usize];
+                    let Some(k) = np.targets.iter().position(|x| x.device() == device) else {
+                        continue;
+                    };
+                    let rt = &job.nodes[t.node as usize];
+                    let facts = self.candidate_facts(class, t.node, k, rt.excluded);
+                    let budget = self.node_budget(t.job, t.node);
+                    let here = assess(&facts, &idle_queue, t.priority, &budget, None, rt.attempt);
+                    options.push((
+                        StealOption {
+                            id,
+                            here,
+                            here_measured: self.tables.get(np.slots[k]).total > 0,
+                            here_wait_ms,
+                            wait_ms,
+                            there_ms,
+                        },
+                        from,
+                        pi,
+                        np.targets[k],
+                    ));
+                }
+            }
+        }
+        let Some(id) = steal_choice(options.iter().map(|o| o.0)) else {
+            return Ok(false);
+        };
+        let (option, from, pi, to) = *options
+            .iter()
+            .find(|o| o.0.id == id)
+            .expect("the choice is an option");
+        let old = &mut self.devices[from];
+        old.queues[pi].retain(|&t| t != id);
+        let task = &mut self.tasks[id];
+        old.backlog_ms[pi] = (old.backlog_ms[pi] - task.estimate_ms).max(0.0);
+        let was = task.target;
+        task.target = to;
+        task.moved = true;
+        task.estimate_ms = option.here.estimate.latency_p50_ms;
+        let (slot, node, est) = (task.job, task.node, task.estimate_ms);
+        self.jobs[slot].nodes[node as usize].target = Some(to);
+        let new = &mut self.devices[device];
+        new.queues[pi].push_back(id);
+        new.backlog_ms[pi] += est;
+        let full = new.busy >= new.slots;
+        self.counters.steals += 1;
+        if self.trace.is_some() {
+            let (job, node_id) = self.ids(slot, node);
+            self.emit(TraceEvent::Steal {
+                t_ms: self.now_ms,
+                job,
+                node: node_id,
+                from: was,
+                to,
+                wait_ms: option.wait_ms,
+                there_ms: option.there_ms,
+                here_wait_ms,
+                here_ms: est,
+            })?;
+        }
+        if full && pi == 0 {
+            // As at admission: interactive work waiting on a full device
+            // asks a batch sampler there to yield.
+            self.preempt_for(device, slot)?;
+        }
+        Ok(true)
     }
 
     pub(super) fn release(&mut self, task_id: u32) -> Task {

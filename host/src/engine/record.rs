@@ -18,6 +18,9 @@ pub struct Counters {
     pub rejections: u64,
     /// Running tasks suspended for interactive work.
     pub preemptions: u64,
+    /// Queued tasks an idle device took from a busy one (execute mode).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub steals: u64,
     /// Nodes stopped by their timeout.
     pub timeouts: u64,
     /// Sampling nodes stopped early (converged).
@@ -43,6 +46,10 @@ pub struct Counters {
     pub sampling_error_sum: f64,
     /// Sampling decisions (the count behind `sampling_error_sum`).
     pub sampling_decisions: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Engine {

@@ -4,7 +4,7 @@
 //! the decision.
 
 use super::decide::explain;
-use super::decide::route::{CandidateFacts, HostReason, Routed, assess, choose};
+use super::decide::route::{CandidateFacts, HostReason, Routed, assess, choose, late_budget};
 use super::report::CandidateBrief;
 use super::{Engine, EngineError, Mode};
 use crate::policy::{CandidateInput, CostTerms, DecisionContext, PolicyFault, validate_costs};
@@ -14,18 +14,11 @@ impl Engine {
     /// Chooses a target for a ready node and admits it, or ends the job.
     pub(super) fn route(&mut self, slot: u32, node: u32) -> Result<(), EngineError> {
         self.counters.decisions += 1;
-        let (class, job_id, arrival_ms, excluded, attempt) = {
+        let (class, job_id, excluded, attempt) = {
             let j = &self.jobs[slot];
             let rt = &j.nodes[node as usize];
-            (
-                j.class as usize,
-                j.id,
-                j.arrival_ms,
-                rt.excluded,
-                rt.attempt,
-            )
+            (j.class as usize, j.id, rt.excluded, rt.attempt)
         };
-        let elapsed = self.now_ms - arrival_ms;
         let plan = &self.classes[class];
         let np = &plan.nodes[node as usize];
         let _job = tracing::debug_span!("job", id = job_id, class = %plan.name).entered();
@@ -36,45 +29,23 @@ impl Engine {
         )
         .entered();
         let priority = plan.graph.qos.priority;
-        let (spent_j, reserve_j) =
-            if plan.graph.qos.energy_j.is_some() || plan.graph.qos.energy_relative.is_some() {
-                let job = &self.jobs[slot];
-                let reserve = job
-                    .nodes
-                    .iter()
-                    .enumerate()
-                    .filter(|(m, rt)| *m != node as usize && rt.status.is_none())
-                    .map(|(m, _)| plan.nodes[m].min_energy_j)
-                    .sum();
-                (job.energy_j, reserve)
-            } else {
-                (0.0, 0.0)
-            };
-        let budget = plan.budget(node as usize, &self.hw, elapsed, spent_j, reserve_j);
+        let budget = self.node_budget(slot, node);
+        let late = late_budget(
+            &budget,
+            np.preds.is_empty(),
+            attempt,
+            plan.graph.qos.latency_ms.map(|l| l.p95),
+            np.downstream_ms,
+        );
 
         self.scratch.clear();
         self.scratch_inputs.clear();
         for (k, &target) in np.targets.iter().enumerate() {
             let device = target.device();
-            let host_reason = HostReason::of(
-                self.hw.slots(device) > 0,
-                self.config.mode != Mode::Execute || self.backends.serves(target),
-                self.device_online(device),
-                excluded & (1 << target.index()) != 0,
-            );
-            let learned = self.tables.get(np.slots[k]);
-            let facts = CandidateFacts {
-                target,
-                host_reason,
-                policy_ok: np.verdicts[k].is_empty(),
-                mean_ms: learned.mean_ms,
-                p95_ms: learned.p95_ms,
-                energy_j: learned.energy_j,
-                error: np.prior[k].error,
-            };
+            let facts = self.candidate_facts(class, node, k, excluded);
             let queue = self.devices[device]
                 .snapshot(self.hw.queues.limit(device), self.hw.queues.batch_share);
-            let c = assess(&facts, &queue, priority, &budget, attempt);
+            let c = assess(&facts, &queue, priority, &budget, late.as_ref(), attempt);
             if c.eligible() {
                 self.scratch_inputs.push(CandidateInput {
                     target,
@@ -198,6 +169,59 @@ impl Engine {
                     }
                 }
             }
+        }
+    }
+
+    /// A node's budgets now: its latency shares, the energy the job has
+    /// left after what its other open nodes need at least, its timeout.
+    pub(super) fn node_budget(&self, slot: u32, node: u32) -> NodeBudget {
+        let job = &self.jobs[slot];
+        let plan = &self.classes[job.class as usize];
+        let elapsed = self.now_ms - job.arrival_ms;
+        let (spent_j, reserve_j) =
+            if plan.graph.qos.energy_j.is_some() || plan.graph.qos.energy_relative.is_some() {
+                let reserve = job
+                    .nodes
+                    .iter()
+                    .enumerate()
+                    .filter(|(m, rt)| *m != node as usize && rt.status.is_none())
+                    .map(|(m, _)| plan.nodes[m].min_energy_j)
+                    .sum();
+                (job.energy_j, reserve)
+            } else {
+                (0.0, 0.0)
+            };
+        plan.budget(node as usize, &self.hw, elapsed, spent_j, reserve_j)
+    }
+
+    /// What the host knows of a node's `k`th candidate target: whether it
+    /// may serve the node (`excluded`: the targets that failed it) and its
+    /// learned service.
+    pub(super) fn candidate_facts(
+        &self,
+        class: usize,
+        node: u32,
+        k: usize,
+        excluded: u8,
+    ) -> CandidateFacts {
+        let np = &self.classes[class].nodes[node as usize];
+        let target = np.targets[k];
+        let device = target.device();
+        let host_reason = HostReason::of(
+            self.hw.slots(device) > 0,
+            self.config.mode != Mode::Execute || self.backends.serves(target),
+            self.device_online(device),
+            excluded & (1 << target.index()) != 0,
+        );
+        let learned = self.tables.get(np.slots[k]);
+        CandidateFacts {
+            target,
+            host_reason,
+            policy_ok: np.verdicts[k].is_empty(),
+            mean_ms: learned.mean_ms,
+            p95_ms: learned.p95_ms,
+            energy_j: learned.energy_j,
+            error: np.prior[k].error,
         }
     }
 

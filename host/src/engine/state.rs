@@ -95,6 +95,8 @@ pub(super) struct Task {
     pub(super) seed: u64,
     pub(super) preempt_requested: bool,
     pub(super) preempted_by: u64,
+    /// Work stealing moved it to another device once (it moves no more).
+    pub(super) moved: bool,
     /// Execute mode, deterministic nodes: the result, delivered at TaskDone.
     pub(super) result: Option<Box<NodeResult>>,
     pub(super) last_checked_samples: usize,

@@ -189,6 +189,7 @@ pub fn event_time(e: &TraceEvent) -> Option<f64> {
         | E::Reject { t_ms, .. }
         | E::Preempt { t_ms, .. }
         | E::Resume { t_ms, .. }
+        | E::Steal { t_ms, .. }
         | E::Start { t_ms, .. }
         | E::End { t_ms, .. }
         | E::Failure { t_ms, .. }
@@ -350,6 +351,10 @@ impl Model {
                 }
             }
             E::Admit { target, .. } => self.bump_queue(target.device(), 1),
+            E::Steal { from, to, .. } => {
+                self.bump_queue(from.device(), -1);
+                self.bump_queue(to.device(), 1);
+            }
             E::Start {
                 t_ms,
                 job,

@@ -62,7 +62,12 @@ pub fn decision_explanation(cands: &[Candidate], outcome: &Routed, order: &[Targ
     };
     let c = &cands[i];
     let cheapest = cheapest(cands, |o| o.violations == 0 && o.room);
-    let rule = if cheapest != Some(i) && preferred(cands, order) == Some(i) {
+    let rule = if c.violations != 0 {
+        format!(
+            "the job is behind its schedule ({} past this node's share): cheapest that still meets the job's p95 target",
+            violation_names(c.violations)
+        )
+    } else if cheapest != Some(i) && preferred(cands, order) == Some(i) {
         let names: Vec<String> = order.iter().map(|t| t.to_string()).collect();
         format!(
             "the default rule for sampling nodes ({}: first that meets the QoS without risk)",
@@ -207,6 +212,7 @@ mod tests {
             },
             violations: 0,
             violations_idle: 0,
+            violations_late: 0,
             room: true,
             drain_ms: 0.0,
         }

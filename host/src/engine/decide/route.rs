@@ -115,6 +115,9 @@ pub struct Candidate {
     pub violations: u8,
     /// Violations that remain with an empty queue.
     pub violations_idle: u8,
+    /// Violations against a late job's remaining budget (see
+    /// [`late_budget`]); the same as `violations` for a job on schedule.
+    pub violations_late: u8,
     /// The queue has room for this node's priority.
     pub room: bool,
     /// When the device's queued work would be done (the retry-after of a
@@ -145,13 +148,43 @@ pub enum Routed {
     Infeasible(String),
 }
 
+/// The budget a node of a job already under way is also judged by when
+/// its own latency shares cannot be met: the job's p95 target less the
+/// expected work still to come after the node (`downstream_ms`, its
+/// successors' critical path). The p50 share no longer binds: half of all
+/// jobs end past the median, and a job that has done work is better
+/// finished late within its p95 than thrown away. `None` for entry nodes
+/// (their shares are the admission control) and fallbacks (already free of
+/// latency shares).
+pub fn late_budget(
+    budget: &NodeBudget,
+    entry: bool,
+    attempt: u32,
+    p95_target_ms: Option<f64>,
+    downstream_ms: f64,
+) -> Option<NodeBudget> {
+    if entry || attempt > 0 {
+        return None;
+    }
+    let target = p95_target_ms?;
+    Some(NodeBudget {
+        deadline_p50_ms: None,
+        deadline_p95_ms: Some(
+            (target - downstream_ms).max(budget.deadline_p95_ms.unwrap_or(f64::NEG_INFINITY)),
+        ),
+        ..*budget
+    })
+}
+
 /// Estimates one candidate against its device's queue and the node's
-/// budget. Ineligible candidates get no estimate.
+/// budget (and a late job's remaining budget, see [`late_budget`]).
+/// Ineligible candidates get no estimate.
 pub fn assess(
     facts: &CandidateFacts,
     queue: &QueueSnapshot,
     priority: Priority,
     budget: &NodeBudget,
+    late: Option<&NodeBudget>,
     attempt: u32,
 ) -> Candidate {
     let mut c = Candidate {
@@ -162,6 +195,7 @@ pub fn assess(
         cost: CostTerms::default(),
         violations: 0,
         violations_idle: 0,
+        violations_late: 0,
         room: false,
         drain_ms: 0.0,
     };
@@ -197,8 +231,8 @@ pub fn assess(
     let queued = queue.queued[0] + if interactive { 0 } else { queue.queued[1] };
     c.room = free && queued == 0 || queued < limit;
     c.drain_ms = (queue.backlog_ms[0] + queue.backlog_ms[1]) / queue.slots.max(1) as f64;
-    let elapsed = budget.elapsed_ms;
-    let violates = |wait_ms: f64| {
+    let violates = |budget: &NodeBudget, wait_ms: f64| {
+        let elapsed = budget.elapsed_ms;
         let mut v = 0u8;
         if let Some(d) = budget.deadline_p50_ms
             && elapsed + wait_ms + facts.mean_ms > d
@@ -225,8 +259,12 @@ pub fn assess(
     // A fallback is already late: finishing late beats not at all, so
     // latency shares no longer rule candidates out.
     let mask = if attempt > 0 { !3u8 } else { !0u8 };
-    c.violations = violates(wait) & mask;
-    c.violations_idle = violates(0.0) & mask;
+    c.violations = violates(budget, wait) & mask;
+    c.violations_idle = violates(budget, 0.0) & mask;
+    c.violations_late = match late {
+        Some(late) if c.violations != 0 => c.violations & violates(late, wait) & mask,
+        _ => c.violations,
+    };
     c
 }
 
@@ -258,8 +296,10 @@ pub fn preferred(cands: &[Candidate], order: &[Target]) -> Option<usize> {
 
 /// Chooses among scored candidates: the first of `order` that meets the
 /// QoS without risk (see [`preferred`]), else the cheapest feasible one
-/// with queue room; else, if one would be feasible on an idle machine,
-/// backpressure; else the node is infeasible, explained by `infeasible`.
+/// with queue room, else (a job behind its schedule) the cheapest with room
+/// that meets the job's remaining budget; else, if one would be feasible on
+/// an idle machine, backpressure; else the node is infeasible, explained by
+/// `infeasible`.
 pub fn choose(
     cands: &[Candidate],
     priority: Priority,
@@ -270,6 +310,9 @@ pub fn choose(
         return Routed::Chosen(i);
     }
     if let Some(i) = cheapest(cands, |c| c.violations == 0 && c.room) {
+        return Routed::Chosen(i);
+    }
+    if let Some(i) = cheapest(cands, |c| c.violations_late == 0 && c.room) {
         return Routed::Chosen(i);
     }
     // Feasible on an idle machine: the system is busy, not the QoS impossible.
@@ -370,6 +413,7 @@ mod tests {
             &idle(2),
             Priority::Batch,
             &budget(None),
+            None,
             0,
         );
         assert_eq!(c.estimate.queue_wait_ms, 0.0);
@@ -391,8 +435,8 @@ mod tests {
             batch_share: 0.5,
         };
         let f = facts(Target::Cpu, 1.0);
-        let i = assess(&f, &q, Priority::Interactive, &budget(None), 0);
-        let b = assess(&f, &q, Priority::Batch, &budget(None), 0);
+        let i = assess(&f, &q, Priority::Interactive, &budget(None), None, 0);
+        let b = assess(&f, &q, Priority::Batch, &budget(None), None, 0);
         assert_eq!(i.estimate.queue_wait_ms, (4.0 + 3.0) / 2.0);
         assert_eq!(b.estimate.queue_wait_ms, (14.0 + 3.0) / 2.0);
         // Batch may fill half the queue: 4 queued of a limit of 8 * 0.5.
@@ -415,11 +459,11 @@ mod tests {
         b.max_error = Some(0.01);
         let mut f = facts(Target::Tsu, 4.0);
         f.error = 0.02;
-        let c = assess(&f, &q, Priority::Batch, &b, 0);
+        let c = assess(&f, &q, Priority::Batch, &b, None, 0);
         assert_eq!(c.violations, 1 | 2 | 4 | 8);
         // Idle, p50 (4 <= 5) holds but p95 (8 <= 10) also holds.
         assert_eq!(c.violations_idle, 4 | 8);
-        let late = assess(&f, &q, Priority::Batch, &b, 1);
+        let late = assess(&f, &q, Priority::Batch, &b, None, 1);
         assert_eq!(late.violations, 4 | 8);
     }
 
@@ -427,12 +471,12 @@ mod tests {
     fn ineligible_candidates_are_not_estimated() {
         let mut f = facts(Target::Gpu, 1.0);
         f.host_reason = Some(HostReason::Offline);
-        let c = assess(&f, &idle(1), Priority::Batch, &budget(None), 0);
+        let c = assess(&f, &idle(1), Priority::Batch, &budget(None), None, 0);
         assert!(!c.eligible());
         assert_eq!(c.estimate.latency_p50_ms, 0.0);
         f.host_reason = None;
         f.policy_ok = false;
-        assert!(!assess(&f, &idle(1), Priority::Batch, &budget(None), 0).eligible());
+        assert!(!assess(&f, &idle(1), Priority::Batch, &budget(None), None, 0).eligible());
     }
 
     #[test]
@@ -440,11 +484,11 @@ mod tests {
         let q = idle(1);
         let b = budget(None);
         let a = scored(
-            assess(&facts(Target::Cpu, 1.0), &q, Priority::Batch, &b, 0),
+            assess(&facts(Target::Cpu, 1.0), &q, Priority::Batch, &b, None, 0),
             2.0,
         );
         let g = scored(
-            assess(&facts(Target::Gpu, 1.0), &q, Priority::Batch, &b, 0),
+            assess(&facts(Target::Gpu, 1.0), &q, Priority::Batch, &b, None, 0),
             1.0,
         );
         let mut full = g;
@@ -464,7 +508,12 @@ mod tests {
         const ORDER: [Target; 3] = [Target::Tsu, Target::GpuSim, Target::CpuRef];
         let q = idle(1);
         let b = budget(Some(10.0));
-        let at = |t, ms, cost| scored(assess(&facts(t, ms), &q, Priority::Batch, &b, 0), cost);
+        let at = |t, ms, cost| {
+            scored(
+                assess(&facts(t, ms), &q, Priority::Batch, &b, None, 0),
+                cost,
+            )
+        };
         let tsu = at(Target::Tsu, 4.0, 5.0);
         let gpu = at(Target::GpuSim, 0.1, 0.2);
         let cpu = at(Target::CpuRef, 1.0, 1.0);
@@ -481,7 +530,14 @@ mod tests {
         // Tight QoS rules the TSU out (p95 8 ms > 7 ms): the next in order.
         let tight = budget(Some(7.0));
         let slow = scored(
-            assess(&facts(Target::Tsu, 4.0), &q, Priority::Batch, &tight, 0),
+            assess(
+                &facts(Target::Tsu, 4.0),
+                &q,
+                Priority::Batch,
+                &tight,
+                None,
+                0,
+            ),
             5.0,
         );
         assert_ne!(slow.violations, 0);
@@ -514,6 +570,7 @@ mod tests {
                 &q,
                 Priority::Batch,
                 &budget(Some(10.0)),
+                None,
                 0,
             ),
             1.0,
@@ -550,6 +607,7 @@ mod tests {
                 &idle(1),
                 Priority::Batch,
                 &budget(Some(10.0)),
+                None,
                 0,
             ),
             1.0,
@@ -558,5 +616,105 @@ mod tests {
             choose(&[c], Priority::Batch, &[], || "too slow".into()),
             Routed::Infeasible("too slow".into())
         );
+    }
+
+    #[test]
+    fn a_late_job_keeps_only_its_p95_in_reach() {
+        let mut b = budget(Some(0.3));
+        b.deadline_p50_ms = Some(0.1);
+        b.elapsed_ms = 4.0;
+        // Entry nodes and fallbacks: no late budget.
+        assert!(late_budget(&b, true, 0, Some(50.0), 15.0).is_none());
+        assert!(late_budget(&b, false, 1, Some(50.0), 15.0).is_none());
+        assert!(late_budget(&b, false, 0, None, 15.0).is_none());
+        let late = late_budget(&b, false, 0, Some(50.0), 15.0).unwrap();
+        assert_eq!(late.deadline_p50_ms, None);
+        assert_eq!(late.deadline_p95_ms, Some(35.0));
+        assert_eq!((late.elapsed_ms, late.timeout_ms), (4.0, b.timeout_ms));
+        // Never tighter than the node's own share.
+        let roomy = late_budget(&budget(Some(40.0)), false, 0, Some(50.0), 15.0).unwrap();
+        assert_eq!(roomy.deadline_p95_ms, Some(40.0));
+    }
+
+    #[test]
+    fn a_late_node_is_routed_while_the_job_can_meet_its_p95() {
+        // 4 ms into a job whose node share ended at 0.1 / 0.3 ms: strictly
+        // infeasible, yet 4 + 1 + 2 ms (wait, p95) fits 50 - 15 ms.
+        let q = QueueSnapshot {
+            busy: 1,
+            queued: [1, 0],
+            backlog_ms: [1.0, 0.0],
+            ..idle(1)
+        };
+        let mut b = budget(Some(0.3));
+        b.deadline_p50_ms = Some(0.1);
+        b.elapsed_ms = 4.0;
+        let late = late_budget(&b, false, 0, Some(50.0), 15.0).unwrap();
+        let f = facts(Target::Cpu, 1.0);
+        let strict = scored(assess(&f, &q, Priority::Interactive, &b, None, 0), 1.0);
+        assert_eq!(strict.violations, 1 | 2);
+        assert_eq!(strict.violations_late, strict.violations);
+        assert!(matches!(
+            choose(&[strict], Priority::Interactive, &[], || "too late".into()),
+            Routed::Infeasible(_)
+        ));
+        let c = scored(
+            assess(&f, &q, Priority::Interactive, &b, Some(&late), 0),
+            1.0,
+        );
+        assert_eq!(
+            c.violations,
+            1 | 2,
+            "the trace still names the shares missed"
+        );
+        assert_eq!(c.violations_late, 0);
+        assert_eq!(
+            choose(&[c], Priority::Interactive, &[], || unreachable!()),
+            Routed::Chosen(0)
+        );
+        // A candidate on schedule still wins over one only the late budget allows.
+        let on_time = scored(
+            assess(
+                &facts(Target::Gpu, 0.01),
+                &idle(1),
+                Priority::Interactive,
+                &budget(None),
+                Some(&late),
+                0,
+            ),
+            5.0,
+        );
+        assert_eq!(
+            choose(&[c, on_time], Priority::Interactive, &[], || unreachable!()),
+            Routed::Chosen(1)
+        );
+        // Past the job's p95 even with the late budget: infeasible as before.
+        let mut gone = b;
+        gone.elapsed_ms = 40.0;
+        let gone_late = late_budget(&gone, false, 0, Some(50.0), 15.0).unwrap();
+        let lost = scored(
+            assess(&f, &q, Priority::Interactive, &gone, Some(&gone_late), 0),
+            1.0,
+        );
+        assert_eq!(lost.violations_late, 2);
+        assert!(matches!(
+            choose(&[lost], Priority::Interactive, &[], || "too late".into()),
+            Routed::Infeasible(_)
+        ));
+        // Energy and accuracy bind late jobs as much as any.
+        let mut costly = f;
+        costly.error = 0.5;
+        let mut strict_acc = b;
+        strict_acc.max_error = Some(0.1);
+        let late_acc = late_budget(&strict_acc, false, 0, Some(50.0), 15.0).unwrap();
+        let wrong = assess(
+            &costly,
+            &q,
+            Priority::Interactive,
+            &strict_acc,
+            Some(&late_acc),
+            0,
+        );
+        assert_eq!(wrong.violations_late, 8);
     }
 }

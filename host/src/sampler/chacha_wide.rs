@@ -1,15 +1,17 @@
-//! ChaCha8 keystream, sixteen blocks at a time.
+//! ChaCha8 keystream, sixteen (AVX-512) or eight (AVX2) blocks at a time.
 //!
 //! A sweep consumes one 32-bit word of its chain's `ChaCha8Rng` stream per
 //! spin. `rand_chacha` computes four blocks at a time with the rows of a
-//! block spread over a vector (shuffles between rounds); here each of
-//! sixteen blocks takes one lane, so every round is plain vector adds, xors
-//! and rotates over 16-lane arrays that LLVM vectorises for the instruction
-//! set of the path it is inlined into (one `zmm` register per state word on
-//! AVX-512). The words are exactly `rand_chacha`'s (tested): [`fill`] reads
-//! the generator's key, stream and position, writes the keystream from
-//! there, and moves the generator past what it wrote, so callers draw the
-//! same bits as with `rng.fill(out)`.
+//! block spread over a vector (shuffles between rounds); here each block
+//! takes one vector lane, so every round is plain vector adds, xors and
+//! rotates over lane arrays that LLVM vectorises inside the path's
+//! `#[target_feature]` function (one `zmm` or `ymm` register per state
+//! word), and a shuffle network transposes the result into block order.
+//! The words are exactly `rand_chacha`'s (tested): [`Wide::start`] reads the
+//! generator's key, stream and position, [`Wide::take`] writes the keystream
+//! from there, and [`Wide::finish`] moves the generator past what was taken,
+//! so callers draw the same bits as with `rng.fill(out)`. The baseline path
+//! keeps `rand_chacha`'s own code.
 //!
 //! No crate offers this: `rand_chacha` has no wide backend, and `chacha20`'s
 //! AVX-512 backend needs a `--cfg` flag and implements another `rand_core`.

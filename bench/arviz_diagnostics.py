@@ -10,6 +10,7 @@ Only spin draws (-1/+1) are read (the lattice benchmark's shape).
 
 import argparse
 import json
+import sys
 import time
 
 import numpy as np
@@ -39,6 +40,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("draws")
     p.add_argument("--report", help="thermoroute sample --json output to compare")
+    p.add_argument("--json", action="store_true", help="one JSON line instead of text")
     args = p.parse_args()
     t0 = time.perf_counter()
     x = load_spin_draws(args.draws)
@@ -48,10 +50,15 @@ def main():
     rhat = array_stats.rhat(x, chain_axis=-2, draw_axis=-1, method="rank")
     t3 = time.perf_counter()
     n, c, d = x.shape
+    if args.json:
+        print(json.dumps({"peer": "arviz-stats 0.8.0", "variables": n, "chains": c, "draws": d,
+                          "ess_bulk_s": t2 - t1, "rhat_rank_s": t3 - t2, "seconds": t3 - t1}))
+        sys.stdout.flush()
     print(
         f"arviz-stats: {n} variables x {c} chains x {d} draws: "
         f"ess bulk {t2 - t1:.2f} s + rhat rank {t3 - t2:.2f} s = {t3 - t1:.2f} s "
-        f"(loading draws {t1 - t0:.2f} s, not counted)"
+        f"(loading draws {t1 - t0:.2f} s, not counted)",
+        file=sys.stderr if args.json else sys.stdout,
     )
     if args.report:
         with open(args.report) as f:
@@ -63,7 +70,8 @@ def main():
         print(
             f"vs thermoroute: max |R-hat diff| {np.max(np.abs(ours_r - rhat)[ok_r]):.3g}, "
             f"max |ESS diff| {np.max(np.abs(ours_e - ess)[ok_e]):.3g}, "
-            f"undefined R-hat ours/ArviZ {np.sum(~np.isfinite(ours_r))}/{np.sum(~np.isfinite(rhat))}"
+            f"undefined R-hat ours/ArviZ {np.sum(~np.isfinite(ours_r))}/{np.sum(~np.isfinite(rhat))}",
+            file=sys.stderr if args.json else sys.stdout,
         )
 
 

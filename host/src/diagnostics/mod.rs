@@ -240,9 +240,29 @@ fn diagnose_tile_on(
     s.bits.clear();
     s.bits.resize(split_chains * words * TILE, 0);
     for h in 0..split_chains {
-        for i in 0..half {
-            let base = split_row(draws, h, i) * draws.n_vars;
+        let mut i = 0;
+        while i < half {
             let at = (h * words + i / 64) * TILE;
+            if contiguous && i % 8 == 0 && i + 8 <= half {
+                // Eight draws at once: a byte of bits per variable from
+                // byte-wide vector compares, then one shifted OR per word
+                // (instead of eight).
+                let mut bytes = [0u8; TILE];
+                for k in 0..8 {
+                    let base = split_row(draws, h, i + k) * draws.n_vars + tile[0];
+                    let row = &draws.values[base..base + tile.len()];
+                    for (b, &x) in bytes.iter_mut().zip(row) {
+                        *b |= u8::from(x > 0) << k;
+                    }
+                }
+                let shift = i % 64;
+                for (d, &b) in s.bits[at..at + tile.len()].iter_mut().zip(&bytes) {
+                    *d |= u64::from(b) << shift;
+                }
+                i += 8;
+                continue;
+            }
+            let base = split_row(draws, h, i) * draws.n_vars;
             let dst = &mut s.bits[at..at + tile.len()];
             let shift = i % 64;
             if contiguous {
@@ -255,6 +275,7 @@ fn diagnose_tile_on(
                     *d |= u64::from(draws.values[base + v] > 0) << shift;
                 }
             }
+            i += 1;
         }
     }
     let with_rhat = draws.chains >= 2;

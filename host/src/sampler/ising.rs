@@ -11,11 +11,19 @@ use rand_chacha::ChaCha8Rng;
 
 use thermoroute_sim::cpu::CpuKernel;
 
-use super::{ChainKernel, ChainState, greedy_colouring};
+use super::{ChainKernel, ChainState, chacha_wide, greedy_colouring};
 use crate::model::EProgram;
 
 /// Shortest stretch of identically shaped spins worth a vector pass.
 const MIN_RUN: usize = 16;
+
+/// Fields a regular segment computes at a time: its length is rounded up
+/// to this when the pass has room (one AVX-512 vector of f32).
+const VECTOR: usize = 16;
+
+/// Spins per pass of a sweep (fields, random words, updates): 12 KB of
+/// fields and words, well inside the L1 cache.
+const CHUNK: usize = 1024;
 
 /// A stretch `lo..hi` of one colour class whose spins read their
 /// neighbours at the same index offsets (a lattice row's interior): spin
@@ -235,28 +243,52 @@ impl IsingPlan {
         }
     }
 
-    /// Local fields of colour `colour` through its segments: regular ones
-    /// coupling by coupling over contiguous slices, in the same order per
-    /// spin (bias, then couplings by ascending neighbour index) as
-    /// [`fields_fixed`](Self::fields_fixed), so the sums are the same bits.
+    /// Local fields of free spins `lo..hi` of colour `colour` through its
+    /// segments: regular ones coupling by coupling over contiguous slices,
+    /// in the same order per spin (bias, then couplings by ascending
+    /// neighbour index) as [`fields_fixed`](Self::fields_fixed), so the sums
+    /// are the same bits.
     #[inline(always)]
-    fn fields_runs(&self, runs: &Runs, colour: usize, spins: &[f32], field: &mut [f32]) {
+    fn fields_runs(
+        &self,
+        runs: &Runs,
+        colour: usize,
+        (lo, hi): (usize, usize),
+        spins: &[f32],
+        field: &mut [f32],
+    ) {
         let d = self.uniform_degree.unwrap_or(0);
         let n = self.bias2.len();
-        let base = self.colours[colour].0;
-        for seg in &runs.segments[colour] {
-            let (lo, hi) = (seg.lo as usize, seg.hi as usize);
-            let out = &mut field[lo - base..hi - base];
+        let segments = &runs.segments[colour];
+        let first = segments.partition_point(|seg| seg.hi as usize <= lo);
+        for seg in &segments[first..] {
+            let (a, b) = ((seg.lo as usize).max(lo), (seg.hi as usize).min(hi));
+            if a >= b {
+                break;
+            }
             if seg.pattern == u32::MAX {
-                self.fields_uniform(lo, hi, spins, out);
+                self.fields_uniform(a, b, spins, &mut field[a - lo..b - lo]);
                 continue;
             }
-            out.copy_from_slice(&self.bias2[lo..hi]);
             let deltas = &runs.deltas[seg.pattern as usize * d..][..d];
+            // A whole number of vectors: the extra fields belong to the
+            // segments after this one in the same pass, which overwrite
+            // them (so no scalar remainder runs).
+            let mut len = b - a;
+            let padded = len.next_multiple_of(VECTOR);
+            if a + padded <= hi
+                && deltas
+                    .iter()
+                    .all(|&delta| (a as isize + delta) as usize + padded <= spins.len())
+            {
+                len = padded;
+            }
+            let out = &mut field[a - lo..a - lo + len];
+            out.copy_from_slice(&self.bias2[a..a + len]);
             for (k, &delta) in deltas.iter().enumerate() {
-                let first = (lo as isize + delta) as usize;
-                let s = &spins[first..first + (hi - lo)];
-                let w = &runs.weight_t[k * n + lo..k * n + hi];
+                let first = (a as isize + delta) as usize;
+                let s = &spins[first..first + len];
+                let w = &runs.weight_t[k * n + a..k * n + a + len];
                 for ((h, &w), &s) in out.iter_mut().zip(w).zip(s) {
                     *h += w * s;
                 }
@@ -278,7 +310,12 @@ impl IsingPlan {
         })
     }
 
-    /// One sweep: every colour class in turn.
+    /// One sweep: every colour class in turn, in chunks of at most
+    /// [`CHUNK`] spins (fields, random words, new spins), so that a chunk's
+    /// fields and words stay in the L1 cache. The random words are the
+    /// chain's ChaCha8 stream in spin order, computed sixteen (AVX-512) or
+    /// eight (AVX2) blocks at a time on the vector paths; the same words
+    /// on every path.
     #[inline(always)]
     fn sweep_body(
         &self,
@@ -287,23 +324,43 @@ impl IsingPlan {
         noise: &mut [u32],
         rng: &mut ChaCha8Rng,
     ) {
+        let mut wide = if self.free_to_var.len() >= chacha_wide::MIN_WIDE {
+            chacha_wide::Wide::start(self.kernel, rng)
+        } else {
+            None
+        };
         for (c, &(lo, hi)) in self.colours.iter().enumerate() {
-            let field = &mut field[..hi - lo];
-            match &self.runs {
-                Some(runs) => self.fields_runs(runs, c, spins, field),
-                None => self.fields_uniform(lo, hi, spins, field),
+            let mut start = lo;
+            while start < hi {
+                let end = (start + CHUNK).min(hi);
+                let field = &mut field[..end - start];
+                match &self.runs {
+                    Some(runs) => self.fields_runs(runs, c, (start, end), spins, field),
+                    None => self.fields_uniform(start, end, spins, field),
+                }
+                let noise = &mut noise[..end - start];
+                match &mut wide {
+                    Some(wide) => wide.take(noise),
+                    None => rng.fill(noise),
+                }
+                for ((s, &h), &r) in spins[start..end]
+                    .iter_mut()
+                    .zip(field.iter())
+                    .zip(noise.iter())
+                {
+                    // u < 1 / (1 + e^-h)  <=>  u * (1 + e^-h) < 1
+                    let u = (r >> 8) as f32 * (1.0 / 16_777_216.0);
+                    *s = if u * (1.0 + fast_exp(-h)) < 1.0 {
+                        1.0
+                    } else {
+                        -1.0
+                    };
+                }
+                start = end;
             }
-            let noise = &mut noise[..hi - lo];
-            rng.fill(noise);
-            for ((s, &h), &r) in spins[lo..hi].iter_mut().zip(field.iter()).zip(noise.iter()) {
-                // u < 1 / (1 + e^-h)  <=>  u * (1 + e^-h) < 1
-                let u = (r >> 8) as f32 * (1.0 / 16_777_216.0);
-                *s = if u * (1.0 + fast_exp(-h)) < 1.0 {
-                    1.0
-                } else {
-                    -1.0
-                };
-            }
+        }
+        if let Some(wide) = wide {
+            wide.finish(rng);
         }
     }
 }
@@ -396,7 +453,8 @@ impl ChainKernel for IsingPlan {
             .iter()
             .map(|&(lo, hi)| hi - lo)
             .max()
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .min(CHUNK);
         ChainState::Spins {
             spins,
             field: vec![0f32; widest],

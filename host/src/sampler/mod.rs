@@ -15,6 +15,7 @@
 //! from `(seed, chain)`, so draws do not depend on the thread count.
 
 pub mod blocks;
+mod chacha_wide;
 pub mod exact;
 pub mod ising;
 

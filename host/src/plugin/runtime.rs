@@ -372,6 +372,7 @@ impl LoadedPlugin {
                 wasi,
                 table: ResourceTable::new(),
                 limits,
+                guest_log: Default::default(),
             },
         );
         store.limiter(|s| &mut s.limits);

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use super::guest_log::GuestLog;
 use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime::{Engine, StoreContextMut, StoreLimits};
 use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
@@ -19,6 +20,8 @@ pub struct Sandbox {
     pub(super) wasi: WasiCtx,
     pub(super) table: ResourceTable,
     pub(super) limits: StoreLimits,
+    /// What the guest printed or logged since the last call ended.
+    pub(super) guest_log: GuestLog,
 }
 
 impl WasiView for Sandbox {

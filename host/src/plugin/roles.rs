@@ -14,15 +14,15 @@ use notify_debouncer_full::{
 use super::breaker::{Admit, Breaker, Change};
 use super::cases::{cost_cases, eligibility_cases, gate_cases};
 use super::convert;
+use super::cost_plugin::PluginCost;
 use super::error::{PluginError, PluginFault};
 use super::runtime::{Instance, LoadedPlugin, Runtime};
-use super::world::Role;
+use super::world::{Role, WitVersion};
 use crate::hardware::{GateSpec, Hardware, PluginCeilings, PolicySpec};
-use crate::model::graph::{Qos, Risk};
+use crate::model::graph::Risk;
 use crate::policy::{
-    CostModel, CostTerms, DecisionContext, EffectRequest, Eligibility, EligibilityQuery, Gate,
-    GateDecision, Ineligible, NativeCost, NativeEligibility, NodeSummary, Policy, PolicyFault,
-    PolicyNotice, runs_kind, validate_costs,
+    EffectRequest, Eligibility, EligibilityQuery, Gate, GateDecision, Ineligible, JobContext,
+    NativeEligibility, Policy, PolicyFault, PolicyNotice, runs_kind,
 };
 
 /// Longest list of reasons a plugin may return.
@@ -277,9 +277,9 @@ struct Serving {
 }
 
 /// What the three role wrappers share.
-struct RolePlugin {
+pub(super) struct RolePlugin {
     slot: Arc<Slot>,
-    name: String,
+    pub(super) name: String,
     serving: Mutex<Serving>,
     /// The file watch, when hot reload is on (dropped with the plugin).
     _watch: Mutex<Option<Box<dyn Send>>>,
@@ -294,7 +294,7 @@ impl std::fmt::Debug for RolePlugin {
 }
 
 impl RolePlugin {
-    fn open(
+    pub(super) fn open(
         runtime: &'static Runtime,
         role: Role,
         path: &Path,
@@ -309,7 +309,11 @@ impl RolePlugin {
     }
 
     /// Serves an already loaded plugin (no file watching).
-    fn from_plugin(runtime: &'static Runtime, role: Role, plugin: Arc<LoadedPlugin>) -> RolePlugin {
+    pub(super) fn from_plugin(
+        runtime: &'static Runtime,
+        role: Role,
+        plugin: Arc<LoadedPlugin>,
+    ) -> RolePlugin {
         RolePlugin::on(Slot::serving(runtime, role, plugin))
     }
 
@@ -329,7 +333,7 @@ impl RolePlugin {
 
     /// Calls the plugin through the role's breaker. A tripped role is not
     /// called: the answer is a [`PluginFault::Tripped`] fault.
-    fn call<R>(
+    pub(super) fn call<R>(
         &self,
         f: impl FnOnce(&mut Instance) -> Result<R, PluginFault>,
     ) -> Result<R, PolicyFault> {
@@ -390,8 +394,12 @@ impl RolePlugin {
         self.slot.ceilings.max_log_bytes
     }
 
-    fn version(&self) -> Option<String> {
+    pub(super) fn version(&self) -> Option<String> {
         Some(self.slot.current().label())
+    }
+
+    pub(super) fn take_notices(&self, out: &mut Vec<PolicyNotice>) {
+        self.slot.take_notices(out);
     }
 }
 
@@ -408,10 +416,11 @@ macro_rules! role_plugin_identity {
         }
 
         fn take_notices(&self, out: &mut Vec<PolicyNotice>) {
-            self.inner.slot.take_notices(out);
+            self.inner.take_notices(out);
         }
     };
 }
+pub(super) use role_plugin_identity;
 
 /// `open` and `from_plugin` for a role plugin that keeps its `spec`.
 macro_rules! role_plugin_constructors {
@@ -456,7 +465,7 @@ macro_rules! role_plugin_constructors {
     };
 }
 
-fn invalid(detail: String) -> PluginFault {
+pub(super) fn invalid(detail: String) -> PluginFault {
     PluginFault::InvalidOutput { detail }
 }
 
@@ -481,120 +490,6 @@ fn check_reasons<'a>(
     Ok(())
 }
 
-/// A cost-model plugin.
-#[derive(Debug)]
-pub struct PluginCost {
-    inner: RolePlugin,
-    scratch: Mutex<CostScratch>,
-    /// Answers while the breaker is tripped.
-    native: NativeCost,
-}
-
-/// The last decision in WIT form, reused across calls.
-#[derive(Debug)]
-struct CostScratch {
-    node: Option<NodeSummary>,
-    decision: super::bindings::cost_model::Decision,
-    candidates: Vec<super::bindings::cost_model::Candidate>,
-}
-
-impl CostScratch {
-    fn new(spec: &PolicySpec) -> Mutex<CostScratch> {
-        Mutex::new(CostScratch {
-            node: None,
-            decision: super::bindings::cost_model::Decision {
-                node: convert::node(&NodeSummary {
-                    kind: crate::model::graph::NodeKind::Control,
-                    class: String::new(),
-                    flops: 0.0,
-                    bytes: 0.0,
-                    program: None,
-                }),
-                qos: convert::qos(&Qos::default()),
-                weights: convert::weights(&crate::hardware::Weights::default()),
-                penalties: convert::penalties(spec),
-            },
-            candidates: Vec::new(),
-        })
-    }
-}
-
-impl PluginCost {
-    /// Loads the cost model at `path`; `watch` (a debounce interval) turns on hot reload.
-    pub fn open(
-        runtime: &'static Runtime,
-        path: &Path,
-        spec: PolicySpec,
-        watch: Option<Duration>,
-    ) -> Result<Self, PluginError> {
-        Self::open_with(runtime, path, spec, &PluginCeilings::default(), watch)
-    }
-
-    /// Loads the cost model at `path` under the operator's `ceilings`.
-    pub fn open_with(
-        runtime: &'static Runtime,
-        path: &Path,
-        spec: PolicySpec,
-        ceilings: &PluginCeilings,
-        watch: Option<Duration>,
-    ) -> Result<Self, PluginError> {
-        Ok(PluginCost {
-            inner: RolePlugin::open(runtime, Role::Cost, path, ceilings, watch)?,
-            scratch: CostScratch::new(&spec),
-            native: NativeCost { policy: spec },
-        })
-    }
-
-    /// Serves an already loaded plugin (conformance runs, benchmarks).
-    pub fn from_plugin(
-        runtime: &'static Runtime,
-        plugin: Arc<LoadedPlugin>,
-        spec: PolicySpec,
-    ) -> Self {
-        PluginCost {
-            inner: RolePlugin::from_plugin(runtime, Role::Cost, plugin),
-            scratch: CostScratch::new(&spec),
-            native: NativeCost { policy: spec },
-        }
-    }
-}
-
-impl CostModel for PluginCost {
-    role_plugin_identity!();
-
-    fn score(&self, ctx: &DecisionContext, out: &mut Vec<CostTerms>) -> Result<(), PolicyFault> {
-        out.clear();
-        let candidates = ctx.candidates;
-        let mut scratch = self.scratch.lock().expect("cost scratch");
-        let scratch = &mut *scratch;
-        // Decisions repeat per node class: convert the node only when it changes.
-        if scratch.node.as_ref() != Some(ctx.node) {
-            scratch.decision.node = convert::node(ctx.node);
-            scratch.node = Some(ctx.node.clone());
-        }
-        scratch.decision.qos = convert::qos(ctx.qos);
-        scratch.decision.weights = convert::weights(ctx.weights);
-        scratch.candidates.clear();
-        scratch
-            .candidates
-            .extend(candidates.iter().map(convert::candidate));
-        let answer = self.inner.call(|i| {
-            let costs = i.score(&scratch.decision, &scratch.candidates)?;
-            out.extend(costs.iter().map(convert::cost_terms_back));
-            validate_costs(out, candidates.len()).map_err(invalid)
-        });
-        match answer {
-            // Tripped: the native model answers, quietly (the trip is traced once).
-            Err(f) if f.kind == "tripped" => self.native.score(ctx, out),
-            Err(f) => {
-                out.clear();
-                Err(f)
-            }
-            ok => ok,
-        }
-    }
-}
-
 /// An eligibility plugin.
 #[derive(Debug)]
 pub struct PluginEligibility {
@@ -613,18 +508,34 @@ impl Eligibility for PluginEligibility {
     role_plugin_identity!();
 
     fn verdict(&self, query: &EligibilityQuery<'_>) -> Result<Vec<Ineligible>, PolicyFault> {
-        let wit_node = convert::node(query.node);
         let max_text = self.inner.max_text();
         let answer = self.inner.call(|i| {
-            let reasons = i.verdict(
-                &wit_node,
-                convert::qos(query.qos),
-                convert::target(query.target),
-                convert::limits(query.limits),
-                convert::policy_context(&self.spec),
-            )?;
-            let reasons: Vec<Ineligible> =
-                reasons.into_iter().map(convert::ineligible_back).collect();
+            let reasons: Vec<Ineligible> = if i.plugin().version == Some(WitVersion::V0_2) {
+                let empty = JobContext::default();
+                let job = query.job.unwrap_or(&empty);
+                i.verdict_v2(
+                    &convert::v2::node(query.node),
+                    convert::v2::qos(query.qos, job.energy_budget_j),
+                    &convert::v2::job(job),
+                    convert::v2::target(query.target),
+                    convert::v2::limits(query.limits),
+                    convert::v2::policy_context(&self.spec),
+                )?
+                .into_iter()
+                .map(convert::v2::ineligible_back)
+                .collect()
+            } else {
+                i.verdict(
+                    &convert::node(query.node),
+                    convert::qos(query.qos),
+                    convert::target(query.target),
+                    convert::limits(query.limits),
+                    convert::policy_context(&self.spec),
+                )?
+                .into_iter()
+                .map(convert::ineligible_back)
+                .collect()
+            };
             let texts: Vec<String> = reasons.iter().map(|r| r.to_string()).collect();
             check_reasons(texts.iter().map(String::as_str), max_text)?;
             // No policy widens what a backend can run.
@@ -664,11 +575,18 @@ impl Gate for PluginGate {
             Risk::Reversible => &self.spec.reversible,
             Risk::Irreversible => &self.spec.irreversible,
         };
-        let wit_request = convert::request(request);
         let max_text = self.inner.max_text();
         self.inner.call(|i| {
-            let decision =
-                convert::decision_back(i.decide(&wit_request, convert::thresholds(thresholds))?);
+            let decision = if i.plugin().version == Some(WitVersion::V0_2) {
+                convert::v2::decision_back(i.decide_v2(
+                    &convert::v2::request(request),
+                    convert::v2::thresholds(thresholds),
+                )?)
+            } else {
+                convert::decision_back(
+                    i.decide(&convert::request(request), convert::thresholds(thresholds))?,
+                )
+            };
             if let GateDecision::RequireReview(r) | GateDecision::Deny(r) = &decision {
                 check_reasons(r.iter().map(String::as_str), max_text)?;
             }

@@ -10,10 +10,9 @@ use super::cases::{
     ConformanceCase, cost_cases, eligibility_cases, estimate, evidence, gate_cases, qos,
     sample_node,
 };
-use super::cost_plugin::PluginCost;
 use super::error::PluginError;
 use super::limits::LimitGrant;
-use super::roles::{PluginEligibility, PluginGate};
+use super::roles::{PluginCost, PluginEligibility, PluginGate};
 use super::runtime::{CacheUse, Runtime};
 use super::world::{WitVersion, supported_versions};
 use crate::device::Target;

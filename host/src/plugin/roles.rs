@@ -14,15 +14,16 @@ use notify_debouncer_full::{
 use super::breaker::{Admit, Breaker, Change};
 use super::cases::{cost_cases, eligibility_cases, gate_cases};
 use super::convert;
-use super::cost_plugin::PluginCost;
+use super::cost_payload::{CostScratch, check_additive};
 use super::error::{PluginError, PluginFault};
 use super::runtime::{Instance, LoadedPlugin, Runtime};
 use super::world::{Role, WitVersion};
 use crate::hardware::{GateSpec, Hardware, PluginCeilings, PolicySpec};
 use crate::model::graph::Risk;
 use crate::policy::{
-    EffectRequest, Eligibility, EligibilityQuery, Gate, GateDecision, Ineligible, JobContext,
-    NativeEligibility, Policy, PolicyFault, PolicyNotice, runs_kind,
+    CostModel, CostTerms, DecisionContext, EffectRequest, Eligibility, EligibilityQuery, Gate,
+    GateDecision, Ineligible, JobContext, NativeCost, NativeEligibility, Policy, PolicyFault,
+    PolicyNotice, runs_kind, validate_costs,
 };
 
 /// Longest list of reasons a plugin may return.
@@ -277,9 +278,9 @@ struct Serving {
 }
 
 /// What the three role wrappers share.
-pub(super) struct RolePlugin {
+struct RolePlugin {
     slot: Arc<Slot>,
-    pub(super) name: String,
+    name: String,
     serving: Mutex<Serving>,
     /// The file watch, when hot reload is on (dropped with the plugin).
     _watch: Mutex<Option<Box<dyn Send>>>,
@@ -294,7 +295,7 @@ impl std::fmt::Debug for RolePlugin {
 }
 
 impl RolePlugin {
-    pub(super) fn open(
+    fn open(
         runtime: &'static Runtime,
         role: Role,
         path: &Path,
@@ -309,11 +310,7 @@ impl RolePlugin {
     }
 
     /// Serves an already loaded plugin (no file watching).
-    pub(super) fn from_plugin(
-        runtime: &'static Runtime,
-        role: Role,
-        plugin: Arc<LoadedPlugin>,
-    ) -> RolePlugin {
+    fn from_plugin(runtime: &'static Runtime, role: Role, plugin: Arc<LoadedPlugin>) -> RolePlugin {
         RolePlugin::on(Slot::serving(runtime, role, plugin))
     }
 
@@ -333,7 +330,7 @@ impl RolePlugin {
 
     /// Calls the plugin through the role's breaker. A tripped role is not
     /// called: the answer is a [`PluginFault::Tripped`] fault.
-    pub(super) fn call<R>(
+    fn call<R>(
         &self,
         f: impl FnOnce(&mut Instance) -> Result<R, PluginFault>,
     ) -> Result<R, PolicyFault> {
@@ -394,12 +391,8 @@ impl RolePlugin {
         self.slot.ceilings.max_log_bytes
     }
 
-    pub(super) fn version(&self) -> Option<String> {
+    fn version(&self) -> Option<String> {
         Some(self.slot.current().label())
-    }
-
-    pub(super) fn take_notices(&self, out: &mut Vec<PolicyNotice>) {
-        self.slot.take_notices(out);
     }
 }
 
@@ -416,11 +409,10 @@ macro_rules! role_plugin_identity {
         }
 
         fn take_notices(&self, out: &mut Vec<PolicyNotice>) {
-            self.inner.take_notices(out);
+            self.inner.slot.take_notices(out);
         }
     };
 }
-pub(super) use role_plugin_identity;
 
 /// `open` and `from_plugin` for a role plugin that keeps its `spec`.
 macro_rules! role_plugin_constructors {
@@ -465,7 +457,7 @@ macro_rules! role_plugin_constructors {
     };
 }
 
-pub(super) fn invalid(detail: String) -> PluginFault {
+fn invalid(detail: String) -> PluginFault {
     PluginFault::InvalidOutput { detail }
 }
 
@@ -488,6 +480,117 @@ fn check_reasons<'a>(
         }
     }
     Ok(())
+}
+
+/// A cost-model plugin.
+#[derive(Debug)]
+pub struct PluginCost {
+    inner: RolePlugin,
+    scratch: Mutex<CostScratch>,
+    /// Whether the serving model's totals are the sum of its terms (its
+    /// `describe`; always for 0.1).
+    additive: AtomicBool,
+    /// Answers while the breaker is tripped.
+    native: NativeCost,
+}
+
+impl PluginCost {
+    /// Loads the cost model at `path`; `watch` (a debounce interval) turns on hot reload.
+    pub fn open(
+        runtime: &'static Runtime,
+        path: &Path,
+        spec: PolicySpec,
+        watch: Option<Duration>,
+    ) -> Result<Self, PluginError> {
+        Self::open_with(runtime, path, spec, &PluginCeilings::default(), watch)
+    }
+
+    /// Loads the cost model at `path` under the operator's `ceilings`.
+    pub fn open_with(
+        runtime: &'static Runtime,
+        path: &Path,
+        spec: PolicySpec,
+        ceilings: &PluginCeilings,
+        watch: Option<Duration>,
+    ) -> Result<Self, PluginError> {
+        Ok(PluginCost::serving(
+            RolePlugin::open(runtime, Role::Cost, path, ceilings, watch)?,
+            spec,
+        ))
+    }
+
+    /// Serves an already loaded plugin (conformance runs, benchmarks).
+    pub fn from_plugin(
+        runtime: &'static Runtime,
+        plugin: Arc<LoadedPlugin>,
+        spec: PolicySpec,
+    ) -> Self {
+        PluginCost::serving(RolePlugin::from_plugin(runtime, Role::Cost, plugin), spec)
+    }
+
+    fn serving(inner: RolePlugin, spec: PolicySpec) -> Self {
+        PluginCost {
+            inner,
+            scratch: CostScratch::new(&spec),
+            additive: AtomicBool::new(true),
+            native: NativeCost { policy: spec },
+        }
+    }
+
+    /// One call of the serving instance, whichever its version.
+    fn call(
+        &self,
+        i: &mut Instance,
+        scratch: &mut CostScratch,
+        ctx: &DecisionContext,
+        out: &mut Vec<CostTerms>,
+    ) -> Result<(), PluginFault> {
+        let n = ctx.candidates.len();
+        if i.plugin().version == Some(WitVersion::V0_2) {
+            scratch.fill_v2(ctx);
+            let costs = i.score_v2(&scratch.decision_v2, &scratch.candidates_v2)?;
+            out.extend(costs.iter().map(convert::v2::cost_terms_back));
+            validate_costs(out, n).map_err(invalid)?;
+            let additive = i.additive()?;
+            self.additive.store(additive, Ordering::Relaxed);
+            if additive {
+                check_additive(out).map_err(invalid)?;
+            }
+            return Ok(());
+        }
+        self.additive.store(true, Ordering::Relaxed);
+        scratch.fill_v1(ctx);
+        let costs = i.score(&scratch.decision, &scratch.candidates)?;
+        out.extend(costs.iter().map(convert::cost_terms_back));
+        validate_costs(out, n).map_err(invalid)
+    }
+}
+
+impl CostModel for PluginCost {
+    role_plugin_identity!();
+
+    fn score(&self, ctx: &DecisionContext, out: &mut Vec<CostTerms>) -> Result<(), PolicyFault> {
+        out.clear();
+        let mut scratch = self.scratch.lock().expect("cost scratch");
+        let answer = self.inner.call(|i| self.call(i, &mut scratch, ctx, out));
+        match answer {
+            // Tripped: the native model answers, quietly (the trip is traced once).
+            Err(f) if f.kind == "tripped" => self.native.score(ctx, out),
+            Err(f) => {
+                out.clear();
+                Err(f)
+            }
+            ok => ok,
+        }
+    }
+
+    fn wants_situation(&self) -> bool {
+        true
+    }
+
+    fn additive(&self) -> bool {
+        self.additive.load(Ordering::Relaxed)
+    }
 }
 
 /// An eligibility plugin.

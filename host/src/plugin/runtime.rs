@@ -540,6 +540,58 @@ impl Instance {
     }
 }
 
+/// Not exported (in this version): the call traps as a wasmtime error.
+fn missing(what: &str) -> wasmtime::Error {
+    wasmtime::Error::msg(format!(
+        "does not export {what} of thermoroute:policy@0.2.0"
+    ))
+}
+
+impl Instance {
+    /// Calls a 0.2 cost model's `score`.
+    pub fn score_v2(
+        &mut self,
+        decision: &v0_2::cost_model::Decision,
+        candidates: &[v0_2::cost_model::Candidate],
+    ) -> Result<Vec<v0_2::cost_model::CostTerms>, PluginFault> {
+        self.call(|live| match &live.guests {
+            Guests::V2 { cost: Some(g), .. } => g.call_score(&mut live.store, decision, candidates),
+            _ => Err(missing("the cost model")),
+        })
+    }
+
+    /// Calls 0.2 eligibility rules' `verdict`.
+    pub fn verdict_v2(
+        &mut self,
+        node: &v0_2::types::NodeSummary,
+        qos: v0_2::types::Qos,
+        job: &v0_2::types::JobContext,
+        target: v0_2::types::Target,
+        limits: v0_2::eligibility::BackendLimits,
+        context: v0_2::eligibility::PolicyContext,
+    ) -> Result<Vec<v0_2::eligibility::Ineligible>, PluginFault> {
+        self.call(|live| match &live.guests {
+            Guests::V2 {
+                eligibility: Some(g),
+                ..
+            } => g.call_verdict(&mut live.store, node, qos, job, target, limits, context),
+            _ => Err(missing("eligibility")),
+        })
+    }
+
+    /// Calls a 0.2 gate's `decide`.
+    pub fn decide_v2(
+        &mut self,
+        request: &v0_2::gate::EffectRequest,
+        thresholds: v0_2::gate::Thresholds,
+    ) -> Result<v0_2::gate::GateDecision, PluginFault> {
+        self.call(|live| match &live.guests {
+            Guests::V2 { gate: Some(g), .. } => g.call_decide(&mut live.store, request, thresholds),
+            _ => Err(missing("the gate")),
+        })
+    }
+}
+
 fn clip(mut s: String, max: usize) -> String {
     if s.len() > max {
         let mut end = max;

@@ -1,50 +1,26 @@
-//! A cost-model plugin serving the engine's [`CostModel`], for components
-//! of either WIT version. A 0.2 model is told the job, the node's budget
-//! share and the devices, and its totals must add up unless it describes
-//! itself as non-additive.
+//! What a cost-model plugin is told, in WIT form for either version, kept
+//! between calls; and the check that a 0.2 model's totals add up.
 
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Mutex;
 
 use super::bindings::{cost_model as wc, v0_2};
 use super::convert;
-use super::error::{PluginError, PluginFault};
-use super::roles::{RolePlugin, invalid, role_plugin_identity};
-use super::runtime::{Instance, LoadedPlugin, Runtime};
-use super::world::{Role, WitVersion};
-use crate::hardware::{PluginCeilings, PolicySpec, Weights};
+use crate::hardware::{PolicySpec, Weights};
 use crate::model::graph::{NodeKind, Qos};
-use crate::policy::{
-    CostModel, CostTerms, DecisionContext, DecisionSituation, NativeCost, NodeSummary, PolicyFault,
-    PolicyNotice, validate_costs,
-};
+use crate::policy::{CostTerms, DecisionContext, DecisionSituation, NodeSummary};
 
 /// Relative tolerance of `total` against the plain sum of the terms.
 pub const ADDITIVE_TOLERANCE: f64 = 1e-9;
 
-/// A cost-model plugin.
-#[derive(Debug)]
-pub struct PluginCost {
-    inner: RolePlugin,
-    scratch: Mutex<CostScratch>,
-    /// Whether the serving model's totals are the sum of its terms (its
-    /// `describe`; always for 0.1).
-    additive: AtomicBool,
-    /// Answers while the breaker is tripped.
-    native: NativeCost,
-}
-
 /// The last decision in WIT form (both versions), reused across calls.
 #[derive(Debug)]
-struct CostScratch {
-    node: Option<NodeSummary>,
-    decision: wc::Decision,
-    candidates: Vec<wc::Candidate>,
-    node_v2: Option<NodeSummary>,
-    decision_v2: v0_2::cost_model::Decision,
-    candidates_v2: Vec<v0_2::cost_model::Candidate>,
+pub(super) struct CostScratch {
+    pub(super) node: Option<NodeSummary>,
+    pub(super) decision: wc::Decision,
+    pub(super) candidates: Vec<wc::Candidate>,
+    pub(super) node_v2: Option<NodeSummary>,
+    pub(super) decision_v2: v0_2::cost_model::Decision,
+    pub(super) candidates_v2: Vec<v0_2::cost_model::Candidate>,
 }
 
 fn empty_node() -> NodeSummary {
@@ -58,7 +34,7 @@ fn empty_node() -> NodeSummary {
 }
 
 impl CostScratch {
-    fn new(spec: &PolicySpec) -> Mutex<CostScratch> {
+    pub(super) fn new(spec: &PolicySpec) -> Mutex<CostScratch> {
         let situation = DecisionSituation::default();
         Mutex::new(CostScratch {
             node: None,
@@ -85,7 +61,7 @@ impl CostScratch {
     }
 
     /// The 0.1 decision for `ctx`.
-    fn fill_v1(&mut self, ctx: &DecisionContext) {
+    pub(super) fn fill_v1(&mut self, ctx: &DecisionContext) {
         // Decisions repeat per node class: convert the node only when it changes.
         if self.node.as_ref() != Some(ctx.node) {
             self.decision.node = convert::node(ctx.node);
@@ -100,7 +76,7 @@ impl CostScratch {
 
     /// The 0.2 decision for `ctx`: without a situation (conformance cases,
     /// benchmarks) the job and share are empty and no device is listed.
-    fn fill_v2(&mut self, ctx: &DecisionContext) {
+    pub(super) fn fill_v2(&mut self, ctx: &DecisionContext) {
         if self.node_v2.as_ref() != Some(ctx.node) {
             self.decision_v2.node = convert::v2::node(ctx.node);
             self.node_v2 = Some(ctx.node.clone());
@@ -140,105 +116,6 @@ pub fn check_additive(costs: &[CostTerms]) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-impl PluginCost {
-    /// Loads the cost model at `path`; `watch` (a debounce interval) turns on hot reload.
-    pub fn open(
-        runtime: &'static Runtime,
-        path: &Path,
-        spec: PolicySpec,
-        watch: Option<Duration>,
-    ) -> Result<Self, PluginError> {
-        Self::open_with(runtime, path, spec, &PluginCeilings::default(), watch)
-    }
-
-    /// Loads the cost model at `path` under the operator's `ceilings`.
-    pub fn open_with(
-        runtime: &'static Runtime,
-        path: &Path,
-        spec: PolicySpec,
-        ceilings: &PluginCeilings,
-        watch: Option<Duration>,
-    ) -> Result<Self, PluginError> {
-        Ok(PluginCost::serving(
-            RolePlugin::open(runtime, Role::Cost, path, ceilings, watch)?,
-            spec,
-        ))
-    }
-
-    /// Serves an already loaded plugin (conformance runs, benchmarks).
-    pub fn from_plugin(
-        runtime: &'static Runtime,
-        plugin: Arc<LoadedPlugin>,
-        spec: PolicySpec,
-    ) -> Self {
-        PluginCost::serving(RolePlugin::from_plugin(runtime, Role::Cost, plugin), spec)
-    }
-
-    fn serving(inner: RolePlugin, spec: PolicySpec) -> Self {
-        PluginCost {
-            inner,
-            scratch: CostScratch::new(&spec),
-            additive: AtomicBool::new(true),
-            native: NativeCost { policy: spec },
-        }
-    }
-
-    /// One call of the serving instance, whichever its version.
-    fn call(
-        &self,
-        i: &mut Instance,
-        scratch: &mut CostScratch,
-        ctx: &DecisionContext,
-        out: &mut Vec<CostTerms>,
-    ) -> Result<(), PluginFault> {
-        let n = ctx.candidates.len();
-        if i.plugin().version == Some(WitVersion::V0_2) {
-            scratch.fill_v2(ctx);
-            let costs = i.score_v2(&scratch.decision_v2, &scratch.candidates_v2)?;
-            out.extend(costs.iter().map(convert::v2::cost_terms_back));
-            validate_costs(out, n).map_err(invalid)?;
-            let additive = i.additive()?;
-            self.additive.store(additive, Ordering::Relaxed);
-            if additive {
-                check_additive(out).map_err(invalid)?;
-            }
-            return Ok(());
-        }
-        self.additive.store(true, Ordering::Relaxed);
-        scratch.fill_v1(ctx);
-        let costs = i.score(&scratch.decision, &scratch.candidates)?;
-        out.extend(costs.iter().map(convert::cost_terms_back));
-        validate_costs(out, n).map_err(invalid)
-    }
-}
-
-impl CostModel for PluginCost {
-    role_plugin_identity!();
-
-    fn score(&self, ctx: &DecisionContext, out: &mut Vec<CostTerms>) -> Result<(), PolicyFault> {
-        out.clear();
-        let mut scratch = self.scratch.lock().expect("cost scratch");
-        let answer = self.inner.call(|i| self.call(i, &mut scratch, ctx, out));
-        match answer {
-            // Tripped: the native model answers, quietly (the trip is traced once).
-            Err(f) if f.kind == "tripped" => self.native.score(ctx, out),
-            Err(f) => {
-                out.clear();
-                Err(f)
-            }
-            ok => ok,
-        }
-    }
-
-    fn wants_situation(&self) -> bool {
-        true
-    }
-
-    fn additive(&self) -> bool {
-        self.additive.load(Ordering::Relaxed)
-    }
 }
 
 #[cfg(test)]

@@ -584,8 +584,10 @@ impl CostModel for PluginCost {
         }
     }
 
+    /// 0.2 models read it (the version the next call will serve).
     fn wants_situation(&self) -> bool {
-        true
+        let current = self.inner.slot.current.lock().expect("plugin slot");
+        current.version == Some(WitVersion::V0_2)
     }
 
     fn additive(&self) -> bool {

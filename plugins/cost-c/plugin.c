@@ -9,7 +9,9 @@
  * wait) costs what it costs natively.
  *
  * Built by `thermoroute plugin build plugins/cost-c`: the C bindings
- * (cost_plugin.h) are generated from ../../wit into target/bindings. */
+ * (cost_plugin.h) are generated from ../../wit/0.1.0 into target/bindings:
+ * C plugins are still built against the frozen thermoroute:policy@0.1.0,
+ * which the host keeps loading. */
 
 #include <stdlib.h>
 

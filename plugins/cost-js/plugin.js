@@ -4,6 +4,13 @@
 // camelCase; enums are their WIT names as strings.
 
 export const costModel = {
+  // Each total below is the sum of its terms.
+  describe() {
+    return { additive: true };
+  },
+
+  // decision also carries the job (decision.job), the node's budget share
+  // (decision.share) and every device's queue and health (decision.devices).
   score(decision, candidates) {
     const w = decision.weights;
     return candidates.map((c) => {

@@ -8,13 +8,17 @@ those, not the cost model).
 
 from wit_world import exports
 from wit_world.imports.types import Risk, Target
-from wit_world.exports.cost_model import CostTerms
+from wit_world.exports.cost_model import CostTerms, ModelInfo
 
 ENERGY_FLOOR = 1000.0
 LATENCY_SCALE = 0.01
 
 
 class CostModel(exports.CostModel):
+    def describe(self):
+        # Each total below is the sum of its terms.
+        return ModelInfo(additive=True)
+
     def score(self, decision, candidates):
         w = decision.weights
         energy_weight = max(w.energy, ENERGY_FLOOR)

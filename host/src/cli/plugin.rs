@@ -151,9 +151,10 @@ fn check(file: &Path, json: bool, hardware: Option<&Path>) -> Result<ExitCode> {
         print_json(&report)?;
     } else {
         println!(
-            "{}: world {} ({} KiB, {})",
+            "{}: world {} of thermoroute:policy@{} ({} KiB, {})",
             report.path,
             report.world,
+            report.wit_version.unwrap_or("?"),
             report.bytes / 1024,
             report.hash
         );

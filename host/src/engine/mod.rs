@@ -32,6 +32,7 @@ mod report;
 mod routing;
 mod setup;
 mod simulate;
+mod situation;
 mod state;
 mod steer;
 
@@ -43,7 +44,7 @@ use crate::backends::registry::Registry;
 use crate::device::PerDevice;
 use crate::hardware::Hardware;
 use crate::perf::PerfTables;
-use crate::policy::{CandidateInput, CostTerms, Policy, PolicyNotice};
+use crate::policy::{CandidateInput, CostTerms, DecisionSituation, Policy, PolicyNotice};
 use crate::review::ReviewQueue;
 use crate::trace::TraceWriter;
 
@@ -93,6 +94,8 @@ pub struct Engine {
     scratch: Vec<Candidate>,
     scratch_inputs: Vec<CandidateInput>,
     scratch_costs: Vec<CostTerms>,
+    /// The decision's situation, for cost models that read it.
+    situation: DecisionSituation,
     scratch_notices: Vec<PolicyNotice>,
     ready: Vec<(u32, u32)>,
     /// Set while `drain_ready` runs: a nested call (a node closed while

@@ -11,7 +11,7 @@ use crate::hardware::{Hardware, MixingFit, TsuService};
 use crate::model::Graph;
 use crate::model::graph::NodeKind;
 use crate::perf::{PerfTables, Service, chip_prior, pilot, prior, summarise};
-use crate::policy::{BackendLimits, EligibilityQuery, Ineligible, NodeSummary, Policy};
+use crate::policy::{BackendLimits, EligibilityQuery, Ineligible, JobContext, NodeSummary, Policy};
 use crate::trace::NodeBudget;
 
 pub(super) struct NodePlan {
@@ -240,6 +240,14 @@ impl ClassPlan {
     /// left in `policy_faults` for the engine to trace.
     pub fn refresh_verdicts(&mut self, hw: &Hardware, policy: &Policy, native: &Policy) {
         let qos = self.graph.qos;
+        // Asked once per class: the job is the class, with no id or times.
+        let job = JobContext {
+            class: self.name.clone(),
+            energy_budget_j: qos
+                .energy_j
+                .or(qos.energy_relative.map(|r| r * self.cpu_energy_j)),
+            ..JobContext::default()
+        };
         let faults = &mut self.policy_faults;
         for np in &mut self.nodes {
             np.verdicts = np
@@ -254,6 +262,7 @@ impl ClassPlan {
                             qos: &qos,
                             target: t,
                             limits: &limits,
+                            job: Some(&job),
                         })
                         .or_else(|fault| {
                             faults.push(fault);
@@ -262,6 +271,7 @@ impl ClassPlan {
                                 qos: &qos,
                                 target: t,
                                 limits: &limits,
+                                job: None,
                             })
                         })
                         .unwrap_or_default();

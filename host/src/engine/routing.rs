@@ -55,11 +55,18 @@ impl Engine {
             self.scratch.push(c);
         }
         // One call scores every eligible candidate.
+        let wants_situation = self.policy.cost.wants_situation();
+        if wants_situation {
+            self.fill_situation(slot, node, &budget);
+        }
+        let plan = &self.classes[class];
+        let np = &plan.nodes[node as usize];
         let ctx = DecisionContext {
             node: &np.summary,
             qos: &plan.graph.qos,
             weights: &self.hw.weights,
             candidates: &self.scratch_inputs,
+            situation: wants_situation.then_some(&self.situation),
         };
         let scored = self
             .policy
@@ -97,6 +104,8 @@ impl Engine {
         {
             c.cost = *cost;
         }
+        // The explanation says when the costs are not sums of their terms.
+        let additive = native_fallback || self.policy.cost.additive();
         let plan = &self.classes[class];
         let np = &plan.nodes[node as usize];
         // The order comes with the costs it was scored with.
@@ -118,7 +127,7 @@ impl Engine {
         });
         if tracing::enabled!(tracing::Level::DEBUG) {
             let id = &plan.graph.nodes[node as usize].id;
-            let why = explain::decision_explanation(&self.scratch, &outcome, order);
+            let why = explain::decision_explanation(&self.scratch, &outcome, order, additive);
             match &outcome {
                 Routed::Chosen(_) => tracing::debug!(job = job_id, node = %id, "routed: {why}"),
                 Routed::Busy { .. } => tracing::debug!(job = job_id, node = %id, "rejected: {why}"),
@@ -129,7 +138,7 @@ impl Engine {
         }
         if self.trace.is_some() || (self.config.record_jobs && !self.brief_records) {
             let order = order.to_vec();
-            self.record_decision(slot, node, attempt, &outcome, budget, &order)?;
+            self.record_decision(slot, node, attempt, &outcome, budget, &order, additive)?;
         }
         match outcome {
             Routed::Chosen(i) => {
@@ -233,6 +242,7 @@ impl Engine {
         outcome: &Routed,
         budget: NodeBudget,
         order: &[crate::device::Target],
+        additive: bool,
     ) -> Result<(), EngineError> {
         let class = self.jobs[slot].class as usize;
         let chosen = match outcome {
@@ -241,7 +251,7 @@ impl Engine {
         };
         let verdicts = &self.classes[class].nodes[node as usize].verdicts;
         let records = explain::candidate_records(&self.scratch, verdicts);
-        let explanation = explain::decision_explanation(&self.scratch, outcome, order);
+        let explanation = explain::decision_explanation(&self.scratch, outcome, order, additive);
         let job = &mut self.jobs[slot];
         let job_id = job.id;
         if let Some(r) = &mut job.record {

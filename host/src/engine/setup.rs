@@ -182,6 +182,7 @@ impl Engine {
             scratch: Vec::new(),
             scratch_inputs: Vec::new(),
             scratch_costs: Vec::new(),
+            situation: Default::default(),
             scratch_notices: Vec::new(),
             ready: Vec::new(),
             draining: false,

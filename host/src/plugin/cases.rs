@@ -14,9 +14,9 @@ use crate::hardware::Weights;
 use crate::model::Schedule;
 use crate::model::graph::{LatencyTarget, NodeKind, Priority, Qos, Risk};
 use crate::policy::{
-    BackendLimits, CandidateInput, CostModel, DecisionContext, DiagnosticsLevel, EffectRequest,
-    Eligibility, EligibilityQuery, Estimate, Evidence, Gate, GateDecision, NodeSummary,
-    PolicyFault, ProgramSummary,
+    BackendLimits, BudgetShare, CandidateInput, CostModel, DecisionContext, DecisionSituation,
+    DeviceHealth, DeviceState, DiagnosticsLevel, EffectRequest, Eligibility, EligibilityQuery,
+    Estimate, Evidence, Gate, GateDecision, JobContext, NodeSummary, PolicyFault, ProgramSummary,
 };
 
 /// One conformance case's outcome.
@@ -129,11 +129,48 @@ fn same_answer_twice<T: PartialEq>(
     }
 }
 
+/// The job, share and devices the cost cases decide in (what a 0.2 model
+/// is told; 0.1 models never see it).
+fn conformance_situation() -> DecisionSituation {
+    DecisionSituation {
+        node_id: "sample".into(),
+        job: JobContext {
+            id: 1,
+            class: "conformance".into(),
+            arrival_ms: 0.0,
+            now_ms: 1.0,
+            energy_spent_j: 0.0,
+            energy_budget_j: None,
+        },
+        share: BudgetShare {
+            timeout_ms: Some(1000.0),
+            ..BudgetShare::default()
+        },
+        devices: [
+            Target::Cpu,
+            Target::Gpu,
+            Target::Tsu,
+            Target::GpuSim,
+            Target::CpuRef,
+        ]
+        .map(|target| DeviceState {
+            target,
+            queue_depth: 0,
+            running: 0,
+            room: 16,
+            health: DeviceHealth::Ok,
+            learned: None,
+        })
+        .to_vec(),
+    }
+}
+
 /// Runs the cost-model cases.
 pub fn cost_cases(model: &dyn CostModel) -> Vec<ConformanceCase> {
     let weights = Weights::default();
     let mut cases = Vec::new();
     let node = sample_node();
+    let situation = conformance_situation();
     for (label, risk) in [
         ("a reversible", Risk::Reversible),
         ("an irreversible", Risk::Irreversible),
@@ -144,6 +181,7 @@ pub fn cost_cases(model: &dyn CostModel) -> Vec<ConformanceCase> {
             node: &node,
             qos: &q,
             weights: &weights,
+            situation: Some(&situation),
         };
         let candidates: Vec<CandidateInput> = [Target::Tsu, Target::GpuSim, Target::CpuRef]
             .iter()
@@ -196,6 +234,7 @@ pub fn cost_cases(model: &dyn CostModel) -> Vec<ConformanceCase> {
         node: &tensor,
         qos: &q,
         weights: &weights,
+        situation: Some(&situation),
     };
     let mut out = Vec::new();
     let extremes = [
@@ -266,6 +305,7 @@ pub fn eligibility_cases(rules: &dyn Eligibility) -> Vec<ConformanceCase> {
                         qos: &q,
                         target,
                         limits: &limits,
+                        job: None,
                     })
                 },
                 "the same question answered twice differently",

@@ -14,6 +14,7 @@ use super::error::PluginError;
 use super::limits::LimitGrant;
 use super::roles::{PluginCost, PluginEligibility, PluginGate};
 use super::runtime::{CacheUse, Runtime};
+use super::world::{WitVersion, supported_versions};
 use crate::device::Target;
 use crate::hardware::Hardware;
 use crate::model::graph::{Priority, Risk};
@@ -21,6 +22,7 @@ use crate::policy::{
     BackendLimits, CandidateInput, CostModel, DecisionContext, EffectRequest, Eligibility,
     EligibilityQuery, Gate,
 };
+use sha2::{Digest, Sha256};
 
 /// What `plugin check` reports.
 #[derive(Debug, Clone, Serialize)]
@@ -33,6 +35,9 @@ pub struct CheckReport {
     pub bytes: usize,
     /// The WIT world its exports implement.
     pub world: &'static str,
+    /// The version of `thermoroute:policy` it was built against (`0.1.0`,
+    /// `0.2.0`; none when it exports no policy interface this host loads).
+    pub wit_version: Option<&'static str>,
     /// Its exported interfaces.
     pub exports: Vec<String>,
     /// Each import and what the sandbox grants it.
@@ -74,12 +79,25 @@ pub fn import_grant(name: &str) -> &'static str {
         i if i.starts_with("wasi:random/") => "seeded: deterministic",
         i if i.starts_with("wasi:sockets/") => "denied: every address is refused",
         i if i.starts_with("wasi:io/") => "streams and polling only",
-        i if i.starts_with("thermoroute:policy/types") => "types only (nothing to call)",
+        i if i.starts_with("thermoroute:policy/types")
+            || i.starts_with("thermoroute:policy/queue-types") =>
+        {
+            "types only (nothing to call)"
+        }
+        "thermoroute:policy/log" => "kept with the call's output (bounded, rate-limited)",
         _ => "not provided",
     }
 }
+/// The name of the case every component must pass first.
+fn world_case_name() -> String {
+    format!(
+        "exports a world of thermoroute:policy ({})",
+        supported_versions()
+    )
+}
+
 /// The case a component exporting no role of this host's WIT fails: it
-/// names what it exports instead (another version of the package, say).
+/// names what it exports instead.
 fn no_world_case(exports: &[String]) -> ConformanceCase {
     let foreign: Vec<&String> = exports
         .iter()
@@ -87,11 +105,11 @@ fn no_world_case(exports: &[String]) -> ConformanceCase {
         .collect();
     ConformanceCase {
         role: "world",
-        name: "exports a world of thermoroute:policy@0.1.0".into(),
+        name: world_case_name(),
         passed: false,
         detail: if !foreign.is_empty() {
             format!(
-                "exports {} — a version this host does not know (it speaks @0.1.0)",
+                "exports only {}, no role interface",
                 foreign
                     .iter()
                     .map(|s| s.as_str())
@@ -121,7 +139,13 @@ pub fn conformance_under(
     path: &std::path::Path,
     hw: &Hardware,
 ) -> Result<CheckReport, PluginError> {
-    let plugin = runtime.load_with(path, &hw.plugins)?;
+    let plugin = match runtime.load_with(path, &hw.plugins) {
+        Ok(p) => p,
+        Err(e @ (PluginError::MixedVersions { .. } | PluginError::UnknownVersion { .. })) => {
+            return version_report(path, &e);
+        }
+        Err(e) => return Err(e),
+    };
     let started = Instant::now();
     let mut probe = plugin.instance();
     let mut instantiate_us = 0.0;
@@ -152,6 +176,7 @@ pub fn conformance_under(
             node: &node,
             qos: &q,
             weights: &weights,
+            situation: None,
         };
         let cands: Vec<CandidateInput> = [Target::Tsu, Target::GpuSim, Target::CpuRef]
             .map(|target| CandidateInput {
@@ -185,6 +210,7 @@ pub fn conformance_under(
                 qos: &q,
                 target: Target::Tsu,
                 limits: &limits,
+                job: None,
             });
         }
         call_us.push((
@@ -214,6 +240,7 @@ pub fn conformance_under(
         hash: plugin.hash.clone(),
         bytes: plugin.bytes,
         world: plugin.roles.world(),
+        wit_version: plugin.version.map(WitVersion::as_str),
         exports: plugin.exports.clone(),
         imports: plugin
             .imports
@@ -226,5 +253,39 @@ pub fn conformance_under(
         limits: plugin.grants.clone(),
         cases,
         call_us,
+    })
+}
+
+/// The report on a component whose exports name several versions of the
+/// package, or one this host does not know: it fails its first case with
+/// the load error, which says what to do.
+fn version_report(path: &std::path::Path, e: &PluginError) -> Result<CheckReport, PluginError> {
+    let bytes = std::fs::read(path).map_err(|source| PluginError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let (PluginError::MixedVersions { found, .. } | PluginError::UnknownVersion { found, .. }) = e
+    else {
+        unreachable!("called for version errors only")
+    };
+    Ok(CheckReport {
+        path: path.display().to_string(),
+        hash: format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
+        bytes: bytes.len(),
+        world: "none",
+        wit_version: None,
+        exports: found.split(", ").map(String::from).collect(),
+        imports: Vec::new(),
+        cache: CacheUse::Disabled,
+        load_ms: 0.0,
+        instantiate_us: 0.0,
+        limits: Vec::new(),
+        cases: vec![ConformanceCase {
+            role: "world",
+            name: world_case_name(),
+            passed: false,
+            detail: e.to_string(),
+        }],
+        call_us: Vec::new(),
     })
 }

@@ -40,6 +40,31 @@ pub enum PluginError {
         /// What the component exports instead.
         found: String,
     },
+    /// The component exports role interfaces of more than one version of
+    /// `thermoroute:policy` (say `cost-model@0.1.0` and `gate@0.2.0`): the
+    /// host would not know which contract it keeps.
+    #[error(
+        "{path} exports role interfaces of several versions of thermoroute:policy ({found}); build every role against one version, wit/policy.wit (0.2.0) for new plugins"
+    )]
+    MixedVersions {
+        /// The file.
+        path: PathBuf,
+        /// The policy exports, with their versions.
+        found: String,
+    },
+    /// The component exports `thermoroute:policy/...@X` for a version X this
+    /// host does not know.
+    #[error(
+        "{path} exports {found}, a version of thermoroute:policy this host does not know (it loads {supported}); rebuild it against wit/policy.wit (0.2.0), or upgrade thermoroute if it was built for a newer one"
+    )]
+    UnknownVersion {
+        /// The file.
+        path: PathBuf,
+        /// The exports of the unknown version(s).
+        found: String,
+        /// The versions this host loads.
+        supported: String,
+    },
     /// The component imports something the sandbox does not provide.
     #[error("{path} needs imports the sandbox does not provide: {detail}")]
     Link {

@@ -1,6 +1,9 @@
 //! Policy plugins: cost models, eligibility rules and gates as sandboxed
-//! WebAssembly components behind the WIT package `thermoroute:policy@0.1.0`
-//! (`wit/policy.wit`).
+//! WebAssembly components behind the WIT package `thermoroute:policy@0.2.0`
+//! (`wit/policy.wit`); components built against the frozen 0.1.0
+//! (`wit/0.1.0/policy.wit`) load and decide as before. The version comes
+//! from a component's export names; a mix of versions, or one this host
+//! does not know, is a load error.
 //!
 //! ```text
 //!   plugin.wasm ──load──▶ Runtime ──compile (or on-disk cache)──▶ LoadedPlugin
@@ -31,8 +34,10 @@ mod cases;
 mod check;
 mod compile_cache;
 mod convert;
+mod cost_payload;
 mod error;
 mod guest_log;
+mod guests;
 mod limits;
 mod roles;
 mod runtime;
@@ -42,9 +47,10 @@ mod world;
 pub use cache_dir::default_cache_dir;
 pub use cases::ConformanceCase;
 pub use check::{CheckReport, conformance, conformance_under};
+pub use cost_payload::{ADDITIVE_TOLERANCE, check_additive};
 pub use error::{PluginError, PluginFault};
 pub use guest_log::{GuestLine, GuestOutput, LogSource};
 pub use limits::{LimitGrant, PluginLimits, grant};
 pub use roles::{PluginCost, PluginEligibility, PluginGate, PluginSet, ReloadNotice};
 pub use runtime::{CacheUse, Instance, LoadedPlugin, Runtime};
-pub use world::{Role, Roles};
+pub use world::{Role, Roles, WitVersion};

@@ -14,14 +14,15 @@ use notify_debouncer_full::{
 use super::breaker::{Admit, Breaker, Change};
 use super::cases::{cost_cases, eligibility_cases, gate_cases};
 use super::convert;
+use super::cost_payload::{CostScratch, check_additive};
 use super::error::{PluginError, PluginFault};
 use super::runtime::{Instance, LoadedPlugin, Runtime};
-use super::world::Role;
+use super::world::{Role, WitVersion};
 use crate::hardware::{GateSpec, Hardware, PluginCeilings, PolicySpec};
-use crate::model::graph::{Qos, Risk};
+use crate::model::graph::Risk;
 use crate::policy::{
     CostModel, CostTerms, DecisionContext, EffectRequest, Eligibility, EligibilityQuery, Gate,
-    GateDecision, Ineligible, NativeCost, NativeEligibility, NodeSummary, Policy, PolicyFault,
+    GateDecision, Ineligible, JobContext, NativeCost, NativeEligibility, Policy, PolicyFault,
     PolicyNotice, runs_kind, validate_costs,
 };
 
@@ -486,37 +487,11 @@ fn check_reasons<'a>(
 pub struct PluginCost {
     inner: RolePlugin,
     scratch: Mutex<CostScratch>,
+    /// Whether the serving model's totals are the sum of its terms (its
+    /// `describe`; always for 0.1).
+    additive: AtomicBool,
     /// Answers while the breaker is tripped.
     native: NativeCost,
-}
-
-/// The last decision in WIT form, reused across calls.
-#[derive(Debug)]
-struct CostScratch {
-    node: Option<NodeSummary>,
-    decision: super::bindings::cost_model::Decision,
-    candidates: Vec<super::bindings::cost_model::Candidate>,
-}
-
-impl CostScratch {
-    fn new(spec: &PolicySpec) -> Mutex<CostScratch> {
-        Mutex::new(CostScratch {
-            node: None,
-            decision: super::bindings::cost_model::Decision {
-                node: convert::node(&NodeSummary {
-                    kind: crate::model::graph::NodeKind::Control,
-                    class: String::new(),
-                    flops: 0.0,
-                    bytes: 0.0,
-                    program: None,
-                }),
-                qos: convert::qos(&Qos::default()),
-                weights: convert::weights(&crate::hardware::Weights::default()),
-                penalties: convert::penalties(spec),
-            },
-            candidates: Vec::new(),
-        })
-    }
 }
 
 impl PluginCost {
@@ -538,11 +513,10 @@ impl PluginCost {
         ceilings: &PluginCeilings,
         watch: Option<Duration>,
     ) -> Result<Self, PluginError> {
-        Ok(PluginCost {
-            inner: RolePlugin::open(runtime, Role::Cost, path, ceilings, watch)?,
-            scratch: CostScratch::new(&spec),
-            native: NativeCost { policy: spec },
-        })
+        Ok(PluginCost::serving(
+            RolePlugin::open(runtime, Role::Cost, path, ceilings, watch)?,
+            spec,
+        ))
     }
 
     /// Serves an already loaded plugin (conformance runs, benchmarks).
@@ -551,11 +525,44 @@ impl PluginCost {
         plugin: Arc<LoadedPlugin>,
         spec: PolicySpec,
     ) -> Self {
+        PluginCost::serving(RolePlugin::from_plugin(runtime, Role::Cost, plugin), spec)
+    }
+
+    fn serving(inner: RolePlugin, spec: PolicySpec) -> Self {
         PluginCost {
-            inner: RolePlugin::from_plugin(runtime, Role::Cost, plugin),
+            inner,
             scratch: CostScratch::new(&spec),
+            additive: AtomicBool::new(true),
             native: NativeCost { policy: spec },
         }
+    }
+
+    /// One call of the serving instance, whichever its version.
+    fn call(
+        &self,
+        i: &mut Instance,
+        scratch: &mut CostScratch,
+        ctx: &DecisionContext,
+        out: &mut Vec<CostTerms>,
+    ) -> Result<(), PluginFault> {
+        let n = ctx.candidates.len();
+        if i.plugin().version == Some(WitVersion::V0_2) {
+            scratch.fill_v2(ctx);
+            let costs = i.score_v2(&scratch.decision_v2, &scratch.candidates_v2)?;
+            out.extend(costs.iter().map(convert::v2::cost_terms_back));
+            validate_costs(out, n).map_err(invalid)?;
+            let additive = i.additive()?;
+            self.additive.store(additive, Ordering::Relaxed);
+            if additive {
+                check_additive(out).map_err(invalid)?;
+            }
+            return Ok(());
+        }
+        self.additive.store(true, Ordering::Relaxed);
+        scratch.fill_v1(ctx);
+        let costs = i.score(&scratch.decision, &scratch.candidates)?;
+        out.extend(costs.iter().map(convert::cost_terms_back));
+        validate_costs(out, n).map_err(invalid)
     }
 }
 
@@ -564,25 +571,8 @@ impl CostModel for PluginCost {
 
     fn score(&self, ctx: &DecisionContext, out: &mut Vec<CostTerms>) -> Result<(), PolicyFault> {
         out.clear();
-        let candidates = ctx.candidates;
         let mut scratch = self.scratch.lock().expect("cost scratch");
-        let scratch = &mut *scratch;
-        // Decisions repeat per node class: convert the node only when it changes.
-        if scratch.node.as_ref() != Some(ctx.node) {
-            scratch.decision.node = convert::node(ctx.node);
-            scratch.node = Some(ctx.node.clone());
-        }
-        scratch.decision.qos = convert::qos(ctx.qos);
-        scratch.decision.weights = convert::weights(ctx.weights);
-        scratch.candidates.clear();
-        scratch
-            .candidates
-            .extend(candidates.iter().map(convert::candidate));
-        let answer = self.inner.call(|i| {
-            let costs = i.score(&scratch.decision, &scratch.candidates)?;
-            out.extend(costs.iter().map(convert::cost_terms_back));
-            validate_costs(out, candidates.len()).map_err(invalid)
-        });
+        let answer = self.inner.call(|i| self.call(i, &mut scratch, ctx, out));
         match answer {
             // Tripped: the native model answers, quietly (the trip is traced once).
             Err(f) if f.kind == "tripped" => self.native.score(ctx, out),
@@ -592,6 +582,16 @@ impl CostModel for PluginCost {
             }
             ok => ok,
         }
+    }
+
+    /// 0.2 models read it (the version the next call will serve).
+    fn wants_situation(&self) -> bool {
+        let current = self.inner.slot.current.lock().expect("plugin slot");
+        current.version == Some(WitVersion::V0_2)
+    }
+
+    fn additive(&self) -> bool {
+        self.additive.load(Ordering::Relaxed)
     }
 }
 
@@ -613,18 +613,34 @@ impl Eligibility for PluginEligibility {
     role_plugin_identity!();
 
     fn verdict(&self, query: &EligibilityQuery<'_>) -> Result<Vec<Ineligible>, PolicyFault> {
-        let wit_node = convert::node(query.node);
         let max_text = self.inner.max_text();
         let answer = self.inner.call(|i| {
-            let reasons = i.verdict(
-                &wit_node,
-                convert::qos(query.qos),
-                convert::target(query.target),
-                convert::limits(query.limits),
-                convert::policy_context(&self.spec),
-            )?;
-            let reasons: Vec<Ineligible> =
-                reasons.into_iter().map(convert::ineligible_back).collect();
+            let reasons: Vec<Ineligible> = if i.plugin().version == Some(WitVersion::V0_2) {
+                let empty = JobContext::default();
+                let job = query.job.unwrap_or(&empty);
+                i.verdict_v2(
+                    &convert::v2::node(query.node),
+                    convert::v2::qos(query.qos, job.energy_budget_j),
+                    &convert::v2::job(job),
+                    convert::v2::target(query.target),
+                    convert::v2::limits(query.limits),
+                    convert::v2::policy_context(&self.spec),
+                )?
+                .into_iter()
+                .map(convert::v2::ineligible_back)
+                .collect()
+            } else {
+                i.verdict(
+                    &convert::node(query.node),
+                    convert::qos(query.qos),
+                    convert::target(query.target),
+                    convert::limits(query.limits),
+                    convert::policy_context(&self.spec),
+                )?
+                .into_iter()
+                .map(convert::ineligible_back)
+                .collect()
+            };
             let texts: Vec<String> = reasons.iter().map(|r| r.to_string()).collect();
             check_reasons(texts.iter().map(String::as_str), max_text)?;
             // No policy widens what a backend can run.
@@ -664,11 +680,18 @@ impl Gate for PluginGate {
             Risk::Reversible => &self.spec.reversible,
             Risk::Irreversible => &self.spec.irreversible,
         };
-        let wit_request = convert::request(request);
         let max_text = self.inner.max_text();
         self.inner.call(|i| {
-            let decision =
-                convert::decision_back(i.decide(&wit_request, convert::thresholds(thresholds))?);
+            let decision = if i.plugin().version == Some(WitVersion::V0_2) {
+                convert::v2::decision_back(i.decide_v2(
+                    &convert::v2::request(request),
+                    convert::v2::thresholds(thresholds),
+                )?)
+            } else {
+                convert::decision_back(
+                    i.decide(&convert::request(request), convert::thresholds(thresholds))?,
+                )
+            };
             if let GateDecision::RequireReview(r) | GateDecision::Deny(r) = &decision {
                 check_reasons(r.iter().map(String::as_str), max_text)?;
             }

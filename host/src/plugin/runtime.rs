@@ -14,17 +14,16 @@ use wasmtime::{Config, Engine, Store, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::WasiCtxBuilder;
 
 use super::authoring::Manifest;
-use super::bindings::{
-    COST_EXPORT, ELIGIBILITY_EXPORT, GATE_EXPORT, cost_model, eligibility, gate,
-};
+use super::bindings::{cost_model, eligibility, gate, v0_2};
 use super::cache_dir::default_cache_dir;
 use super::compile_cache::{
     FileIdentity, code_file, content_hash, indexed_hash, map_cached, remember_hash,
 };
 use super::error::{PluginError, PluginFault};
+use super::guests::{GuestIndices, Guests, describe};
 use super::limits::{LimitGrant, PluginLimits, grant};
 use super::sandbox::{FrozenClock, Sandbox, never_block, start_ticker, ticks};
-use super::world::Roles;
+use super::world::{Roles, VersionProblem, WitVersion, detect_version, supported_versions};
 use crate::hardware::PluginCeilings;
 
 /// Seed of the guests' (deterministic) randomness.
@@ -77,6 +76,12 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(runtime_err)?;
         never_block(&mut linker).map_err(runtime_err)?;
+        // WIT 0.2's `log` import: lines go to the store's guest log.
+        v0_2::log::add_to_linker::<Sandbox, wasmtime::component::HasSelf<Sandbox>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(runtime_err)?;
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         Ok(Runtime {
@@ -157,11 +162,18 @@ impl Runtime {
             .imports(&self.engine)
             .map(|(n, _)| n.to_string())
             .collect();
-        let roles = Roles {
-            cost: exports.iter().any(|e| e == COST_EXPORT),
-            eligibility: exports.iter().any(|e| e == ELIGIBILITY_EXPORT),
-            gate: exports.iter().any(|e| e == GATE_EXPORT),
-        };
+        let version = detect_version(&exports).map_err(|problem| match problem {
+            VersionProblem::Mixed(found) => PluginError::MixedVersions {
+                path: path.to_path_buf(),
+                found,
+            },
+            VersionProblem::Unknown(found) => PluginError::UnknownVersion {
+                path: path.to_path_buf(),
+                found,
+                supported: supported_versions(),
+            },
+        })?;
+        let roles = version.map_or(Roles::default(), |v| Roles::of(&exports, v));
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -173,21 +185,7 @@ impl Runtime {
             path: path.to_path_buf(),
             detail: format!("{e:#}"),
         };
-        let cost = if roles.cost {
-            Some(cost_model::GuestIndices::new(&pre).map_err(indices_err)?)
-        } else {
-            None
-        };
-        let eligibility = if roles.eligibility {
-            Some(eligibility::GuestIndices::new(&pre).map_err(indices_err)?)
-        } else {
-            None
-        };
-        let gate = if roles.gate {
-            Some(gate::GuestIndices::new(&pre).map_err(indices_err)?)
-        } else {
-            None
-        };
+        let indices = GuestIndices::new(&pre, version, roles).map_err(indices_err)?;
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -198,6 +196,7 @@ impl Runtime {
             hash,
             bytes: usize::try_from(meta.len()).unwrap_or(usize::MAX),
             roles,
+            version,
             imports,
             exports,
             limits,
@@ -207,9 +206,7 @@ impl Runtime {
             load_time: started.elapsed(),
             engine: self.engine.clone(),
             pre,
-            cost,
-            eligibility,
-            gate,
+            indices,
         });
         // Instantiate once now, so a broken component fails at load time.
         plugin
@@ -222,6 +219,7 @@ impl Runtime {
         tracing::info!(
             path = %path.display(),
             version = %plugin.label(),
+            wit = plugin.version.map_or("none", WitVersion::as_str),
             exports = ?plugin.exports,
             cache = ?plugin.cache,
             load_ms = plugin.load_time.as_secs_f64() * 1e3,
@@ -317,6 +315,9 @@ pub struct LoadedPlugin {
     pub bytes: usize,
     /// The roles it exports.
     pub roles: Roles,
+    /// The version of `thermoroute:policy` it was built against (none when
+    /// it exports no policy interface).
+    pub version: Option<WitVersion>,
     /// Its imported interfaces.
     pub imports: Vec<String>,
     /// Its exported interfaces.
@@ -334,9 +335,7 @@ pub struct LoadedPlugin {
     pub load_time: Duration,
     engine: Engine,
     pre: InstancePre<Sandbox>,
-    cost: Option<cost_model::GuestIndices>,
-    eligibility: Option<eligibility::GuestIndices>,
-    gate: Option<gate::GuestIndices>,
+    indices: GuestIndices,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -418,11 +417,11 @@ impl std::fmt::Debug for Instance {
     }
 }
 
-struct Live {
-    store: Store<Sandbox>,
-    cost: Option<cost_model::Guest>,
-    eligibility: Option<eligibility::Guest>,
-    gate: Option<gate::Guest>,
+pub(super) struct Live {
+    pub(super) store: Store<Sandbox>,
+    pub(super) guests: Guests,
+    /// A 0.2 cost model's `describe`, asked once per instantiation.
+    pub(super) model_info: Option<v0_2::cost_model::ModelInfo>,
 }
 
 impl Instance {
@@ -449,35 +448,30 @@ impl Instance {
         store.set_fuel(budget.fuel).map_err(fault)?;
         store.set_epoch_deadline(ticks(budget.deadline_ms));
         let instance = p.pre.instantiate(&mut store).map_err(fault)?;
-        let cost = p
-            .cost
-            .as_ref()
-            .map(|i| i.load(&mut store, &instance))
-            .transpose()
-            .map_err(fault)?;
-        let eligibility = p
-            .eligibility
-            .as_ref()
-            .map(|i| i.load(&mut store, &instance))
-            .transpose()
-            .map_err(fault)?;
-        let gate = p
-            .gate
-            .as_ref()
-            .map(|i| i.load(&mut store, &instance))
-            .transpose()
-            .map_err(fault)?;
+        let guests = p.indices.load(&mut store, &instance).map_err(fault)?;
+        // Asked once, under the instantiation's budget.
+        let model_info = describe(&guests, &mut store).map_err(fault)?;
         self.instantiations += 1;
         self.live = Some(Live {
             store,
-            cost,
-            eligibility,
-            gate,
+            guests,
+            model_info,
         });
         Ok(())
     }
 
-    fn call<R>(
+    /// Whether the cost model's `total` is the plain sum of its terms: a 0.2
+    /// model's own word (`describe`), always for 0.1. Instantiates when no
+    /// instance is live.
+    pub fn additive(&mut self) -> Result<bool, PluginFault> {
+        if self.live.is_none() {
+            self.instantiate()?;
+        }
+        let live = self.live.as_ref().expect("instantiated above");
+        Ok(live.model_info.as_ref().is_none_or(|m| m.additive))
+    }
+
+    pub(super) fn call<R>(
         &mut self,
         f: impl FnOnce(&mut Live) -> wasmtime::Result<Result<R, String>>,
     ) -> Result<R, PluginFault> {
@@ -515,10 +509,14 @@ impl Instance {
         candidates: &[cost_model::Candidate],
     ) -> Result<Vec<cost_model::CostTerms>, PluginFault> {
         self.call(|live| {
-            let guest = live
-                .cost
-                .as_ref()
-                .ok_or_else(|| wasmtime::Error::msg("does not export the cost model"))?;
+            let Guests::V1 {
+                cost: Some(guest), ..
+            } = &live.guests
+            else {
+                return Err(wasmtime::Error::msg(
+                    "does not export the cost model of 0.1.0",
+                ));
+            };
             guest.call_score(&mut live.store, decision, candidates)
         })
     }
@@ -533,10 +531,13 @@ impl Instance {
         context: eligibility::PolicyContext,
     ) -> Result<Vec<eligibility::Ineligible>, PluginFault> {
         self.call(|live| {
-            let guest = live
-                .eligibility
-                .as_ref()
-                .ok_or_else(|| wasmtime::Error::msg("does not export eligibility"))?;
+            let Guests::V1 {
+                eligibility: Some(guest),
+                ..
+            } = &live.guests
+            else {
+                return Err(wasmtime::Error::msg("does not export eligibility of 0.1.0"));
+            };
             guest.call_verdict(&mut live.store, node, qos, target, limits, context)
         })
     }
@@ -548,11 +549,65 @@ impl Instance {
         thresholds: gate::Thresholds,
     ) -> Result<gate::GateDecision, PluginFault> {
         self.call(|live| {
-            let guest = live
-                .gate
-                .as_ref()
-                .ok_or_else(|| wasmtime::Error::msg("does not export the gate"))?;
+            let Guests::V1 {
+                gate: Some(guest), ..
+            } = &live.guests
+            else {
+                return Err(wasmtime::Error::msg("does not export the gate of 0.1.0"));
+            };
             guest.call_decide(&mut live.store, request, thresholds)
+        })
+    }
+}
+
+/// Not exported (in this version): the call traps as a wasmtime error.
+fn missing(what: &str) -> wasmtime::Error {
+    wasmtime::Error::msg(format!(
+        "does not export {what} of thermoroute:policy@0.2.0"
+    ))
+}
+
+impl Instance {
+    /// Calls a 0.2 cost model's `score`.
+    pub fn score_v2(
+        &mut self,
+        decision: &v0_2::cost_model::Decision,
+        candidates: &[v0_2::cost_model::Candidate],
+    ) -> Result<Vec<v0_2::cost_model::CostTerms>, PluginFault> {
+        self.call(|live| match &live.guests {
+            Guests::V2 { cost: Some(g), .. } => g.call_score(&mut live.store, decision, candidates),
+            _ => Err(missing("the cost model")),
+        })
+    }
+
+    /// Calls 0.2 eligibility rules' `verdict`.
+    pub fn verdict_v2(
+        &mut self,
+        node: &v0_2::types::NodeSummary,
+        qos: v0_2::types::Qos,
+        job: &v0_2::types::JobContext,
+        target: v0_2::types::Target,
+        limits: v0_2::eligibility::BackendLimits,
+        context: v0_2::eligibility::PolicyContext,
+    ) -> Result<Vec<v0_2::eligibility::Ineligible>, PluginFault> {
+        self.call(|live| match &live.guests {
+            Guests::V2 {
+                eligibility: Some(g),
+                ..
+            } => g.call_verdict(&mut live.store, node, qos, job, target, limits, context),
+            _ => Err(missing("eligibility")),
+        })
+    }
+
+    /// Calls a 0.2 gate's `decide`.
+    pub fn decide_v2(
+        &mut self,
+        request: &v0_2::gate::EffectRequest,
+        thresholds: v0_2::gate::Thresholds,
+    ) -> Result<v0_2::gate::GateDecision, PluginFault> {
+        self.call(|live| match &live.guests {
+            Guests::V2 { gate: Some(g), .. } => g.call_decide(&mut live.store, request, thresholds),
+            _ => Err(missing("the gate")),
         })
     }
 }

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use super::bindings::v0_2::log;
 use super::guest_log::{GuestLog, LogSource};
 use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime::{Engine, StoreContextMut, StoreLimits};
@@ -26,9 +27,22 @@ pub struct Sandbox {
 
 impl Sandbox {
     /// One line the guest logged deliberately (the WIT 0.2 `log` import).
-    #[allow(dead_code)] // called by the 0.2 `log` host (issue 15, in progress)
     pub(super) fn log_line(&mut self, source: LogSource, message: &str) {
         self.guest_log.log(source, message);
+    }
+}
+
+/// WIT 0.2's `log` import: each line goes to the store's guest log, which
+/// bounds and rate-limits it.
+impl log::Host for Sandbox {
+    fn log(&mut self, level: log::Level, message: String) {
+        let source = match level {
+            log::Level::Debug => LogSource::Debug,
+            log::Level::Info => LogSource::Info,
+            log::Level::Warn => LogSource::Warn,
+            log::Level::Error => LogSource::Error,
+        };
+        self.log_line(source, &message);
     }
 }
 

@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 mod native;
+mod situation;
 mod types;
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,9 @@ use crate::device::Target;
 use crate::hardware::Hardware;
 
 pub use native::{NativeCost, NativeEligibility, NativeGate, gate_verdict, runs_kind};
+pub use situation::{
+    BudgetShare, DecisionSituation, DeviceHealth, DeviceState, JobContext, LearnedService,
+};
 pub use types::{
     BackendLimits, CandidateInput, CostTerms, DecisionContext, DiagnosticsLevel, EffectRequest,
     EligibilityQuery, Estimate, Evidence, GateDecision, Ineligible, NodeSummary, ProgramSummary,
@@ -99,6 +103,16 @@ pub trait CostModel: Send {
     /// rule). Empty: cost alone decides, as for every plugin.
     fn sampling_order(&self) -> &[Target] {
         &[]
+    }
+    /// Whether the model reads [`DecisionContext::situation`]; the engine
+    /// fills it only then (native models do not).
+    fn wants_situation(&self) -> bool {
+        false
+    }
+    /// Whether `total` is the plain sum of the terms (`explain` says so
+    /// when it is not).
+    fn additive(&self) -> bool {
+        true
     }
 }
 

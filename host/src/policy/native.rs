@@ -91,6 +91,7 @@ impl Eligibility for NativeEligibility {
             qos,
             target,
             limits,
+            ..
         } = *query;
         let mut reasons = Vec::new();
         if !runs_kind(target, node.kind) {
@@ -407,6 +408,7 @@ mod tests {
                 qos: &Qos::default(),
                 target: Target::Tsu,
                 limits: &limits,
+                job: None,
             })
             .unwrap();
         let tags: Vec<String> = reasons
@@ -427,7 +429,8 @@ mod tests {
                 node: &node,
                 qos: &Qos::default(),
                 target: Target::CpuRef,
-                limits: &limits
+                limits: &limits,
+                job: None,
             })
             .unwrap()
             .is_empty()
@@ -437,7 +440,8 @@ mod tests {
                 node: &node,
                 qos: &Qos::default(),
                 target: Target::Gpu,
-                limits: &limits
+                limits: &limits,
+                job: None,
             })
             .unwrap()[..],
             [Ineligible::UnsupportedNodeKind { .. }]

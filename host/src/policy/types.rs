@@ -8,6 +8,8 @@ use crate::device::Target;
 use crate::hardware::{Hardware, Weights};
 use crate::model::graph::{NodeKind, Priority, Qos, Risk};
 
+use super::situation::{DecisionSituation, JobContext};
+
 /// What a sampling node asks for, as eligibility rules see it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProgramSummary {
@@ -120,6 +122,28 @@ pub struct DecisionContext<'a> {
     pub weights: &'a Weights,
     /// Every eligible candidate, in the order costs are returned.
     pub candidates: &'a [CandidateInput],
+    /// The job, the node's budget share and the devices, where the caller
+    /// knows them (the engine fills it for models that
+    /// [want it](super::CostModel::wants_situation)).
+    pub situation: Option<&'a DecisionSituation>,
+}
+
+impl<'a> DecisionContext<'a> {
+    /// A decision with no situation (conformance cases, benchmarks).
+    pub fn new(
+        node: &'a NodeSummary,
+        qos: &'a Qos,
+        weights: &'a Weights,
+        candidates: &'a [CandidateInput],
+    ) -> Self {
+        DecisionContext {
+            node,
+            qos,
+            weights,
+            candidates,
+            situation: None,
+        }
+    }
 }
 
 /// One eligibility question: may `target` run `node` of a job with `qos`?
@@ -133,6 +157,9 @@ pub struct EligibilityQuery<'a> {
     pub target: Target,
     /// The target's limits on this hardware.
     pub limits: &'a BackendLimits,
+    /// The job (class) asked for, where the caller knows it: eligibility is
+    /// asked once per job class, so its id and times are 0.
+    pub job: Option<&'a JobContext>,
 }
 
 /// Why a candidate cannot serve a node.

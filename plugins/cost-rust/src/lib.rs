@@ -4,12 +4,17 @@
 
 wit_bindgen::generate!({ path: "../../wit", world: "cost-plugin" });
 
-use exports::thermoroute::policy::cost_model::{Candidate, CostTerms, Decision, Guest};
+use exports::thermoroute::policy::cost_model::{Candidate, CostTerms, Decision, Guest, ModelInfo};
 use thermoroute::policy::types::{Risk, Target};
 
 struct Plugin;
 
 impl Guest for Plugin {
+    /// The total below is the sum of the terms.
+    fn describe() -> ModelInfo {
+        ModelInfo { additive: true }
+    }
+
     fn score(decision: Decision, candidates: Vec<Candidate>) -> Result<Vec<CostTerms>, String> {
         let w = decision.weights;
         Ok(candidates

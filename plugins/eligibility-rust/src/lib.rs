@@ -8,7 +8,7 @@ wit_bindgen::generate!({ path: "../../wit", world: "eligibility-plugin" });
 use exports::thermoroute::policy::eligibility::{
     BackendLimits, Guest, Ineligible, LimitExcess, PolicyContext, Stochasticity,
 };
-use thermoroute::policy::types::{NodeKind, NodeSummary, Qos, Risk, Target};
+use thermoroute::policy::types::{JobContext, NodeKind, NodeSummary, Qos, Risk, Target};
 
 struct Plugin;
 
@@ -16,6 +16,7 @@ impl Guest for Plugin {
     fn verdict(
         node: NodeSummary,
         qos: Qos,
+        _job: JobContext,
         target: Target,
         limits: BackendLimits,
         context: PolicyContext,

@@ -25,6 +25,7 @@ mod plugin_c;
 mod plugin_hardening;
 mod plugin_langs;
 mod plugin_reload;
+mod plugin_v02;
 mod plugins;
 mod reviews_faults;
 mod scheduler;

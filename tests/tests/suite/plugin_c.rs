@@ -214,6 +214,7 @@ fn c_cost_plugin_answers_its_formula_on_thousands_of_random_decisions() {
                 node: &node,
                 qos: &qos,
                 weights: &weights,
+                situation: None,
             };
             let mut got = Vec::new();
             plugin.score(&ctx, &mut got).unwrap();

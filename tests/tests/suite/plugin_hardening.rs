@@ -44,6 +44,7 @@ fn score(model: &dyn CostModel) -> Result<Vec<thermoroute::policy::CostTerms>, P
         qos: &Default::default(),
         weights: &Default::default(),
         candidates: &cands,
+        situation: None,
     };
     let mut out = Vec::new();
     model.score(&ctx, &mut out).map(|()| out)

@@ -64,6 +64,7 @@ fn score(
         node: &node,
         qos: &qos,
         weights: &weights,
+        situation: None,
     };
     let mut out = Vec::new();
     model
@@ -344,6 +345,7 @@ fn rust_plugins_match_the_native_defaults_on_thousands_of_random_inputs() {
                 node: &node,
                 qos: &qos,
                 weights: &weights,
+                situation: None,
             };
             let cands: Vec<CandidateInput> = (0..rng.random_range(0..6))
                 .map(|_| CandidateInput {
@@ -389,6 +391,7 @@ fn rust_plugins_match_the_native_defaults_on_thousands_of_random_inputs() {
                 qos: &qos,
                 target,
                 limits: &limits,
+                job: None,
             };
             assert_eq!(
                 native_elig.verdict(&query).unwrap(),

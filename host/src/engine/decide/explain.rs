@@ -55,7 +55,14 @@ pub fn candidate_records(
 }
 
 /// One line on why the decision came out as it did.
-pub fn decision_explanation(cands: &[Candidate], outcome: &Routed, order: &[Target]) -> String {
+/// `additive` is false when the cost model declared that its totals are not
+/// the sum of its terms: the cost line then says so.
+pub fn decision_explanation(
+    cands: &[Candidate],
+    outcome: &Routed,
+    order: &[Target],
+    additive: bool,
+) -> String {
     let i = match outcome {
         Routed::Chosen(i) => *i,
         Routed::Busy { why, .. } | Routed::Infeasible(why) => return why.clone(),
@@ -92,9 +99,14 @@ pub fn decision_explanation(cands: &[Candidate], outcome: &Routed, order: &[Targ
         })
         .collect();
     format!(
-        "{}: {rule} (cost {:.4} = latency {:.4} + energy {:.4} + error {:.4} + risk {:.4}){}",
+        "{}: {rule} (cost {:.4} {} latency {:.4} + energy {:.4} + error {:.4} + risk {:.4}){}",
         c.target,
         c.cost.total,
+        if additive {
+            "="
+        } else {
+            "from a non-additive cost model (its total is not the sum of its terms):"
+        },
         c.cost.latency,
         c.cost.energy,
         c.cost.error,
@@ -236,13 +248,25 @@ mod tests {
         let mut off = cand(Target::Gpu, 0.5);
         off.host_reason = Some(HostReason::Offline);
         let tsu = cand(Target::Tsu, 1.0);
-        let why = decision_explanation(&[cpu, off, tsu], &Routed::Chosen(2), &[]);
+        let why = decision_explanation(&[cpu, off, tsu], &Routed::Chosen(2), &[], true);
         assert!(
             why.starts_with("tsu: cheapest feasible (cost 1.0000 = latency 1.0000"),
             "{why}"
         );
         assert!(
             why.ends_with("; cpu violates energy, gpu ineligible"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_non_additive_models_cost_line_says_so() {
+        let tsu = cand(Target::Tsu, 1.0);
+        let why = decision_explanation(&[tsu], &Routed::Chosen(0), &[], false);
+        assert!(
+            why.starts_with(
+                "tsu: cheapest feasible (cost 1.0000 from a non-additive cost model (its total is not the sum of its terms): latency 1.0000"
+            ),
             "{why}"
         );
     }

@@ -294,7 +294,7 @@ pub fn componentize(core: &Path, out: &Path) -> Result<(), BuildError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::authoring::lang::POLICY_WIT;
+    use crate::plugin::authoring::lang::POLICY_WIT_V0_1 as POLICY_WIT;
 
     #[test]
     fn bindings_declare_each_roles_export_and_carry_the_component_type() {

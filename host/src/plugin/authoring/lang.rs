@@ -3,8 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The WIT package, embedded so templates are self-contained.
+/// The WIT package (`thermoroute:policy@0.2.0`), embedded so templates are
+/// self-contained.
 pub const POLICY_WIT: &str = include_str!("../../../../wit/policy.wit");
+/// The frozen 0.1.0 package, which C and C++ templates still build against.
+pub const POLICY_WIT_V0_1: &str = include_str!("../../../../wit/0.1.0/policy.wit");
 
 /// Pinned componentize-py (measured in `../shared/TOOLCHAIN.md`).
 pub const COMPONENTIZE_PY: &str = "componentize-py==0.25.*";

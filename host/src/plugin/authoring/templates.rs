@@ -1,7 +1,7 @@
 //! What `thermoroute plugin new` writes: a working plugin per language and
 //! role, with the WIT package beside it so the directory stands alone.
 
-use super::lang::{Lang, POLICY_WIT, WIT_BINDGEN};
+use super::lang::{Lang, POLICY_WIT, POLICY_WIT_V0_1, WIT_BINDGEN};
 use crate::plugin::world::Role;
 
 /// (relative path, contents) of every file of a new plugin.
@@ -47,7 +47,15 @@ pub fn files(lang: Lang, role: Role, name: &str) -> Vec<(String, String)> {
                 memory = if lang == Lang::Python { 128 } else { 64 },
             ),
         ),
-        ("wit/policy.wit".to_string(), POLICY_WIT.to_string()),
+        (
+            "wit/policy.wit".to_string(),
+            // C and C++ plugins are still built against 0.1.0.
+            match lang {
+                Lang::C | Lang::Cpp => POLICY_WIT_V0_1,
+                _ => POLICY_WIT,
+            }
+            .to_string(),
+        ),
         (entry.to_string(), body),
     ];
     if lang == Lang::Rust {
@@ -151,12 +159,13 @@ const RUST_ELIGIBILITY: &str = r#"
 //! Eligibility rules: an empty list means eligible.
 
 use exports::thermoroute::policy::eligibility::{BackendLimits, Guest, Ineligible, LimitExcess, PolicyContext};
-use thermoroute::policy::types::{NodeKind, NodeSummary, Qos, Target};
+use thermoroute::policy::types::{JobContext, NodeKind, NodeSummary, Qos, Target};
 
 struct Plugin;
 
 impl Guest for Plugin {
-    fn verdict(node: NodeSummary, _qos: Qos, target: Target, limits: BackendLimits, _context: PolicyContext) -> Result<Vec<Ineligible>, String> {
+    // Asked once per job class: `job` carries the class and its energy budget.
+    fn verdict(node: NodeSummary, _qos: Qos, _job: JobContext, target: Target, limits: BackendLimits, _context: PolicyContext) -> Result<Vec<Ineligible>, String> {
         let sampling = matches!(target, Target::Tsu | Target::GpuSim | Target::CpuRef);
         let fits = match node.kind {
             NodeKind::Sample => sampling,
@@ -222,12 +231,19 @@ fn python(role: Role) -> &'static str {
 const PY_COST: &str = r#""""A cost model: one cost per candidate, lowest total wins."""
 
 from wit_world import exports
-from wit_world.exports.cost_model import CostTerms
+from wit_world.exports.cost_model import CostTerms, ModelInfo
 from wit_world.imports.types import Risk, Target
 
 
 class CostModel(exports.CostModel):
+    def describe(self):
+        # The total below is the sum of the terms.
+        return ModelInfo(additive=True)
+
     def score(self, decision, candidates):
+        # decision also carries the job (decision.job), the node's budget
+        # share (decision.share) and every device's queue and health
+        # (decision.devices).
         w = decision.weights
         out = []
         for c in candidates:
@@ -260,7 +276,7 @@ SAMPLING = {Target.TSU, Target.GPU_SIM, Target.CPU_REF}
 
 
 class Eligibility(exports.Eligibility):
-    def verdict(self, node, qos, target, limits, context):
+    def verdict(self, node, qos, job, target, limits, context):
         if node.kind == NodeKind.SAMPLE:
             fits = target in SAMPLING
         elif node.kind in (NodeKind.TENSOR, NodeKind.NN):
@@ -328,7 +344,7 @@ const JS_ELIGIBILITY: &str = r#"// Eligibility rules: an empty list means eligib
 const SAMPLING = new Set(["tsu", "gpu-sim", "cpu-ref"]);
 
 export const eligibility = {
-  verdict(node, qos, target, limits, context) {
+  verdict(node, qos, job, target, limits, context) {
     let fits;
     if (node.kind === "sample") fits = SAMPLING.has(target);
     else if (node.kind === "tensor" || node.kind === "nn") fits = target === "cpu" || target === "gpu";

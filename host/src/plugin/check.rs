@@ -121,6 +121,7 @@ fn no_world_case(exports: &[String]) -> ConformanceCase {
         } else {
             format!("exports only {}", exports.join(", "))
         },
+        output: Default::default(),
     }
 }
 

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use super::bindings::v0_2::log;
-use super::guest_log::{GuestLog, LogSource};
+use super::guest_log::{LogSource, SharedLog};
 use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime::{Engine, StoreContextMut, StoreLimits};
 use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
@@ -21,14 +21,15 @@ pub struct Sandbox {
     pub(super) wasi: WasiCtx,
     pub(super) table: ResourceTable,
     pub(super) limits: StoreLimits,
-    /// What the guest printed or logged since the last call ended.
-    pub(super) guest_log: GuestLog,
+    /// What the guest printed or logged since the last call ended; its
+    /// stdout and stderr streams write into the same log.
+    pub(super) guest_log: SharedLog,
 }
 
 impl Sandbox {
     /// One line the guest logged deliberately (the WIT 0.2 `log` import).
     pub(super) fn log_line(&mut self, source: LogSource, message: &str) {
-        self.guest_log.log(source, message);
+        self.guest_log.lock().log(source, message);
     }
 }
 

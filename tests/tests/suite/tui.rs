@@ -18,7 +18,7 @@ use thermoroute::tui::model::pack_lanes;
 use thermoroute::tui::{Action, App, Input, Live, LogKind, View, Window, command_for, render};
 use thermoroute_tests::{bin, example};
 
-fn key(c: char) -> KeyEvent {
+pub(super) fn key(c: char) -> KeyEvent {
     KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
 }
 
@@ -314,7 +314,7 @@ fn a_selected_bar_says_where_it_ran_and_why() {
     assert_eq!(app.selected_bar, Some(0));
 }
 
-fn header(hw: Hardware) -> TraceEvent {
+pub(super) fn header(hw: Hardware) -> TraceEvent {
     TraceEvent::Header {
         format: thermoroute::trace::TRACE_FORMAT.into(),
         version: thermoroute::trace::TRACE_VERSION,
@@ -602,7 +602,7 @@ fn taking_the_tsu_offline_in_the_ui_changes_later_routing() {
     assert!(sampling_targets(&app.events[seen..]).contains(&Target::Tsu));
 }
 
-fn screen(app: &App) -> String {
+pub(super) fn screen(app: &App) -> String {
     let mut terminal = Terminal::new(TestBackend::new(100, 30)).unwrap();
     terminal.draw(|f| render::draw(f, app)).unwrap();
     let buffer = terminal.backend().buffer().clone();

@@ -286,6 +286,7 @@ fn version_report(path: &std::path::Path, e: &PluginError) -> Result<CheckReport
             name: world_case_name(),
             passed: false,
             detail: e.to_string(),
+            output: Default::default(),
         }],
         call_us: Vec::new(),
     })

@@ -55,6 +55,7 @@ fn score(model: &dyn CostModel, risk: Risk) -> Result<Vec<CostTerms>, PolicyFaul
         qos: &qos,
         weights: &Default::default(),
         candidates: &cands,
+        situation: None,
     };
     let mut out = Vec::new();
     model.score(&ctx, &mut out).map(|()| out)

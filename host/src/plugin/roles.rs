@@ -15,6 +15,8 @@ use super::breaker::{Admit, Breaker, Change};
 use super::cases::{cost_cases, eligibility_cases, gate_cases};
 use super::convert;
 use super::error::{PluginError, PluginFault};
+use super::queue_roles::{PluginAdmit, PluginPreempt, PluginQueueOrder, queue_roles};
+use super::queue_world::QueueRole;
 use super::runtime::{Instance, LoadedPlugin, Runtime};
 use super::world::Role;
 use crate::hardware::{GateSpec, Hardware, PluginCeilings, PolicySpec};
@@ -687,18 +689,28 @@ pub struct PluginSet {
     pub eligibility: Option<PathBuf>,
     /// The policy-gate component.
     pub gate: Option<PathBuf>,
+    /// The queue-order component (`thermoroute:policy/queue-order@0.2.0`).
+    pub queue_order: Option<PathBuf>,
+    /// The admission component (`admit@0.2.0`).
+    pub admit: Option<PathBuf>,
+    /// The preemption component (`preempt@0.2.0`).
+    pub preempt: Option<PathBuf>,
 }
 
 impl PluginSet {
-    /// A policy directory: `cost.wasm`, `eligibility.wasm`, `gate.wasm`, and
-    /// `policy.wasm` for the roles the others leave open (a component
-    /// exporting several roles).
+    /// A policy directory: `cost.wasm`, `eligibility.wasm`, `gate.wasm`,
+    /// `queue-order.wasm`, `admit.wasm`, `preempt.wasm`, and `policy.wasm`
+    /// for the roles the others leave open (a component exporting several
+    /// roles).
     pub fn from_dir(dir: &Path) -> Result<PluginSet, PluginError> {
         let file = |name: &str| Some(dir.join(name)).filter(|p| p.is_file());
         let mut set = PluginSet {
             cost: file("cost.wasm"),
             eligibility: file("eligibility.wasm"),
             gate: file("gate.wasm"),
+            queue_order: file("queue-order.wasm"),
+            admit: file("admit.wasm"),
+            preempt: file("preempt.wasm"),
         };
         if let Some(all) = file("policy.wasm") {
             let plugin = Runtime::shared()?.load(&all)?;
@@ -709,7 +721,13 @@ impl PluginSet {
                 set.eligibility = Some(all.clone());
             }
             if plugin.roles.gate && set.gate.is_none() {
-                set.gate = Some(all);
+                set.gate = Some(all.clone());
+            }
+            for role in queue_roles(&plugin) {
+                let slot = set.queue_slot(role);
+                if slot.is_none() {
+                    *slot = Some(all.clone());
+                }
             }
         }
         if set.is_empty() {
@@ -717,7 +735,8 @@ impl PluginSet {
                 path: dir.to_path_buf(),
                 source: std::io::Error::new(
                     std::io::ErrorKind::NotFound,
-                    "no cost.wasm, eligibility.wasm, gate.wasm or policy.wasm in the directory",
+                    "no cost.wasm, eligibility.wasm, gate.wasm, queue-order.wasm, admit.wasm, \
+                     preempt.wasm or policy.wasm in the directory",
                 ),
             });
         }
@@ -726,7 +745,21 @@ impl PluginSet {
 
     /// Whether no role has a plugin (the policy is all native).
     pub fn is_empty(&self) -> bool {
-        self.cost.is_none() && self.eligibility.is_none() && self.gate.is_none()
+        self.cost.is_none()
+            && self.eligibility.is_none()
+            && self.gate.is_none()
+            && self.queue_order.is_none()
+            && self.admit.is_none()
+            && self.preempt.is_none()
+    }
+
+    /// The file serving queue role `role`.
+    pub fn queue_slot(&mut self, role: QueueRole) -> &mut Option<PathBuf> {
+        match role {
+            QueueRole::QueueOrder => &mut self.queue_order,
+            QueueRole::Admit => &mut self.admit,
+            QueueRole::Preempt => &mut self.preempt,
+        }
     }
 
     /// The policy these plugins make with this hardware's knobs; `watch`
@@ -763,6 +796,20 @@ impl PluginSet {
                 &hw.plugins,
                 watch,
             )?);
+        }
+        if let Some(p) = &self.queue_order {
+            policy.queue.order = Some(Box::new(PluginQueueOrder::open_with(
+                runtime,
+                p,
+                &hw.plugins,
+            )?));
+        }
+        if let Some(p) = &self.admit {
+            policy.queue.admit = Some(Box::new(PluginAdmit::open_with(runtime, p, &hw.plugins)?));
+        }
+        if let Some(p) = &self.preempt {
+            policy.queue.preempt =
+                Some(Box::new(PluginPreempt::open_with(runtime, p, &hw.plugins)?));
         }
         Ok(policy)
     }

@@ -26,6 +26,7 @@ mod plugin_hardening;
 mod plugin_langs;
 mod plugin_reload;
 mod plugins;
+mod queue_roles;
 mod reviews_faults;
 mod scheduler;
 mod trace_parts;

@@ -25,9 +25,30 @@ use crate::device::Target;
 use crate::hardware::PluginCeilings;
 use crate::model::graph::{NodeKind, Priority, Risk};
 use crate::policy::{
-    Admission, Admit, PolicyFault, PolicyNotice, Preempt, QueueOrder, QueueTask, QueueView,
-    check_admission, check_order, check_victims,
+    Admission, Admit, PolicyFault, PolicyNotice, Preempt, QueueOrder, QueuePolicy, QueueTask,
+    QueueView, check_admission, check_order, check_victims,
 };
+
+/// Loads the queue-order, admit and preempt components `files` names (in
+/// that order) into `queue`.
+pub(super) fn open_queue_roles(
+    runtime: &'static Runtime,
+    files: [&Option<std::path::PathBuf>; 3],
+    ceilings: &PluginCeilings,
+    queue: &mut QueuePolicy,
+) -> Result<(), PluginError> {
+    let [order, admit, preempt] = files;
+    if let Some(p) = order {
+        queue.order = Some(Box::new(PluginQueueOrder::open_with(runtime, p, ceilings)?));
+    }
+    if let Some(p) = admit {
+        queue.admit = Some(Box::new(PluginAdmit::open_with(runtime, p, ceilings)?));
+    }
+    if let Some(p) = preempt {
+        queue.preempt = Some(Box::new(PluginPreempt::open_with(runtime, p, ceilings)?));
+    }
+    Ok(())
+}
 
 /// The queue roles a loaded component exports.
 pub fn queue_roles(plugin: &LoadedPlugin) -> Vec<QueueRole> {

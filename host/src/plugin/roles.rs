@@ -15,7 +15,7 @@ use super::breaker::{Admit, Breaker, Change};
 use super::cases::{cost_cases, eligibility_cases, gate_cases};
 use super::convert;
 use super::error::{PluginError, PluginFault};
-use super::queue_roles::{PluginAdmit, PluginPreempt, PluginQueueOrder, queue_roles};
+use super::queue_roles::{open_queue_roles, queue_roles};
 use super::queue_world::QueueRole;
 use super::runtime::{Instance, LoadedPlugin, Runtime};
 use super::world::Role;
@@ -745,12 +745,9 @@ impl PluginSet {
 
     /// Whether no role has a plugin (the policy is all native).
     pub fn is_empty(&self) -> bool {
-        self.cost.is_none()
-            && self.eligibility.is_none()
-            && self.gate.is_none()
-            && self.queue_order.is_none()
-            && self.admit.is_none()
-            && self.preempt.is_none()
+        let files = [&self.cost, &self.eligibility, &self.gate];
+        let queue = [&self.queue_order, &self.admit, &self.preempt];
+        files.iter().chain(&queue).all(|f| f.is_none())
     }
 
     /// The file serving queue role `role`.
@@ -797,20 +794,12 @@ impl PluginSet {
                 watch,
             )?);
         }
-        if let Some(p) = &self.queue_order {
-            policy.queue.order = Some(Box::new(PluginQueueOrder::open_with(
-                runtime,
-                p,
-                &hw.plugins,
-            )?));
-        }
-        if let Some(p) = &self.admit {
-            policy.queue.admit = Some(Box::new(PluginAdmit::open_with(runtime, p, &hw.plugins)?));
-        }
-        if let Some(p) = &self.preempt {
-            policy.queue.preempt =
-                Some(Box::new(PluginPreempt::open_with(runtime, p, &hw.plugins)?));
-        }
+        open_queue_roles(
+            runtime,
+            [&self.queue_order, &self.admit, &self.preempt],
+            &hw.plugins,
+            &mut policy.queue,
+        )?;
         Ok(policy)
     }
 }

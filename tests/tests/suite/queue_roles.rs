@@ -41,21 +41,29 @@ fn mm3_hardware() -> Hardware {
     Hardware::load(Path::new(&example("hardware/mm3.toml"))).expect("the example loads")
 }
 
-/// Batch sampling on the TSU with interactive fraud triage arriving: the
-/// interactive posteriors preempt batch ones.
+/// Batch and interactive posteriors (the same program) on two CPU cores
+/// and a TSU: interactive sampling arriving at a full device preempts batch
+/// sampling (preemptible in slices).
 fn sampling(policy: Policy, hw: &Hardware, trace: &Path) -> RunReport {
+    let batch = graph("posterior-batch");
+    let mut interactive = graph("posterior-batch");
+    interactive.name = Some("posterior-interactive".into());
+    interactive.qos.priority = Priority::Interactive;
+    interactive.qos.accuracy = None;
     run(
         policy,
         hw,
-        vec![
-            ("fraud", graph("fraud-triage")),
-            ("posterior", graph("posterior-batch")),
-        ],
+        vec![("interactive", interactive), ("batch", batch)],
         vec![1.0, 3.0],
-        400.0,
+        200.0,
         300,
         trace,
     )
+}
+
+fn sampling_hardware() -> Hardware {
+    Hardware::from_toml(Path::new("hw.toml"), "[cpu]\ncores = 2\n[gpu]\ncount = 0\n")
+        .expect("a valid hardware file")
 }
 
 fn run(
@@ -321,7 +329,7 @@ fn a_hold_limit_of_zero_rejects_at_once_and_the_limit_is_validated() {
 
 #[test]
 fn a_preemption_plugin_picks_its_victims() {
-    let hw = Hardware::default();
+    let hw = sampling_hardware();
     let dir = tempfile::tempdir().unwrap();
     let (native_t, plugin_t) = (dir.path().join("n.jsonl"), dir.path().join("p.jsonl"));
     let native = sampling(Policy::native(&hw), &hw, &native_t);
@@ -344,7 +352,7 @@ fn a_preemption_plugin_picks_its_victims() {
 
 #[test]
 fn victims_that_cannot_be_preempted_are_a_typed_fault_and_the_native_victim_serves() {
-    let hw = Hardware::default();
+    let hw = sampling_hardware();
     let dir = tempfile::tempdir().unwrap();
     let (native_t, plugin_t) = (dir.path().join("n.jsonl"), dir.path().join("p.jsonl"));
     sampling(Policy::native(&hw), &hw, &native_t);
@@ -426,6 +434,15 @@ fn policy_dir_and_role_flags_pick_up_the_queue_roles() {
     std::fs::copy(guest("queue_order_rust"), policy.join("queue-order.wasm")).unwrap();
     std::fs::copy(guest("admit_rust"), policy.join("admit.wasm")).unwrap();
     std::fs::copy(guest("preempt_rust"), policy.join("preempt.wasm")).unwrap();
+    // policy.wasm serves the roles it exports that no file of their own names.
+    let all = dir.path().join("all");
+    std::fs::create_dir(&all).unwrap();
+    std::fs::copy(guest("preempt_rust"), all.join("policy.wasm")).unwrap();
+    std::fs::copy(guest("cost_rust"), all.join("cost.wasm")).unwrap();
+    let set = PluginSet::from_dir(&all).unwrap();
+    assert_eq!(set.preempt, Some(all.join("policy.wasm")));
+    assert_eq!(set.cost, Some(all.join("cost.wasm")));
+    assert_eq!((set.queue_order, set.admit), (None, None));
     let set = PluginSet::from_dir(&policy).unwrap();
     assert_eq!(set.queue_order, Some(policy.join("queue-order.wasm")));
     assert_eq!(set.admit, Some(policy.join("admit.wasm")));

@@ -29,6 +29,7 @@ mod breaker;
 mod cache_dir;
 mod cases;
 mod check;
+mod compile_cache;
 mod convert;
 mod error;
 mod guest_log;

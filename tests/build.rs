@@ -20,7 +20,15 @@ fn main() {
     println!("cargo:rerun-if-changed=../wit");
     println!("cargo:rerun-if-changed=../plugins/Cargo.toml");
     println!("cargo:rerun-if-changed=../plugins/Cargo.lock");
-    for dir in ["cost-rust", "eligibility-rust", "gate-rust", "fixtures"] {
+    for dir in [
+        "cost-rust",
+        "eligibility-rust",
+        "gate-rust",
+        "queue-order-rust",
+        "admit-rust",
+        "preempt-rust",
+        "fixtures",
+    ] {
         println!("cargo:rerun-if-changed=../plugins/{dir}");
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

@@ -124,6 +124,12 @@ pub struct PluginFiles<'a> {
     pub cost: Option<&'a Path>,
     pub eligibility: Option<&'a Path>,
     pub gate: Option<&'a Path>,
+    /// Queue-order component (`queue-order@0.2.0`).
+    pub queue_order: Option<&'a Path>,
+    /// Admission component (`admit@0.2.0`).
+    pub admit: Option<&'a Path>,
+    /// Preemption component (`preempt@0.2.0`).
+    pub preempt: Option<&'a Path>,
 }
 
 impl PluginFiles<'_> {
@@ -138,6 +144,9 @@ impl PluginFiles<'_> {
             (&mut set.cost, self.cost),
             (&mut set.eligibility, self.eligibility),
             (&mut set.gate, self.gate),
+            (&mut set.queue_order, self.queue_order),
+            (&mut set.admit, self.admit),
+            (&mut set.preempt, self.preempt),
         ] {
             if let Some(f) = file {
                 *slot = Some(f.to_path_buf());

@@ -10,7 +10,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use thermoroute::hardware::Hardware;
 use thermoroute::inputs::PluginFiles;
 use thermoroute::plugin::authoring::{self, Lang};
-use thermoroute::plugin::{PluginSet, Role, Runtime, conformance_under};
+use thermoroute::plugin::{PluginSet, QueueRole, Role, Runtime, conformance_under};
 use thermoroute::policy::Policy;
 
 use super::{print_json, table};
@@ -29,8 +29,22 @@ pub struct PolicyArgs {
     /// (`[gate] fail_closed` in the hardware file: deny or review).
     #[arg(long, value_name = "PLUGIN.wasm")]
     pub gate: Option<PathBuf>,
-    /// A policy directory holding cost.wasm, eligibility.wasm, gate.wasm
-    /// and/or policy.wasm (all roles); --cost/--eligibility/--gate override it.
+    /// Queue-order plugin (exports `queue-order@0.2.0`): the order in which
+    /// waiting work starts on a device; native: interactive first, then
+    /// arrival.
+    #[arg(long, value_name = "PLUGIN.wasm")]
+    pub queue_order: Option<PathBuf>,
+    /// Admission plugin (exports `admit@0.2.0`): accepts, rejects (with a
+    /// retry-after) or holds routed work, up to `[plugins] max_hold_ms`.
+    #[arg(long, value_name = "PLUGIN.wasm")]
+    pub admit: Option<PathBuf>,
+    /// Preemption plugin (exports `preempt@0.2.0`): which running
+    /// preemptible tasks an interactive arrival preempts.
+    #[arg(long, value_name = "PLUGIN.wasm")]
+    pub preempt: Option<PathBuf>,
+    /// A policy directory holding cost.wasm, eligibility.wasm, gate.wasm,
+    /// queue-order.wasm, admit.wasm, preempt.wasm and/or policy.wasm (all
+    /// the roles it exports); a flag naming a role's file overrides it.
     #[arg(long, value_name = "DIR")]
     pub policy: Option<PathBuf>,
 }
@@ -42,6 +56,9 @@ impl PolicyArgs {
             cost: self.cost.as_deref(),
             eligibility: self.eligibility.as_deref(),
             gate: self.gate.as_deref(),
+            queue_order: self.queue_order.as_deref(),
+            admit: self.admit.as_deref(),
+            preempt: self.preempt.as_deref(),
         };
         Ok(files.plugin_set()?)
     }
@@ -67,6 +84,12 @@ pub enum RoleArg {
     Cost,
     Eligibility,
     Gate,
+    /// WIT 0.2: the order in which waiting work starts on a device.
+    QueueOrder,
+    /// WIT 0.2: accept, reject or hold routed work.
+    Admit,
+    /// WIT 0.2: running work to preempt for an interactive arrival.
+    Preempt,
 }
 
 #[derive(Subcommand, Debug)]
@@ -114,12 +137,16 @@ pub fn plugin(command: PluginCommand) -> Result<ExitCode> {
                 LangArg::C => Lang::C,
                 LangArg::Cpp => Lang::Cpp,
             };
-            let role = match role {
-                RoleArg::Cost => Role::Cost,
-                RoleArg::Eligibility => Role::Eligibility,
-                RoleArg::Gate => Role::Gate,
+            let files = match role {
+                RoleArg::Cost => authoring::new_plugin(&dir, lang, Role::Cost)?,
+                RoleArg::Eligibility => authoring::new_plugin(&dir, lang, Role::Eligibility)?,
+                RoleArg::Gate => authoring::new_plugin(&dir, lang, Role::Gate)?,
+                RoleArg::QueueOrder => {
+                    authoring::new_queue_plugin(&dir, lang, QueueRole::QueueOrder)?
+                }
+                RoleArg::Admit => authoring::new_queue_plugin(&dir, lang, QueueRole::Admit)?,
+                RoleArg::Preempt => authoring::new_queue_plugin(&dir, lang, QueueRole::Preempt)?,
             };
-            let files = authoring::new_plugin(&dir, lang, role)?;
             for f in &files {
                 println!("{}", f.display());
             }

@@ -27,6 +27,7 @@ mod execute;
 mod faults;
 mod jobs;
 mod plan;
+mod queue_policy;
 mod queues;
 mod record;
 mod report;
@@ -107,6 +108,10 @@ pub struct Engine {
     /// a 20,000-node chain does not recurse 20,000 deep.
     draining: bool,
     wall_start: std::time::Instant,
+    /// Tasks an admission plugin holds out of their queues.
+    held: Vec<queue_policy::Held>,
+    /// Ids of holds, for their expiry events.
+    hold_seq: u64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -188,8 +193,10 @@ impl Engine {
             EventKind::Arrival => self.arrive()?,
             EventKind::TaskDone { task, generation } => self.task_done(task, generation)?,
             EventKind::Edge => self.evict_offline()?,
+            EventKind::HoldExpiry { hold } => self.hold_expired(hold)?,
         }
         self.rebalance()?;
+        self.retry_holds()?;
         Ok(Step::Progressed)
     }
 

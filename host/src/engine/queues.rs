@@ -3,8 +3,8 @@
 //! way. The choices come from [`decide::admit`](super::decide::admit).
 
 use super::decide::admit::{
-    RunningTask, StealOption, expected_wait_ms, next_to_start, preemption_victim, queue_of,
-    remaining_ms, simulated_progress, steal_choice,
+    RunningTask, StealOption, expected_wait_ms, preemption_victim, queue_of, remaining_ms,
+    simulated_progress, steal_choice,
 };
 use super::decide::route::{QueueSnapshot, assess};
 use super::state::Task;
@@ -60,6 +60,7 @@ impl Engine {
             last_checked_samples: 0,
             luck: None,
             early_at: None,
+            queued_ms: self.now_ms,
         };
         let id = self.tasks.insert(task);
         let d = target.device();
@@ -78,7 +79,7 @@ impl Engine {
             })?;
         }
         if self.devices[d].busy >= self.devices[d].slots && pi == 0 {
-            self.preempt_for(target.device(), slot)?;
+            self.preempt_for_task(target.device(), slot, id)?;
         }
         self.dispatch(target.device())
     }
@@ -106,6 +107,12 @@ impl Engine {
         let Some(victim) = victim else {
             return Ok(());
         };
+        self.preempt_task(victim, by_slot)
+    }
+
+    /// Suspends running task `victim` for the job in `by_slot`: at once in
+    /// simulate mode, at its next sweep boundary in execute mode.
+    pub(super) fn preempt_task(&mut self, victim: u32, by_slot: u32) -> Result<(), EngineError> {
         let by_job = self.jobs[by_slot].id;
         match self.config.mode {
             Mode::Simulate => {
@@ -134,6 +141,9 @@ impl Engine {
         by_job: u64,
         progress: f64,
     ) -> Result<(), EngineError> {
+        // Back to the head of its queue (batch, unless a preemption plugin
+        // chose interactive work).
+        let pi = self.queue_of_task(task_id);
         let task = &mut self.tasks[task_id];
         task.preempt_requested = false;
         let (slot, node, target, est) = (task.job, task.node, task.target, task.estimate_ms);
@@ -141,9 +151,9 @@ impl Engine {
         let dev = &mut self.devices[d];
         dev.busy -= 1;
         dev.running_ms = (dev.running_ms - est).max(0.0);
-        dev.backlog_ms[1] += est;
+        dev.backlog_ms[pi] += est;
         dev.running.retain(|&t| t != task_id);
-        dev.queues[1].push_front(task_id);
+        dev.queues[pi].push_front(task_id);
         self.counters.preemptions += 1;
         let (job_id, node_id) = self.ids(slot, node);
         self.emit(TraceEvent::Preempt {
@@ -160,11 +170,19 @@ impl Engine {
         let d = device;
         loop {
             while self.devices[d].busy < self.devices[d].slots {
-                let dev = &mut self.devices[d];
-                let Some((pi, id)) = next_to_start(&dev.queues) else {
+                let Some((pi, id)) = self.next_queued(d)? else {
                     break;
                 };
-                dev.queues[pi].pop_front();
+                let dev = &mut self.devices[d];
+                match dev.queues[pi].iter().position(|&t| t == id) {
+                    Some(0) => {
+                        dev.queues[pi].pop_front();
+                    }
+                    Some(k) => {
+                        dev.queues[pi].remove(k);
+                    }
+                    None => unreachable!("the next task is queued"),
+                }
                 let est = self.tasks[id].estimate_ms;
                 dev.backlog_ms[pi] = (dev.backlog_ms[pi] - est).max(0.0);
                 dev.running_ms += est;
@@ -365,7 +383,7 @@ impl Engine {
         if full && pi == 0 {
             // As at admission: interactive work waiting on a full device
             // asks a batch sampler there to yield.
-            self.preempt_for(device, slot)?;
+            self.preempt_for_task(device, slot, id)?;
         }
         Ok(true)
     }

@@ -5,6 +5,7 @@
 
 use super::decide::explain;
 use super::decide::route::{CandidateFacts, HostReason, Routed, assess, choose, late_budget};
+use super::queue_policy::Admitted;
 use super::report::CandidateBrief;
 use super::{Engine, EngineError, Mode};
 use crate::policy::{CandidateInput, CostTerms, DecisionContext, PolicyFault, validate_costs};
@@ -138,9 +139,18 @@ impl Engine {
                 }
             }
         }
+        // An admission plugin may refuse or hold the chosen target.
+        let Admitted {
+            outcome,
+            hold,
+            faults,
+        } = self.plugin_admission(slot, node, outcome, priority, order);
         if self.trace.is_some() || (self.config.record_jobs && !self.brief_records) {
             let order = order.to_vec();
             self.record_decision(slot, node, attempt, &outcome, budget, &order, additive)?;
+        }
+        if !faults.is_empty() {
+            self.admission_faults(faults)?;
         }
         match outcome {
             Routed::Chosen(i) => {
@@ -148,6 +158,9 @@ impl Engine {
                 if c.target.samples() {
                     self.counters.sampling_error_sum += c.estimate.error;
                     self.counters.sampling_decisions += 1;
+                }
+                if let Some(reason) = hold {
+                    return self.hold(slot, node, c.target, c.estimate, budget.timeout_ms, reason);
                 }
                 self.admit(slot, node, c.target, c.estimate, budget.timeout_ms)
             }

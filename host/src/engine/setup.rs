@@ -188,6 +188,8 @@ impl Engine {
             ready: Vec::new(),
             draining: false,
             wall_start: std::time::Instant::now(),
+            held: Vec::new(),
+            hold_seq: 0,
             config,
         };
         let header = TraceEvent::Header {

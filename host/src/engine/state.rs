@@ -26,6 +26,10 @@ pub(super) enum EventKind {
         generation: u32,
     },
     Arrival,
+    /// An admission hold reaches `[plugins] max_hold_ms`.
+    HoldExpiry {
+        hold: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -104,6 +108,8 @@ pub(super) struct Task {
     /// and the samples per chain at which it stops early (if it does).
     pub(super) luck: Option<MixingLuck>,
     pub(super) early_at: Option<usize>,
+    /// When it was admitted to its device's queue.
+    pub(super) queued_ms: f64,
 }
 
 pub(super) struct DeviceRt {

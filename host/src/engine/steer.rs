@@ -64,6 +64,7 @@ impl Engine {
         self.policy.cost.take_notices(&mut notices);
         self.policy.eligibility.take_notices(&mut notices);
         self.policy.gate.take_notices(&mut notices);
+        self.policy.queue.take_notices(&mut notices);
         if notices.is_empty() {
             self.scratch_notices = notices;
             return Ok(());

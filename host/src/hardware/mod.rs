@@ -245,6 +245,16 @@ impl Hardware {
                 ),
             );
         }
+        if p.max_hold_ms > plugins::MAX_HOLD_LIMIT_MS {
+            return bad(
+                "plugins.max_hold_ms",
+                format!(
+                    "{} ms exceeds the largest hold limit ({} ms, an hour)",
+                    p.max_hold_ms,
+                    plugins::MAX_HOLD_LIMIT_MS
+                ),
+            );
+        }
         if self.cpu.cores == 0 {
             return bad(
                 "cpu.cores",

@@ -31,7 +31,14 @@ pub struct PluginCeilings {
     /// Calls a tripped role is answered without the plugin (the native
     /// default, or the gate's fail-closed choice) before one retry.
     pub breaker_backoff_calls: u64,
+    /// Longest an admission plugin may hold a task out of a device queue,
+    /// virtual ms; past it the task is rejected with a reason naming this
+    /// limit (0: a hold is a rejection at once).
+    pub max_hold_ms: u64,
 }
+
+/// Largest `[plugins] max_hold_ms` the hardware file may set (one hour).
+pub const MAX_HOLD_LIMIT_MS: u64 = 3_600_000;
 
 impl Default for PluginCeilings {
     fn default() -> Self {
@@ -46,6 +53,7 @@ impl Default for PluginCeilings {
             instantiate_deadline_ms: 5000,
             breaker_faults: 5,
             breaker_backoff_calls: 1000,
+            max_hold_ms: 1000,
         }
     }
 }

@@ -12,6 +12,8 @@ use super::cases::{
 };
 use super::error::PluginError;
 use super::limits::LimitGrant;
+use super::queue_cases::queue_cases;
+use super::queue_roles::queue_roles;
 use super::roles::{PluginCost, PluginEligibility, PluginGate};
 use super::runtime::{CacheUse, Runtime};
 use super::world::{WitVersion, supported_versions};
@@ -161,7 +163,8 @@ pub fn conformance_under(
     }
     let _ = started;
     let mut cases = Vec::new();
-    if plugin.roles == super::world::Roles::default() {
+    let queue = queue_roles(&plugin);
+    if plugin.roles == super::world::Roles::default() && queue.is_empty() {
         cases.push(no_world_case(&plugin.exports));
     }
     let mut call_us = Vec::new();
@@ -236,11 +239,21 @@ pub fn conformance_under(
         }
         call_us.push(("gate", t.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS)));
     }
+    for &role in &queue {
+        let (role_cases, us) = queue_cases(&plugin, role);
+        cases.extend(role_cases);
+        call_us.push((role.name(), us));
+    }
+    let world = match queue.as_slice() {
+        [] => plugin.roles.world(),
+        [one] if plugin.roles == super::world::Roles::default() => one.world(),
+        _ => "a mix of roles (no single world)",
+    };
     Ok(CheckReport {
         path: path.display().to_string(),
         hash: plugin.hash.clone(),
         bytes: plugin.bytes,
-        world: plugin.roles.world(),
+        world,
         wit_version: plugin.version.map(WitVersion::as_str),
         exports: plugin.exports.clone(),
         imports: plugin

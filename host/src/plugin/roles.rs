@@ -17,6 +17,8 @@ use super::convert;
 use super::cost_payload::{CostScratch, check_additive};
 use super::error::{PluginError, PluginFault};
 use super::guest_log::GuestOutput;
+use super::queue_roles::{open_queue_roles, queue_roles};
+use super::queue_world::QueueRole;
 use super::runtime::{Instance, LoadedPlugin, Runtime};
 use super::world::{Role, WitVersion};
 use crate::hardware::{GateSpec, Hardware, PluginCeilings, PolicySpec};
@@ -718,18 +720,28 @@ pub struct PluginSet {
     pub eligibility: Option<PathBuf>,
     /// The policy-gate component.
     pub gate: Option<PathBuf>,
+    /// The queue-order component (`thermoroute:policy/queue-order@0.2.0`).
+    pub queue_order: Option<PathBuf>,
+    /// The admission component (`admit@0.2.0`).
+    pub admit: Option<PathBuf>,
+    /// The preemption component (`preempt@0.2.0`).
+    pub preempt: Option<PathBuf>,
 }
 
 impl PluginSet {
-    /// A policy directory: `cost.wasm`, `eligibility.wasm`, `gate.wasm`, and
-    /// `policy.wasm` for the roles the others leave open (a component
-    /// exporting several roles).
+    /// A policy directory: `cost.wasm`, `eligibility.wasm`, `gate.wasm`,
+    /// `queue-order.wasm`, `admit.wasm`, `preempt.wasm`, and `policy.wasm`
+    /// for the roles the others leave open (a component exporting several
+    /// roles).
     pub fn from_dir(dir: &Path) -> Result<PluginSet, PluginError> {
         let file = |name: &str| Some(dir.join(name)).filter(|p| p.is_file());
         let mut set = PluginSet {
             cost: file("cost.wasm"),
             eligibility: file("eligibility.wasm"),
             gate: file("gate.wasm"),
+            queue_order: file("queue-order.wasm"),
+            admit: file("admit.wasm"),
+            preempt: file("preempt.wasm"),
         };
         if let Some(all) = file("policy.wasm") {
             let plugin = Runtime::shared()?.load(&all)?;
@@ -740,7 +752,13 @@ impl PluginSet {
                 set.eligibility = Some(all.clone());
             }
             if plugin.roles.gate && set.gate.is_none() {
-                set.gate = Some(all);
+                set.gate = Some(all.clone());
+            }
+            for role in queue_roles(&plugin) {
+                let slot = set.queue_slot(role);
+                if slot.is_none() {
+                    *slot = Some(all.clone());
+                }
             }
         }
         if set.is_empty() {
@@ -748,7 +766,8 @@ impl PluginSet {
                 path: dir.to_path_buf(),
                 source: std::io::Error::new(
                     std::io::ErrorKind::NotFound,
-                    "no cost.wasm, eligibility.wasm, gate.wasm or policy.wasm in the directory",
+                    "no cost.wasm, eligibility.wasm, gate.wasm, queue-order.wasm, admit.wasm, \
+                     preempt.wasm or policy.wasm in the directory",
                 ),
             });
         }
@@ -757,7 +776,18 @@ impl PluginSet {
 
     /// Whether no role has a plugin (the policy is all native).
     pub fn is_empty(&self) -> bool {
-        self.cost.is_none() && self.eligibility.is_none() && self.gate.is_none()
+        let files = [&self.cost, &self.eligibility, &self.gate];
+        let queue = [&self.queue_order, &self.admit, &self.preempt];
+        files.iter().chain(&queue).all(|f| f.is_none())
+    }
+
+    /// The file serving queue role `role`.
+    pub fn queue_slot(&mut self, role: QueueRole) -> &mut Option<PathBuf> {
+        match role {
+            QueueRole::QueueOrder => &mut self.queue_order,
+            QueueRole::Admit => &mut self.admit,
+            QueueRole::Preempt => &mut self.preempt,
+        }
     }
 
     /// The policy these plugins make with this hardware's knobs; `watch`
@@ -795,6 +825,12 @@ impl PluginSet {
                 watch,
             )?);
         }
+        open_queue_roles(
+            runtime,
+            [&self.queue_order, &self.admit, &self.preempt],
+            &hw.plugins,
+            &mut policy.queue,
+        )?;
         Ok(policy)
     }
 }

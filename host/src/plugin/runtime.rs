@@ -334,7 +334,7 @@ pub struct LoadedPlugin {
     /// Read, compile or cache load, link and a first instantiation.
     pub load_time: Duration,
     engine: Engine,
-    pre: InstancePre<Sandbox>,
+    pub(super) pre: InstancePre<Sandbox>,
     indices: GuestIndices,
 }
 
@@ -365,7 +365,7 @@ impl LoadedPlugin {
         }
     }
 
-    fn new_store(&self, log: &SharedLog) -> Store<Sandbox> {
+    pub(super) fn new_store(&self, log: &SharedLog) -> Store<Sandbox> {
         let l = &self.limits;
         let limits = StoreLimitsBuilder::new()
             .memory_size((l.memory_mib as usize).saturating_mul(1 << 20))
@@ -632,7 +632,7 @@ impl Instance {
     }
 }
 
-fn clip(mut s: String, max: usize) -> String {
+pub(super) fn clip(mut s: String, max: usize) -> String {
     if s.len() > max {
         let mut end = max;
         while !s.is_char_boundary(end) {
@@ -655,15 +655,15 @@ pub(super) fn with_output(detail: String, output: &GuestOutput) -> String {
 
 /// What one call (or one instantiation) was given, for naming the limit
 /// that ran out.
-struct Budget {
-    fuel: u64,
-    memory_mib: u64,
-    deadline_ms: u64,
-    log_bytes: usize,
+pub(super) struct Budget {
+    pub(super) fuel: u64,
+    pub(super) memory_mib: u64,
+    pub(super) deadline_ms: u64,
+    pub(super) log_bytes: usize,
 }
 
 /// Turns a wasmtime error from a call into a typed fault.
-fn classify(e: wasmtime::Error, budget: &Budget) -> PluginFault {
+pub(super) fn classify(e: wasmtime::Error, budget: &Budget) -> PluginFault {
     if let Some(trap) = e.downcast_ref::<Trap>() {
         return match trap {
             Trap::OutOfFuel => PluginFault::OutOfFuel { fuel: budget.fuel },

@@ -10,6 +10,7 @@
 
 mod guest_output;
 mod native;
+mod queue;
 mod situation;
 mod types;
 
@@ -20,6 +21,11 @@ use crate::hardware::Hardware;
 
 pub use guest_output::{GuestLine, GuestOutput, LogSource};
 pub use native::{NativeCost, NativeEligibility, NativeGate, gate_verdict, runs_kind};
+pub use queue::{
+    Admission, Admit, Preempt, QueueOrder, QueuePolicy, QueueTask, QueueView, check_admission,
+    check_order, check_victims, native_admission, native_order, native_victims, queue_index,
+    queue_room, task_id,
+};
 pub use situation::{
     BudgetShare, DecisionSituation, DeviceHealth, DeviceState, JobContext, LearnedService,
 };
@@ -163,6 +169,9 @@ pub struct Policy {
     pub eligibility: Box<dyn Eligibility>,
     /// Gates effects.
     pub gate: Box<dyn Gate>,
+    /// Queue order, admission and preemption (native unless plugins serve
+    /// them).
+    pub queue: QueuePolicy,
 }
 
 impl std::fmt::Debug for Policy {
@@ -184,20 +193,23 @@ impl Policy {
             gate: Box::new(NativeGate {
                 spec: hw.gate.clone(),
             }),
+            queue: QueuePolicy::default(),
         }
     }
 
-    /// `cost=…, eligibility=…, gate=…`, with plugin versions (`name@hash`).
+    /// `cost=…, eligibility=…, gate=…`, with plugin versions (`name@hash`),
+    /// then the queue roles plugins serve (none: nothing more).
     pub fn describe(&self) -> String {
         let part = |name: &str, version: Option<String>| match version {
             Some(v) => format!("{name} ({v})"),
             None => name.to_string(),
         };
         format!(
-            "cost={}, eligibility={}, gate={}",
+            "cost={}, eligibility={}, gate={}{}",
             part(self.cost.name(), self.cost.version()),
             part(self.eligibility.name(), self.eligibility.version()),
-            part(self.gate.name(), self.gate.version())
+            part(self.gate.name(), self.gate.version()),
+            self.queue.describe()
         )
     }
 }

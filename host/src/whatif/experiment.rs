@@ -154,6 +154,9 @@ impl Prepared {
             cost: cost.as_deref(),
             eligibility: eligibility.as_deref(),
             gate: gate.as_deref(),
+            queue_order: None,
+            admit: None,
+            preempt: None,
         };
         let set = files.plugin_set().map_err(|e| fail(&e))?;
         set.policy(hw, None).map_err(|e| fail(&e))

@@ -28,6 +28,7 @@ mod plugin_langs;
 mod plugin_reload;
 mod plugin_v02;
 mod plugins;
+mod queue_roles;
 mod reviews_faults;
 mod scheduler;
 mod trace_parts;

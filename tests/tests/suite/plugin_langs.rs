@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use thermoroute_tests::{example, json_of, run_in};
 
 /// Toolchain installs and builds share directories: one at a time.
-static BUILDS: Mutex<()> = Mutex::new(());
+pub(crate) static BUILDS: Mutex<()> = Mutex::new(());
 
 fn repo() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))

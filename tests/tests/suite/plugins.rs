@@ -595,6 +595,7 @@ fn in_the_engine_a_trapping_plugin_is_traced_and_the_native_default_decides() {
         cost: Some(guest("fixture_panic")),
         eligibility: None,
         gate: Some(guest("fixture_huge_string")),
+        ..Default::default()
     }
     .policy(&hw, None)
     .unwrap();

@@ -11,10 +11,7 @@ use crate::model::graph::Priority;
 
 /// Queue index of a priority: interactive work is served first.
 pub fn queue_of(priority: Priority) -> usize {
-    match priority {
-        Priority::Interactive => 0,
-        Priority::Batch => 1,
-    }
+    crate::policy::queue_index(priority)
 }
 
 /// The next task a free slot takes: the head of the interactive queue, else

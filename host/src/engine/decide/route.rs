@@ -7,7 +7,7 @@
 
 use crate::device::Target;
 use crate::model::graph::Priority;
-use crate::policy::{CostTerms, Estimate, Ineligible};
+use crate::policy::{CostTerms, Estimate, Ineligible, queue_room};
 use crate::trace::NodeBudget;
 
 /// Names of the constraint bits in [`Candidate::violations`].
@@ -223,13 +223,7 @@ pub fn assess(
         energy_j: facts.energy_j,
         error: facts.error,
     };
-    let limit = if interactive {
-        queue.limit
-    } else {
-        (queue.limit as f64 * queue.batch_share) as usize
-    };
-    let queued = queue.queued[0] + if interactive { 0 } else { queue.queued[1] };
-    c.room = free && queued == 0 || queued < limit;
+    c.room = queue_room(priority, queue.queued, free, queue.limit, queue.batch_share);
     c.drain_ms = (queue.backlog_ms[0] + queue.backlog_ms[1]) / queue.slots.max(1) as f64;
     let violates = |budget: &NodeBudget, wait_ms: f64| {
         let elapsed = budget.elapsed_ms;

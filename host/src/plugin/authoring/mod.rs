@@ -10,6 +10,7 @@ mod clang;
 mod lang;
 mod manifest;
 mod process;
+mod queue_templates;
 mod templates;
 
 pub use build::{
@@ -20,4 +21,5 @@ pub use clang::{C_PACKAGES, CPP_PACKAGES};
 pub use lang::{COMPONENTIZE_JS, COMPONENTIZE_PY, JCO, Lang, POLICY_WIT, WIT_BINDGEN};
 pub use manifest::BuildSpec;
 pub(crate) use manifest::Manifest;
+pub use queue_templates::{POLICY_WIT_0_2, files as queue_template_files, new_queue_plugin};
 pub use templates::files as template_files;

@@ -16,6 +16,16 @@ pub enum BuildError {
         /// What is wrong with it.
         detail: String,
     },
+    /// `plugin new` has no template for this language and role.
+    #[error(
+        "no {lang} template for the {role} role; queue roles have Rust, Python and JavaScript templates"
+    )]
+    NoTemplate {
+        /// The language.
+        lang: &'static str,
+        /// The role.
+        role: &'static str,
+    },
     /// `plugin new` was pointed at a directory that already has files.
     #[error("{0} already exists and is not empty; pick a new directory")]
     Exists(PathBuf),

@@ -163,10 +163,11 @@ impl Engine {
         if fault.kind == "tripped" {
             return Ok(());
         }
-        self.counters.policy_faults += 1;
-        self.log_fault(role, &fault, fallback);
+        self.note_fault(role, &fault, fallback);
         self.emit(TraceEvent::PolicyFault {
             t_ms: self.now_ms,
+            job: None,
+            node: None,
             role: role.into(),
             fault,
             fallback: fallback.into(),
@@ -550,5 +551,6 @@ fn invalid(name: &str, version: Option<String>, reason: String) -> PolicyFault {
         },
         reason: format!("returned invalid output: {reason}"),
         kind: "invalid_output".into(),
+        ..PolicyFault::default()
     }
 }

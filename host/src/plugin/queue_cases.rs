@@ -85,6 +85,7 @@ fn case<T: PartialEq + std::fmt::Debug>(
         name: name.into(),
         passed: outcome.is_ok(),
         detail: outcome.err().unwrap_or_default(),
+        output: Default::default(),
     }
 }
 

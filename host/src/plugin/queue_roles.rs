@@ -221,6 +221,8 @@ impl QueuePlugin {
             policy: format!("{} ({})", self.name, self.plugin.label()),
             reason: fault.to_string(),
             kind: fault.kind().into(),
+            path: Some(self.plugin.path.display().to_string()),
+            ..PolicyFault::default()
         }
     }
 

@@ -20,4 +20,5 @@ pub use clang::{C_PACKAGES, CPP_PACKAGES};
 pub use lang::{COMPONENTIZE_JS, COMPONENTIZE_PY, JCO, Lang, POLICY_WIT, WIT_BINDGEN};
 pub use manifest::BuildSpec;
 pub(crate) use manifest::Manifest;
+pub use templates::cases as template_cases;
 pub use templates::files as template_files;

@@ -65,6 +65,19 @@ pub enum ReplayError {
     /// A replayed policy plugin could not be loaded.
     #[error(transparent)]
     Plugin(#[from] PluginError),
+    /// A replayed role faulted on every one of its first calls: nothing it
+    /// decides can be compared, and replaying on would only repeat it.
+    #[error(
+        "the replayed {role} policy faulted on each of its first {calls} calls (first: {reason}); nothing it decides can be compared"
+    )]
+    Faulting {
+        /// The role.
+        role: String,
+        /// Calls made.
+        calls: u64,
+        /// The first fault.
+        reason: String,
+    },
     /// No role to replay was given.
     #[error("nothing to replay: give --cost, --eligibility, --gate, --policy DIR or --native")]
     NoPolicy,
@@ -118,12 +131,17 @@ impl Counterfactual {
             };
         }
         let runtime = Runtime::shared()?;
+        // Every replayed call asks the plugin: a circuit breaker would answer
+        // with the native default and hide what the plugin decides.
+        let mut ceilings = hw.plugins;
+        ceilings.breaker_faults = u32::MAX;
+        let ceilings = &ceilings;
         if let Some(p) = &set.cost {
             policy.cost = Some(Box::new(PluginCost::open_with(
                 runtime,
                 p,
                 hw.policy.clone(),
-                &hw.plugins,
+                ceilings,
                 None,
             )?));
         }
@@ -132,7 +150,7 @@ impl Counterfactual {
                 runtime,
                 p,
                 hw.policy.clone(),
-                &hw.plugins,
+                ceilings,
                 None,
             )?));
         }
@@ -141,7 +159,7 @@ impl Counterfactual {
                 runtime,
                 p,
                 hw.gate.clone(),
-                &hw.plugins,
+                ceilings,
                 None,
             )?));
         }
@@ -341,6 +359,9 @@ pub struct RoleCalls {
     pub gate: u64,
 }
 
+/// Consecutive faults from the first call on after which replay stops.
+pub const GIVE_UP_AFTER: u64 = 1000;
+
 /// Faults of the replayed policy; each is answered as a run would (native
 /// cost or eligibility, the gate's fail-closed choice).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -363,6 +384,19 @@ impl FaultCounts {
         if self.first.len() < 5 {
             self.first.push((role.into(), fault));
         }
+    }
+
+    /// The role that faulted on each of at least [`GIVE_UP_AFTER`] calls.
+    fn hopeless(&self) -> Option<(&'static str, u64)> {
+        let (c, f) = (self.calls, self.faults);
+        [
+            ("cost", c.cost, f.cost),
+            ("eligibility", c.eligibility, f.eligibility),
+            ("gate", c.gate, f.gate),
+        ]
+        .into_iter()
+        .find(|&(_, calls, faults)| calls >= GIVE_UP_AFTER && faults == calls)
+        .map(|(role, calls, _)| (role, calls))
     }
 
     /// Whether some replayed role faulted on every call it got (nothing it
@@ -449,6 +483,18 @@ pub fn replay(
         for batch in rx {
             for line in batch? {
                 apply(&mut d, line, &mut report, options);
+            }
+            if let Some((role, calls)) = d.faults.hopeless() {
+                return Err(ReplayError::Faulting {
+                    role: role.into(),
+                    calls,
+                    reason: d
+                        .faults
+                        .first
+                        .first()
+                        .map(|(_, f)| f.reason.clone())
+                        .unwrap_or_default(),
+                });
             }
         }
         Ok(reader.join().unwrap_or(false))

@@ -257,72 +257,96 @@ fn parse_line(line: &[u8]) -> Result<Option<Line>, serde_json::Error> {
     })
 }
 
+/// Lines parsed together (in parallel) and sent as one batch.
+const CHUNK: usize = 4096;
+
 /// Reads every part of `source` after its header and sends what replay
-/// needs in batches. A bad line ends the stream with an error naming it,
-/// except a torn last line (a killed run), which is skipped; the returned
-/// flag says so.
+/// needs in batches, each chunk of lines parsed in parallel. A bad line
+/// ends the stream with an error naming it, except a torn last line (a
+/// killed run), which is skipped; the returned flag says so.
 pub(super) fn stream(source: &TraceSource, out: &SyncSender<Batch>) -> bool {
-    const BATCH: usize = 512;
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut torn = false;
+    use rayon::prelude::*;
     let last = source.parts.len().saturating_sub(1);
     for (part, path) in source.parts.iter().enumerate() {
-        let result = (|| -> Result<(), ReplayError> {
+        let result = (|| -> Result<Flow, ReplayError> {
             let mut reader = open_part(path)?;
-            let mut buf = Vec::with_capacity(4096);
             let mut line = 0usize;
+            let mut text = Vec::with_capacity(CHUNK * 1024);
+            let mut spans: Vec<(usize, usize, usize)> = Vec::with_capacity(CHUNK);
             loop {
-                buf.clear();
-                let n = reader
-                    .read_until(b'\n', &mut buf)
-                    .map_err(|source| TraceError::Read {
-                        file: path.clone(),
-                        source,
-                    })?;
-                if n == 0 {
-                    return Ok(());
-                }
-                line += 1;
-                let text = buf.trim_ascii();
-                if text.is_empty() {
-                    continue;
-                }
-                if line == 1 {
-                    let text = String::from_utf8_lossy(text);
-                    header_of(path, &text)?;
-                    continue;
-                }
-                match parse_line(text) {
-                    Ok(Some(l)) => {
-                        batch.push(l);
-                        if batch.len() == BATCH {
-                            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                            if out.send(Ok(full)).is_err() {
-                                return Ok(());
-                            }
-                        }
+                text.clear();
+                spans.clear();
+                let mut eof = false;
+                while spans.len() < CHUNK {
+                    let start = text.len();
+                    let n =
+                        reader
+                            .read_until(b'\n', &mut text)
+                            .map_err(|source| TraceError::Read {
+                                file: path.clone(),
+                                source,
+                            })?;
+                    if n == 0 {
+                        eof = true;
+                        break;
                     }
-                    Ok(None) => {}
-                    Err(e) => {
-                        let at_end = reader.fill_buf().map(|b| b.is_empty()).unwrap_or(false);
-                        if at_end && part == last && line > 1 {
-                            torn = true;
-                            return Ok(());
-                        }
-                        return Err(parse_error(path, line, e.to_string()));
+                    line += 1;
+                    if line == 1 {
+                        let header = String::from_utf8_lossy(text[start..].trim_ascii());
+                        header_of(path, &header)?;
+                        text.truncate(start);
+                    } else if text[start..].trim_ascii().is_empty() {
+                        text.truncate(start);
+                    } else {
+                        spans.push((line, start, text.len()));
                     }
+                }
+                let parsed: Vec<Result<Option<Line>, serde_json::Error>> = spans
+                    .par_iter()
+                    .map(|&(_, a, b)| parse_line(text[a..b].trim_ascii()))
+                    .collect();
+                let mut batch = Vec::with_capacity(parsed.len());
+                for (k, p) in parsed.into_iter().enumerate() {
+                    match p {
+                        Ok(Some(l)) => batch.push(l),
+                        Ok(None) => {}
+                        Err(_) if k + 1 == spans.len() && eof && part == last => {
+                            // The run was killed mid-write: keep what came before.
+                            let _ = out.send(Ok(batch));
+                            return Ok(Flow::Torn);
+                        }
+                        Err(e) => return Err(parse_error(path, spans[k].0, e.to_string())),
+                    }
+                }
+                if out.send(Ok(batch)).is_err() {
+                    return Ok(Flow::Stop);
+                }
+                if eof {
+                    return Ok(Flow::Next);
                 }
             }
         })();
-        if let Err(e) = result {
-            let _ = out.send(Err(e));
-            return torn;
+        match result {
+            Ok(Flow::Next) => {}
+            Ok(Flow::Torn) => return true,
+            Ok(Flow::Stop) => return false,
+            Err(e) => {
+                let _ = out.send(Err(e));
+                return false;
+            }
         }
     }
-    if !batch.is_empty() {
-        let _ = out.send(Ok(batch));
-    }
-    torn
+    false
+}
+
+/// How reading one part ended.
+enum Flow {
+    /// At its end: on to the next part.
+    Next,
+    /// At a torn last line.
+    Torn,
+    /// The receiver is gone.
+    Stop,
 }
 
 #[cfg(test)]

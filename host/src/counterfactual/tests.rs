@@ -216,6 +216,32 @@ fn faults_fall_back_to_the_native_model_and_are_counted() {
 }
 
 #[test]
+fn a_role_that_only_faults_stops_the_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut many = Vec::new();
+    for _ in 0..(GIVE_UP_AFTER as usize / 4 + 1) {
+        many.extend(events());
+    }
+    let path = write(dir.path(), &many, true);
+    let source = TraceSource::open(&path).unwrap();
+    let policy = Counterfactual {
+        cost: Some(Box::new(Broken)),
+        ..Counterfactual::default()
+    };
+    match replay(&source, &policy, &ReplayOptions::default()) {
+        Err(ReplayError::Faulting {
+            role,
+            calls,
+            reason,
+        }) => {
+            assert_eq!((role.as_str(), reason.as_str()), ("cost", "no"));
+            assert!(calls >= GIVE_UP_AFTER);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn bad_traces_are_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
     let old = write(dir.path(), &events(), false);

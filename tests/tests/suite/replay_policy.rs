@@ -252,6 +252,13 @@ fn a_cpu_preferring_cost_model_changes_decisions_and_the_deltas_add_up() {
         assert_eq!(chosen["after"]["total"], 0.0, "{c:#}");
         assert!(chosen["before"]["total"].as_f64().unwrap() > 0.0, "{c:#}");
     }
+    // A policy directory takes the file names of `run --policy`.
+    let policy = dir.path().join("policy");
+    std::fs::create_dir(&policy).unwrap();
+    std::fs::copy(&fixture, policy.join("cost.wasm")).unwrap();
+    let by_dir = replay_json(dir.path(), &native, &["--policy", policy.to_str().unwrap()]);
+    assert_eq!(by_dir["changed"], r["changed"]);
+    assert_eq!(by_dir["deltas"], r["deltas"]);
     // The human report names the policies and shows the terms side by side.
     let out = replay(dir.path(), &native, &["--cost", fixture.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -142,6 +142,12 @@ fn print_human(r: &ReplayReport) {
                 "  {role}: {} [{}]: {}",
                 fault.policy, fault.kind, fault.reason
             );
+            // What the guest printed, once faults carry it.
+            if let Some(out) = thermoroute::plugin::guest_output(fault) {
+                for line in out.lines() {
+                    println!("    | {line}");
+                }
+            }
         }
     }
     for (why, n) in &r.skipped {
@@ -153,6 +159,10 @@ fn print_human(r: &ReplayReport) {
     if r.older_dropped {
         println!("  older parts of the rotated trace were gone: replay starts later than the run");
     }
+    println!(
+        "replayed in {:.2} s ({:.2} s re-deciding, the rest reading the trace)",
+        r.seconds, r.decide_seconds
+    );
     if r.changes.is_empty() {
         return;
     }

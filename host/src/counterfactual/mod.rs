@@ -447,6 +447,9 @@ pub struct ReplayReport {
     pub changes: Vec<Change>,
     /// Wall time of the replay, seconds.
     pub seconds: f64,
+    /// Of which re-deciding (the policy calls and the choice), not reading
+    /// and parsing the trace, which a reader thread does alongside.
+    pub decide_seconds: f64,
 }
 
 /// Replays every decision of `source` under `policy`.
@@ -475,15 +478,19 @@ pub fn replay(
         changes_omitted: 0,
         changes: Vec::new(),
         seconds: 0.0,
+        decide_seconds: 0.0,
     };
     let (tx, rx) = std::sync::mpsc::sync_channel::<read::Batch>(8);
     let torn = std::thread::scope(|s| -> Result<bool, ReplayError> {
         let reader = s.spawn(move || read::stream(source, &tx));
         // `rx` moves in: an early return drops it, which ends the reader.
         for batch in rx {
-            for line in batch? {
+            let batch = batch?;
+            let t = Instant::now();
+            for line in batch {
                 apply(&mut d, line, &mut report, options);
             }
+            report.decide_seconds += t.elapsed().as_secs_f64();
             if let Some((role, calls)) = d.faults.hopeless() {
                 return Err(ReplayError::Faulting {
                     role: role.into(),

@@ -118,6 +118,15 @@ fn replaying_the_recorded_policy_changes_nothing() {
             .starts_with("cost=plugin:cost_rust"),
         "{r:#}"
     );
+    // --native compares the plugin trace with the defaults: the same
+    // formula, but the default rule sends sampling to the TSU (then
+    // GPU-sim) where the QoS allows, whatever the cost.
+    let r = replay_json(dir.path(), &traced, &["--native"]);
+    assert!(r["changed"].as_u64().unwrap() > 0, "{r:#}");
+    for c in r["changes"].as_array().unwrap() {
+        assert_eq!(c["node"], "posterior", "{c:#}");
+        assert!(c["after"] == "tsu" || c["after"] == "gpu-sim", "{c:#}");
+    }
 }
 
 /// The prefer-cpu fixture's costs, by hand: CPU targets cost nothing, the

@@ -18,12 +18,14 @@
 //! 8. [`engine`] (the event loop), [`exec`] (the single-job reference run)
 //!    and [`calibration`].
 //! 9. [`inputs`] (loading a run's files) and [`tui`].
-//! 10. [`whatif`] (experiments).
+//! 10. [`whatif`] (experiments) and [`counterfactual`] (re-deciding a
+//!     trace's decisions under another policy).
 //!
 //! The `thermoroute` binary (`main.rs`, `cli/`) sits on top.
 
 pub mod backends;
 pub mod calibration;
+pub mod counterfactual;
 pub mod device;
 pub mod diagnostics;
 pub mod engine;

@@ -52,7 +52,8 @@ enum Command {
     /// latency and energy react. Every action is in the session's trace.
     Tui(cli::tui::TuiArgs),
     /// Policy plugins: write a template (`new`), build it into a WebAssembly
-    /// component (`build`), and test a component (`check`).
+    /// component (`build`), check a component (`check`: the conformance
+    /// suite) and test it with your own cases (`test --cases`).
     Plugin {
         #[command(subcommand)]
         command: cli::plugin::PluginCommand,
@@ -85,6 +86,24 @@ enum Command {
     Run(cli::run::RunArgs),
     /// Explain from a trace why a node of a job went where it did.
     Explain(cli::explain::ExplainArgs),
+    /// Counterfactual replay: re-decide every recorded routing decision (and
+    /// gate decision, where the trace records its request) under another
+    /// policy, with the same candidates, estimates and context, and report
+    /// the decisions that change, side by side with their cost terms, plus
+    /// the fraction changed and the estimated latency, energy, error and
+    /// risk deltas.
+    ///
+    /// Roles given (--cost, --eligibility, --gate, --policy DIR with the
+    /// file names of `run --policy`) replace the recorded ones; the others
+    /// keep their recorded answers, or with --native use the built-in
+    /// defaults (compare a plugin trace against them). Decisions are
+    /// re-made one by one on what the trace recorded: later queues are not
+    /// re-simulated.
+    ///
+    /// Exit codes: 0 compared, 1 bad input (missing or corrupt trace, a
+    /// trace with no decision, a plugin that cannot load) or the replayed
+    /// policy faulted on every call of a role.
+    ReplayPolicy(cli::replay_policy::ReplayPolicyArgs),
     /// List, approve or deny effects held for human review.
     Review(cli::review::ReviewArgs),
     /// Benchmarks: the Gibbs sampler on ±J lattices (default), the scheduler
@@ -162,6 +181,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Schema(args) => cli::validate::schema(args),
         Command::Run(args) => cli::run::run(args),
         Command::Explain(args) => cli::explain::explain(args),
+        Command::ReplayPolicy(args) => cli::replay_policy::replay_policy(args),
         Command::Review(args) => cli::review::review(args),
         Command::Bench(args) => cli::bench::bench(args),
     }

@@ -16,7 +16,10 @@ use serde::{Deserialize, Serialize};
 use crate::device::{Device, Target};
 use crate::hardware::Hardware;
 use crate::perf::Drift;
-use crate::policy::{CostTerms, Estimate, GateDecision, Ineligible, PolicyFault, PolicyNotice};
+use crate::policy::{
+    CostTerms, EffectRequest, Estimate, GateDecision, Ineligible, NodeSummary, PolicyFault,
+    PolicyNotice,
+};
 
 pub const TRACE_FORMAT: &str = "thermoroute-trace";
 pub const TRACE_VERSION: u32 = 1;
@@ -40,6 +43,21 @@ pub struct CandidateRecord {
     /// Whether its queue had room (absent when not eligible).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_has_room: Option<bool>,
+    /// The job is behind its schedule and this candidate, though it misses
+    /// the node's own latency shares (`violations`), meets the job's
+    /// remaining p95 budget, so routing may still take it (absent: false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub late_ok: bool,
+}
+
+/// A node of a job class as policies see it, recorded in the header so a
+/// trace alone can re-decide its routes (`thermoroute replay-policy`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// The node's id in its graph.
+    pub id: String,
+    /// What policies are told of it.
+    pub node: NodeSummary,
 }
 
 /// A node's share of the job's budgets.
@@ -140,6 +158,9 @@ pub enum TraceEvent {
         /// Each class's QoS targets (absent in older traces).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         class_qos: Vec<crate::model::graph::Qos>,
+        /// Each class's nodes as policies see them (absent in older traces).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        class_nodes: Vec<Vec<NodeRecord>>,
         /// Which part of a rotated trace this file is (`--trace-max`): 0,
         /// and absent, for the first file `T.jsonl`, `k` for `T.k.jsonl`.
         #[serde(default, skip_serializing_if = "is_zero")]
@@ -253,6 +274,10 @@ pub enum TraceEvent {
         /// The host floor's reasons, when it overrode the gate.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         floor: Option<Vec<String>>,
+        /// What the gate was asked (absent in older traces), so the decision
+        /// can be re-decided under another gate.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<Box<EffectRequest>>,
     },
     Drift {
         t_ms: f64,

@@ -8,6 +8,7 @@ pub mod export;
 pub mod gpu_env;
 pub mod logging;
 pub mod plugin;
+pub mod replay_policy;
 pub mod review;
 pub mod run;
 pub mod sample;

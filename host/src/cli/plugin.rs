@@ -1,4 +1,5 @@
-//! `thermoroute plugin new | build | check`, and the policy flags of `run`.
+//! `thermoroute plugin new | build | check | test`, and the policy flags of
+//! `run` (and `replay-policy`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,7 +11,10 @@ use clap::{Args, Subcommand, ValueEnum};
 use thermoroute::hardware::Hardware;
 use thermoroute::inputs::PluginFiles;
 use thermoroute::plugin::authoring::{self, Lang};
-use thermoroute::plugin::{PluginSet, QueueRole, Role, Runtime, conformance_under};
+use thermoroute::plugin::{
+    CheckReport, PluginSet, QueueRole, Role, Runtime, UserCaseResult, conformance_under,
+    read_cases, user_cases_under,
+};
 use thermoroute::policy::Policy;
 
 use super::{print_json, table};
@@ -125,6 +129,54 @@ pub enum PluginCommand {
         #[arg(long)]
         hardware: Option<PathBuf>,
     },
+    /// Run the conformance suite, then your own cases, on a component.
+    ///
+    /// CASES.jsonl holds one JSON object a line (blank lines and lines
+    /// starting with # are skipped):
+    ///
+    ///   {"role": "cost" | "eligibility" | "gate", "name": "…", "input": {…}, "expect": {…}}
+    ///
+    /// `input` takes the shape of the WIT record the role is given, field
+    /// names in snake_case; fields left out default (weights, limits and
+    /// gate thresholds come from --hardware or the defaults).
+    ///
+    /// cost: input {"node": {"kind", "class", "flops", "bytes", "program"},
+    /// "qos": {…}, "weights": {…}, "candidates": [{"target", "estimate":
+    /// {"latency_p50_ms", "latency_p95_ms", "queue_wait_ms", "energy_j",
+    /// "error"}}]}; expect any of {"best": TARGET, "order": [TARGET, …]
+    /// (cheapest first, a prefix), "terms": {TARGET: {"total", "latency",
+    /// "energy", "error", "risk", "risk_penalty"}}, "tolerance": 1e-9}.
+    ///
+    /// eligibility: input {"node": {…}, "qos": {…}, "target": TARGET,
+    /// "limits": {"max_vars", "max_sweeps", "runtime_bias"}}; expect any of
+    /// {"eligible": BOOL, "reasons": ["unsupported_node_kind", …] (the
+    /// kinds, any order), "reason_contains": TEXT}.
+    ///
+    /// gate: input {"node", "action", "risk", "priority", "evidence":
+    /// [{"node", "kind", "backend", "max_rhat", "min_ess_bulk", …}],
+    /// "escalations": [TEXT]}; expect any of {"decision": "allow" | "hold"
+    /// | "deny", "reasons_contain": TEXT}. The gate's own answer is tested,
+    /// before the host floor.
+    ///
+    /// Any role: expect {"fault": true} or {"fault": KIND} for a call that
+    /// must fault. TARGET is cpu, gpu, tsu, gpu-sim or cpu-ref. A failing
+    /// case prints its input, the expected and the actual answer (and what
+    /// the guest printed, when the fault carries it).
+    ///
+    /// Exit codes: 0 conformant and every case passed, 1 a conformance
+    /// case or a user case failed, or a file cannot be read (a malformed
+    /// line is named with its line number and field).
+    Test {
+        file: PathBuf,
+        /// The cases file (JSON Lines, see above).
+        #[arg(long, value_name = "CASES.jsonl")]
+        cases: PathBuf,
+        #[arg(long)]
+        json: bool,
+        /// Hardware file whose `[plugins]` ceilings and policy knobs apply.
+        #[arg(long)]
+        hardware: Option<PathBuf>,
+    },
 }
 
 pub fn plugin(command: PluginCommand) -> Result<ExitCode> {
@@ -163,6 +215,93 @@ pub fn plugin(command: PluginCommand) -> Result<ExitCode> {
             json,
             hardware,
         } => check(&file, json, hardware.as_deref()),
+        PluginCommand::Test {
+            file,
+            cases,
+            json,
+            hardware,
+        } => test(&file, &cases, json, hardware.as_deref()),
+    }
+}
+
+fn hardware_of(hardware: Option<&Path>) -> Result<Hardware> {
+    Ok(match hardware {
+        Some(p) => Hardware::load(p)?,
+        None => Hardware::default(),
+    })
+}
+
+/// Everything `plugin test --json` prints.
+#[derive(serde::Serialize)]
+struct TestReport<'a> {
+    passed: bool,
+    check: &'a CheckReport,
+    cases: &'a [UserCaseResult],
+}
+
+fn test(file: &Path, cases: &Path, json: bool, hardware: Option<&Path>) -> Result<ExitCode> {
+    let hw = hardware_of(hardware)?;
+    // A malformed cases file fails before anything runs.
+    let user = read_cases(cases, &hw)?;
+    let runtime = Runtime::shared()?;
+    let report = conformance_under(runtime, file, &hw)
+        .with_context(|| format!("checking {}", file.display()))?;
+    let results = user_cases_under(runtime, file, &hw, &user)
+        .with_context(|| format!("testing {}", file.display()))?;
+    let passed = report.passed() && results.iter().all(|r| r.passed);
+    if json {
+        print_json(&TestReport {
+            passed,
+            check: &report,
+            cases: &results,
+        })?;
+    } else {
+        print_check(&report);
+        print_cases(cases, &results);
+    }
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn print_cases(file: &Path, results: &[UserCaseResult]) {
+    let compact = |v: &serde_json::Value| serde_json::to_string(v).unwrap_or_default();
+    for r in results {
+        if r.passed {
+            println!(
+                "ok    {}:{} {} {:?}",
+                file.display(),
+                r.line,
+                r.role,
+                r.name
+            );
+            continue;
+        }
+        println!(
+            "FAIL  {}:{} {} {:?}: {}",
+            file.display(),
+            r.line,
+            r.role,
+            r.name,
+            r.detail
+        );
+        println!("      input:    {}", compact(&r.input));
+        println!("      expected: {}", compact(&r.expected));
+        println!("      actual:   {}", compact(&r.actual));
+        if let Some(out) = &r.guest_output {
+            println!("      guest output:");
+            for line in out.lines() {
+                println!("        {line}");
+            }
+        }
+    }
+    let failed = results.iter().filter(|r| !r.passed).count();
+    if failed == 0 {
+        println!("user cases: {} passed", results.len());
+    } else {
+        println!("user cases: {failed} of {} FAILED", results.len());
     }
 }
 
@@ -171,78 +310,79 @@ const GUEST_LINES_SHOWN: usize = 40;
 
 fn check(file: &Path, json: bool, hardware: Option<&Path>) -> Result<ExitCode> {
     let runtime = Runtime::shared()?;
-    let hw = match hardware {
-        Some(p) => Hardware::load(p)?,
-        None => Hardware::default(),
-    };
+    let hw = hardware_of(hardware)?;
     let report = conformance_under(runtime, file, &hw)
         .with_context(|| format!("checking {}", file.display()))?;
     if json {
         print_json(&report)?;
     } else {
-        println!(
-            "{}: world {} of thermoroute:policy@{} ({} KiB, {})",
-            report.path,
-            report.world,
-            report.wit_version.unwrap_or("?"),
-            report.bytes / 1024,
-            report.hash
-        );
-        println!(
-            "loaded in {:.1} ms (compile cache: {:?}); cold instantiation {:.0} µs",
-            report.load_ms, report.cache, report.instantiate_us
-        );
-        if report.imports.is_empty() {
-            println!("imports: none");
-        } else {
-            let mut t = table(["import", "sandbox grants"]);
-            for (name, grant) in &report.imports {
-                t.add_row(vec![name.as_str(), grant.as_str()]);
-            }
-            println!("{t}");
-        }
-        let mut t = table(["limit", "asked", "granted", "why"]);
-        for g in &report.limits {
-            t.add_row(vec![
-                g.limit.to_string(),
-                g.asked.to_string(),
-                g.granted.to_string(),
-                g.why.clone(),
-            ]);
-        }
-        println!("{t}");
-        let mut t = table(["", "role", "conformance case", "detail"]);
-        for c in &report.cases {
-            t.add_row(vec![
-                if c.passed { "ok" } else { "FAIL" },
-                c.role,
-                c.name.as_str(),
-                c.detail.as_str(),
-            ]);
-        }
-        println!("{t}");
-        for c in report.cases.iter().filter(|c| !c.output.is_empty()) {
-            println!("guest output of FAILED case \"{}\" ({}):", c.name, c.role);
-            for line in c.output.excerpt(GUEST_LINES_SHOWN) {
-                println!("  {line}");
-            }
-        }
-        for (role, us) in &report.call_us {
-            println!("{role}: {us:.1} µs per warm call");
-        }
-        let failed = report.cases.iter().filter(|c| !c.passed).count();
-        if failed == 0 {
-            println!("conformant: {} cases passed", report.cases.len());
-        } else {
-            println!(
-                "NOT conformant: {failed} of {} cases failed",
-                report.cases.len()
-            );
-        }
+        print_check(&report);
     }
     Ok(if report.passed() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn print_check(report: &CheckReport) {
+    println!(
+        "{}: world {} of thermoroute:policy@{} ({} KiB, {})",
+        report.path,
+        report.world,
+        report.wit_version.unwrap_or("?"),
+        report.bytes / 1024,
+        report.hash
+    );
+    println!(
+        "loaded in {:.1} ms (compile cache: {:?}); cold instantiation {:.0} µs",
+        report.load_ms, report.cache, report.instantiate_us
+    );
+    if report.imports.is_empty() {
+        println!("imports: none");
+    } else {
+        let mut t = table(["import", "sandbox grants"]);
+        for (name, grant) in &report.imports {
+            t.add_row(vec![name.as_str(), grant.as_str()]);
+        }
+        println!("{t}");
+    }
+    let mut t = table(["limit", "asked", "granted", "why"]);
+    for g in &report.limits {
+        t.add_row(vec![
+            g.limit.to_string(),
+            g.asked.to_string(),
+            g.granted.to_string(),
+            g.why.clone(),
+        ]);
+    }
+    println!("{t}");
+    let mut t = table(["", "role", "conformance case", "detail"]);
+    for c in &report.cases {
+        t.add_row(vec![
+            if c.passed { "ok" } else { "FAIL" },
+            c.role,
+            c.name.as_str(),
+            c.detail.as_str(),
+        ]);
+    }
+    println!("{t}");
+    for c in report.cases.iter().filter(|c| !c.output.is_empty()) {
+        println!("guest output of FAILED case \"{}\" ({}):", c.name, c.role);
+        for line in c.output.excerpt(GUEST_LINES_SHOWN) {
+            println!("  {line}");
+        }
+    }
+    for (role, us) in &report.call_us {
+        println!("{role}: {us:.1} µs per warm call");
+    }
+    let failed = report.cases.iter().filter(|c| !c.passed).count();
+    if failed == 0 {
+        println!("conformant: {} cases passed", report.cases.len());
+    } else {
+        println!(
+            "NOT conformant: {failed} of {} cases failed",
+            report.cases.len()
+        );
+    }
 }

@@ -62,7 +62,7 @@ impl Engine {
                         action: spec.action.clone(),
                         risk: spec.risk,
                         reasons: reasons.clone(),
-                        evidence: request.evidence,
+                        evidence: request.evidence.clone(),
                         status: ReviewStatus::Pending,
                         decided_by: None,
                         note: None,
@@ -72,13 +72,15 @@ impl Engine {
         }
         let measured = self.config.mode == Mode::Execute;
         let (status, output) = effect_outcome(&decision, &spec, review_id.as_deref(), !measured);
+        let node_id = request.node.clone();
         self.emit(TraceEvent::Gate {
             t_ms: self.now_ms,
             job: job_id,
-            node: request.node,
+            node: node_id,
             decision,
             review_id,
             floor,
+            request: Some(Box::new(request)),
         })?;
         self.trace_end(slot, node, target, status, 0.0, 0.0, measured, || {
             Some(output.clone())

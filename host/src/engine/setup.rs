@@ -19,7 +19,7 @@ use crate::model::limits::{MAX_JOBS, MAX_STREAMED_JOBS};
 use crate::perf::PerfTables;
 use crate::policy::Policy;
 use crate::review::ReviewQueue;
-use crate::trace::{TRACE_FORMAT, TRACE_VERSION, TraceEvent, TraceWriter};
+use crate::trace::{NodeRecord, TRACE_FORMAT, TRACE_VERSION, TraceEvent, TraceWriter};
 
 impl Engine {
     /// Compiles the job classes for this hardware and policy and schedules
@@ -204,6 +204,21 @@ impl Engine {
             classes: engine.classes.iter().map(|c| c.name.clone()).collect(),
             hardware: Box::new(engine.hw.clone()),
             class_qos: engine.classes.iter().map(|c| c.graph.qos).collect(),
+            class_nodes: engine
+                .classes
+                .iter()
+                .map(|c| {
+                    c.graph
+                        .nodes
+                        .iter()
+                        .zip(&c.nodes)
+                        .map(|(n, np)| NodeRecord {
+                            id: n.id.clone(),
+                            node: np.summary.clone(),
+                        })
+                        .collect()
+                })
+                .collect(),
             part: 0,
         };
         engine.emit(header)?;

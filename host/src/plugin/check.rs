@@ -17,6 +17,7 @@ use super::queue_roles::queue_roles;
 use super::roles::{PluginCost, PluginEligibility, PluginGate};
 use super::runtime::{CacheUse, Runtime};
 use super::world::{WitVersion, supported_versions};
+use super::user_cases::{CaseRoles, UserCase, UserCaseResult, run_cases};
 use crate::device::Target;
 use crate::hardware::Hardware;
 use crate::model::graph::{Priority, Risk};
@@ -303,4 +304,49 @@ fn version_report(path: &std::path::Path, e: &PluginError) -> Result<CheckReport
         }],
         call_us: Vec::new(),
     })
+/// Loads `path` and runs the user `cases` against the roles it exports,
+/// each case on a fresh instance, under `hw`'s ceilings and knobs.
+pub fn user_cases_under(
+    runtime: &'static Runtime,
+    path: &std::path::Path,
+    hw: &Hardware,
+    cases: &[UserCase],
+) -> Result<Vec<UserCaseResult>, PluginError> {
+    let plugin = runtime.load_with(path, &hw.plugins)?;
+    let cost = || -> Box<dyn CostModel> {
+        Box::new(PluginCost::from_plugin(
+            runtime,
+            Arc::clone(&plugin),
+            hw.policy.clone(),
+        ))
+    };
+    let eligibility = || -> Box<dyn Eligibility> {
+        Box::new(PluginEligibility::from_plugin(
+            runtime,
+            Arc::clone(&plugin),
+            hw.policy.clone(),
+        ))
+    };
+    let gate = || -> Box<dyn Gate> {
+        Box::new(PluginGate::from_plugin(
+            runtime,
+            Arc::clone(&plugin),
+            hw.gate.clone(),
+        ))
+    };
+    let roles = CaseRoles {
+        cost: plugin
+            .roles
+            .cost
+            .then_some(&cost as &dyn Fn() -> Box<dyn CostModel>),
+        eligibility: plugin
+            .roles
+            .eligibility
+            .then_some(&eligibility as &dyn Fn() -> Box<dyn Eligibility>),
+        gate: plugin
+            .roles
+            .gate
+            .then_some(&gate as &dyn Fn() -> Box<dyn Gate>),
+    };
+    Ok(run_cases(cases, &roles, hw))
 }

@@ -45,11 +45,12 @@ mod queue_world;
 mod roles;
 mod runtime;
 mod sandbox;
+mod user_cases;
 mod world;
 
 pub use cache_dir::default_cache_dir;
 pub use cases::ConformanceCase;
-pub use check::{CheckReport, conformance, conformance_under};
+pub use check::{CheckReport, conformance, conformance_under, user_cases_under};
 pub use cost_payload::{ADDITIVE_TOLERANCE, check_additive};
 pub use error::{PluginError, PluginFault};
 pub use guest_log::{GuestLine, GuestOutput, LogSource};
@@ -58,4 +59,8 @@ pub use queue_roles::{PluginAdmit, PluginPreempt, PluginQueueOrder, queue_roles}
 pub use queue_world::QueueRole;
 pub use roles::{PluginCost, PluginEligibility, PluginGate, PluginSet, ReloadNotice};
 pub use runtime::{CacheUse, Instance, LoadedPlugin, Runtime};
+pub use user_cases::{
+    CaseKind, CaseRoles, CasesError, UserCase, UserCaseResult, guest_output, parse_cases,
+    read_cases, run_cases,
+};
 pub use world::{Role, Roles, WitVersion};

@@ -169,6 +169,20 @@ fn c_cost_plugin_is_a_conformant_zero_import_component() {
     );
     let bytes = std::fs::metadata(cost_c()).unwrap().len();
     assert!(bytes < 64 * 1024, "a C cost model is small: {bytes} bytes");
+    let cases = repo().join("plugins/cost-c/cases.jsonl");
+    ok(
+        &run_in(
+            &repo(),
+            &[
+                "plugin",
+                "test",
+                cost_c().to_str().unwrap(),
+                "--cases",
+                cases.to_str().unwrap(),
+            ],
+        ),
+        "plugin test plugins/cost-c",
+    );
 }
 
 #[test]
@@ -294,6 +308,20 @@ fn new_build_check_run_works_for_c_and_cpp_in_every_role() {
             assert!(component.is_file(), "{}", component.display());
             let report = check(&component);
             assert_conformant(&report, &format!("{role}-plugin"));
+            // The template's cases pass on it.
+            ok(
+                &run_in(
+                    &repo(),
+                    &[
+                        "plugin",
+                        "test",
+                        component.to_str().unwrap(),
+                        "--cases",
+                        dir.join("cases.jsonl").to_str().unwrap(),
+                    ],
+                ),
+                &format!("{lang} {role}: plugin test --cases"),
+            );
             let flag = format!("--{role}");
             let (run, policy) = run_with(&[flag.as_str(), component.to_str().unwrap()]);
             assert!(

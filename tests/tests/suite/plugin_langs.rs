@@ -42,6 +42,28 @@ fn check(component: &Path) -> serde_json::Value {
     json_of(&out)
 }
 
+/// `plugin test COMPONENT --cases CASES` passes.
+fn plugin_test(component: &Path, cases: &Path) {
+    let out = run_in(
+        &repo(),
+        &[
+            "plugin",
+            "test",
+            component.to_str().unwrap(),
+            "--cases",
+            cases.to_str().unwrap(),
+        ],
+    );
+    ok(
+        &out,
+        &format!(
+            "plugin test {} --cases {}",
+            component.display(),
+            cases.display()
+        ),
+    );
+}
+
 /// Runs the fraud-triage example in simulate mode with `flags`; returns the
 /// report and the trace header's policy line.
 fn run_with(flags: &[&str]) -> (serde_json::Value, String) {
@@ -83,12 +105,22 @@ fn committed_python_and_js_plugins_are_conformant_and_serve_a_run() {
     let _one = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
     let cost = build(&repo().join("plugins/cost-python"));
     let gate = build(&repo().join("plugins/gate-js"));
-    for (component, world) in [(&cost, "cost-plugin"), (&gate, "gate-plugin")] {
+    let cost_js = build(&repo().join("plugins/cost-js"));
+    for (component, world, dir) in [
+        (&cost, "cost-plugin", "cost-python"),
+        (&gate, "gate-plugin", "gate-js"),
+        (&cost_js, "cost-plugin", "cost-js"),
+    ] {
         let report = check(component);
         assert_eq!(report["world"], world);
         let cases = report["cases"].as_array().unwrap();
         assert!(cases.len() >= 3);
         assert!(cases.iter().all(|c| c["passed"] == true), "{report:#}");
+        // Each committed plugin's own cases pass.
+        plugin_test(
+            component,
+            &repo().join("plugins").join(dir).join("cases.jsonl"),
+        );
     }
     let (report, policy) = run_with(&[
         "--cost",
@@ -142,6 +174,8 @@ fn new_build_check_run_works_in_every_language() {
                 .all(|c| c["passed"] == true),
             "{lang} {role}: {report:#}"
         );
+        // The template's cases file passes on the built template.
+        plugin_test(&component, &dir.join("cases.jsonl"));
         let flag = format!("--{role}");
         let (run, policy) = run_with(&[flag.as_str(), component.to_str().unwrap()]);
         let name = format!("{role}=plugin:my-{role}-{lang} (my-{role}-{lang}@");

@@ -324,6 +324,7 @@ pub(super) fn header(hw: Hardware) -> TraceEvent {
         classes: vec!["c".into()],
         hardware: Box::new(hw),
         class_qos: vec![],
+        class_nodes: vec![],
         part: 0,
     }
 }

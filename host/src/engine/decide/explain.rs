@@ -49,6 +49,7 @@ pub fn candidate_records(
                     .map(|b| VIOLATIONS[b].to_string())
                     .collect(),
                 queue_has_room: eligible.then_some(c.room),
+                late_ok: eligible && c.violations != 0 && c.violations_late == 0,
             }
         })
         .collect()

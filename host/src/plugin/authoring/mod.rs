@@ -22,4 +22,5 @@ pub use lang::{COMPONENTIZE_JS, COMPONENTIZE_PY, JCO, Lang, POLICY_WIT, WIT_BIND
 pub use manifest::BuildSpec;
 pub(crate) use manifest::Manifest;
 pub use queue_templates::{POLICY_WIT_0_2, files as queue_template_files, new_queue_plugin};
+pub use templates::cases as template_cases;
 pub use templates::files as template_files;

@@ -32,6 +32,7 @@ pub fn files(lang: Lang, role: Role, name: &str) -> Vec<(String, String)> {
                 "# A thermoroute {role} plugin ({lang}).\n\
                  #   thermoroute plugin build .                  -> target/{name}.wasm\n\
                  #   thermoroute plugin check target/{name}.wasm\n\
+                 #   thermoroute plugin test target/{name}.wasm --cases cases.jsonl\n\
                  #   thermoroute run GRAPH.json --{role} target/{name}.wasm\n\
                  [plugin]\n\
                  lang = \"{lang}\"\n\
@@ -57,6 +58,7 @@ pub fn files(lang: Lang, role: Role, name: &str) -> Vec<(String, String)> {
             .to_string(),
         ),
         (entry.to_string(), body),
+        ("cases.jsonl".to_string(), cases(role).to_string()),
     ];
     if lang == Lang::Rust {
         files.push((
@@ -86,16 +88,27 @@ pub fn files(lang: Lang, role: Role, name: &str) -> Vec<(String, String)> {
     files
 }
 
+/// The cases file of a new plugin: what every template of the role answers
+/// (`thermoroute plugin test target/NAME.wasm --cases cases.jsonl`).
+pub fn cases(role: Role) -> &'static str {
+    match role {
+        Role::Cost => include_str!("cases/cost.jsonl"),
+        Role::Eligibility => include_str!("cases/eligibility.jsonl"),
+        Role::Gate => include_str!("cases/gate.jsonl"),
+    }
+}
+
 /// `make` builds and checks through thermoroute, which generates the C
 /// bindings, runs clang and encodes the component itself.
 fn makefile(name: &str) -> String {
     format!(
-        "# `make` builds target/{name}.wasm, `make check` runs the conformance suite.\n\
+        "# `make` builds target/{name}.wasm, `make check` runs the conformance suite,\n\
+         # `make test` the conformance suite and cases.jsonl.\n\
          # thermoroute generates the C bindings (target/bindings), compiles with\n\
          # clang for wasm32-wasi and encodes the component; no other tools needed.\n\
          THERMOROUTE ?= thermoroute\n\
          \n\
-         .PHONY: all check clean\n\
+         .PHONY: all check test clean\n\
          all: target/{name}.wasm\n\
          \n\
          target/{name}.wasm: plugin.toml $(wildcard *.c *.cpp *.h wit/*.wit)\n\
@@ -103,6 +116,9 @@ fn makefile(name: &str) -> String {
          \n\
          check: target/{name}.wasm\n\
          \t$(THERMOROUTE) plugin check $<\n\
+         \n\
+         test: target/{name}.wasm\n\
+         \t$(THERMOROUTE) plugin test $< --cases cases.jsonl\n\
          \n\
          clean:\n\
          \trm -rf target\n"

@@ -169,6 +169,7 @@ impl<'a> Decider<'a> {
                 qos: &info.qos,
                 target,
                 limits: &limits,
+                job: None,
             };
             self.faults.calls.eligibility += 1;
             let reasons = match rules.verdict(&query) {
@@ -237,6 +238,9 @@ impl<'a> Decider<'a> {
                     qos: &qos,
                     weights: &self.weights,
                     candidates: &self.inputs,
+                    // A trace does not record the device states a 0.2
+                    // situation needs; replay decides without one.
+                    situation: None,
                 };
                 self.faults.calls.cost += 1;
                 let answer = model.score(&ctx, &mut self.costs).and_then(|()| {
@@ -245,6 +249,7 @@ impl<'a> Decider<'a> {
                             policy: model.name().into(),
                             reason,
                             kind: "invalid_output".into(),
+                            ..PolicyFault::default()
                         },
                     )
                 });

@@ -304,6 +304,8 @@ fn version_report(path: &std::path::Path, e: &PluginError) -> Result<CheckReport
         }],
         call_us: Vec::new(),
     })
+}
+
 /// Loads `path` and runs the user `cases` against the roles it exports,
 /// each case on a fresh instance, under `hw`'s ceilings and knobs.
 pub fn user_cases_under(

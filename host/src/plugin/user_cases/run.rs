@@ -103,6 +103,7 @@ fn run_cost(
         qos,
         weights: &weights,
         candidates,
+        situation: None,
     };
     let mut out = Vec::new();
     if let Err(f) = model.score(&ctx, &mut out).and_then(|()| {
@@ -110,6 +111,7 @@ fn run_cost(
             policy: model.name().into(),
             reason,
             kind: "invalid_output".into(),
+            ..PolicyFault::default()
         })
     }) {
         return (on_fault(fault, &f), fault_json(&f), guest_output(&f));
@@ -210,6 +212,7 @@ fn run_eligibility(
         qos,
         target: *target,
         limits: &limits,
+        job: None,
     });
     let got = match answer {
         Ok(r) => r,

@@ -32,6 +32,7 @@ mod breaker;
 mod cache_dir;
 mod cases;
 mod check;
+mod compile_cache;
 mod convert;
 mod cost_payload;
 mod error;

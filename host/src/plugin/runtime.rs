@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use rand_wasi::SeedableRng;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::WasiCtxBuilder;
@@ -17,6 +16,9 @@ use wasmtime_wasi::WasiCtxBuilder;
 use super::authoring::Manifest;
 use super::bindings::{cost_model, eligibility, gate, v0_2};
 use super::cache_dir::default_cache_dir;
+use super::compile_cache::{
+    FileIdentity, code_file, content_hash, indexed_hash, map_cached, remember_hash,
+};
 use super::error::{PluginError, PluginFault};
 use super::guests::{GuestIndices, Guests, describe};
 use super::limits::{LimitGrant, PluginLimits, grant};
@@ -120,17 +122,37 @@ impl Runtime {
         ceilings: &PluginCeilings,
     ) -> Result<Arc<LoadedPlugin>, PluginError> {
         let started = Instant::now();
-        let bytes = std::fs::read(path).map_err(|source| PluginError::Io {
+        let io_err = |source| PluginError::Io {
             path: path.to_path_buf(),
             source,
-        })?;
-        let hash = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        };
+        let meta = std::fs::metadata(path).map_err(io_err)?;
+        let identity = FileIdentity::of(&meta);
+        // A cached component whose file is unchanged is neither read nor
+        // hashed again (compile_cache.rs).
+        let mut bytes = None;
+        let hash = match self
+            .cache_dir
+            .as_deref()
+            .and_then(|dir| indexed_hash(dir, path, &identity))
+        {
+            Some(hash) => hash,
+            None => {
+                let read = std::fs::read(path).map_err(io_err)?;
+                let hash = content_hash(&read);
+                if let Some(dir) = &self.cache_dir {
+                    remember_hash(dir, path, &identity, &hash);
+                }
+                bytes = Some(read);
+                hash
+            }
+        };
         let key = (path.to_path_buf(), hash.clone(), *ceilings);
         if let Some(p) = self.loaded.lock().expect("plugin memo").get(&key) {
             return Ok(Arc::clone(p));
         }
         let (limits, grants) = grant(&read_manifest(path)?, ceilings);
-        let (component, cache) = self.compile(path, &bytes, &hash)?;
+        let (component, cache) = self.compile(path, bytes, &hash)?;
         let ty = component.component_type();
         let exports: Vec<String> = ty
             .exports(&self.engine)
@@ -172,7 +194,7 @@ impl Runtime {
             path: path.to_path_buf(),
             name,
             hash,
-            bytes: bytes.len(),
+            bytes: usize::try_from(meta.len()).unwrap_or(usize::MAX),
             roles,
             version,
             imports,
@@ -210,60 +232,58 @@ impl Runtime {
         Ok(plugin)
     }
 
+    /// The component's machine code, from the cache or compiled now;
+    /// `bytes` are the component's if already read.
     fn compile(
         &self,
         path: &Path,
-        bytes: &[u8],
+        bytes: Option<Vec<u8>>,
         hash: &str,
     ) -> Result<(Component, CacheUse), PluginError> {
         let not_component = |e: wasmtime::Error| PluginError::NotAComponent {
             path: path.to_path_buf(),
             detail: format!("{e:#}"),
         };
+        let read = |bytes: Option<Vec<u8>>| match bytes {
+            Some(b) => Ok(b),
+            None => std::fs::read(path).map_err(|source| PluginError::Io {
+                path: path.to_path_buf(),
+                source,
+            }),
+        };
         let Some(dir) = &self.cache_dir else {
-            return Component::new(&self.engine, bytes)
+            return Component::new(&self.engine, read(bytes)?)
                 .map(|c| (c, CacheUse::Disabled))
                 .map_err(not_component);
         };
-        let digest = hash.trim_start_matches("sha256:");
-        let file = dir.join(format!(
-            "{}-{:016x}.cwasm",
-            &digest[..32.min(digest.len())],
-            self.config_key
-        ));
+        let file = code_file(dir, hash, self.config_key);
         if file.is_file()
-            && let Ok(c) = deserialize_cached(&self.engine, &file)
+            && let Ok(c) = map_cached(&self.engine, &file)
         {
             return Ok((c, CacheUse::Hit));
         }
+        let bytes = read(bytes)?;
+        // The index said `hash`; a file changed since must not be cached
+        // under the old content's name.
+        if content_hash(&bytes) != hash {
+            return Component::new(&self.engine, &bytes)
+                .map(|c| (c, CacheUse::Disabled))
+                .map_err(not_component);
+        }
         let compiled = self
             .engine
-            .precompile_component(bytes)
+            .precompile_component(&bytes)
             .map_err(not_component)?;
         // A cache that cannot be written only costs the next run a compile.
         let _ = std::fs::create_dir_all(dir)
             .and_then(|()| crate::perf::write_atomically(&file, &compiled));
-        match deserialize_cached(&self.engine, &file) {
+        match map_cached(&self.engine, &file) {
             Ok(c) => Ok((c, CacheUse::Miss)),
-            Err(_) => Component::new(&self.engine, bytes)
+            Err(_) => Component::new(&self.engine, &bytes)
                 .map(|c| (c, CacheUse::Disabled))
                 .map_err(not_component),
         }
     }
-}
-
-/// Loads machine code this runtime compiled earlier. Read into memory
-/// rather than mapped, so a cache file truncated or replaced while in use
-/// cannot fault the process.
-#[allow(unsafe_code)]
-fn deserialize_cached(engine: &Engine, file: &Path) -> wasmtime::Result<Component> {
-    let bytes = std::fs::read(file)?;
-    // SAFETY: the bytes were produced by `Engine::precompile_component` of an
-    // engine with the same configuration (the file name carries the engine's
-    // compatibility hash, and wasmtime re-checks the header and version) and
-    // written atomically into the user's own cache directory, so they are
-    // trusted like the thermoroute binary itself.
-    unsafe { Component::deserialize(engine, &bytes) }
 }
 
 fn read_manifest(component: &Path) -> Result<PluginLimits, PluginError> {

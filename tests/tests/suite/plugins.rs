@@ -487,25 +487,50 @@ fn compiled_components_are_cached_on_disk() {
         first.load(&guest("cost_rust")).unwrap().cache,
         thermoroute::plugin::CacheUse::Miss
     );
-    let cached: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-    assert_eq!(cached.len(), 1);
+    let code_files = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+            .collect()
+    };
+    assert_eq!(
+        code_files().len(),
+        1,
+        "one machine-code file, no mapped copies left"
+    );
     let second = Runtime::new(Some(dir.path().to_path_buf())).unwrap();
     let again = second.load(&guest("cost_rust")).unwrap();
     assert_eq!(again.cache, thermoroute::plugin::CacheUse::Hit);
     assert_eq!(again.hash, loaded.hash);
     // A corrupt cache entry is recompiled, not trusted.
-    let entry = std::fs::read_dir(dir.path())
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    // (Rewritten in place while `second` has it loaded: the loaded code is
+    // a private copy, so this cannot fault the process.)
+    let entry = code_files().remove(0);
     std::fs::write(&entry, b"garbage").unwrap();
     let third = Runtime::new(Some(dir.path().to_path_buf())).unwrap();
     assert_eq!(
         third.load(&guest("cost_rust")).unwrap().cache,
         thermoroute::plugin::CacheUse::Miss
     );
+    assert_eq!(code_files().len(), 1);
+    // The code loaded before the rewrite still runs.
+    let mut instance = again.instance();
+    instance.instantiate().unwrap();
+    // A component rewritten with other content is hashed and compiled
+    // again, never served from the index of the old one.
+    let copy = dir.path().join("copy.wasm");
+    std::fs::copy(guest("cost_rust"), &copy).unwrap();
+    let fourth = Runtime::new(Some(dir.path().to_path_buf())).unwrap();
+    let before = fourth.load(&copy).unwrap();
+    assert_eq!(before.hash, loaded.hash);
+    let mut other = std::fs::read(guest("cost_rust")).unwrap();
+    other.extend_from_slice(b"\0\x08\x07trailer"); // a custom section: still valid
+    std::fs::write(&copy, &other).unwrap();
+    let fifth = Runtime::new(Some(dir.path().to_path_buf())).unwrap();
+    let after = fifth.load(&copy).unwrap();
+    assert_ne!(after.hash, loaded.hash);
+    assert_eq!(after.cache, thermoroute::plugin::CacheUse::Miss);
 }
 
 #[test]

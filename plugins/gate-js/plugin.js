@@ -14,7 +14,22 @@ function lacks(e) {
   return missing;
 }
 
-export const gate = {
+// An error answers with its name, message and stack: the host shows the
+// stack with the fault (QuickJS guests have no console to print it).
+function reported(role) {
+  for (const [name, f] of Object.entries(role)) {
+    role[name] = (...args) => {
+      try {
+        return f.apply(role, args);
+      } catch (e) {
+        throw e instanceof Error ? new Error(`${e.name}: ${e.message}\n${e.stack ?? ""}`) : e;
+      }
+    };
+  }
+  return role;
+}
+
+export const gate = reported({
   decide(request, thresholds) {
     const deny = [];
     if (request.evidence.length === 0) deny.push("strict gate: the effect has no evidence");
@@ -46,4 +61,4 @@ export const gate = {
     }
     return review.length === 0 ? { tag: "allow" } : { tag: "require-review", val: review };
   },
-};
+});

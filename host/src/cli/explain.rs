@@ -22,6 +22,9 @@ pub struct ExplainArgs {
     json: bool,
 }
 
+/// Guest output lines shown under a policy fault.
+const GUEST_LINES_SHOWN: usize = 40;
+
 pub fn explain(args: ExplainArgs) -> Result<ExitCode> {
     let ExplainArgs {
         trace,
@@ -128,6 +131,29 @@ pub fn explain(args: ExplainArgs) -> Result<ExitCode> {
                 println!("{tab}");
                 println!("  why: {explanation}");
             }
+            TraceEvent::PolicyFault {
+                t_ms,
+                role,
+                fault,
+                fallback,
+                ..
+            } => {
+                println!(
+                    "t={t_ms:.3} ms  {role} policy fault ({}): {} failed: {}",
+                    fault.kind, fault.policy, fault.reason
+                );
+                if let Some(path) = &fault.path {
+                    println!("  plugin: {path}");
+                }
+                println!("  fallback: {fallback}");
+                let printed = fault.output.excerpt(GUEST_LINES_SHOWN);
+                if !printed.is_empty() {
+                    println!("  the plugin printed:");
+                    for line in printed {
+                        println!("    {line}");
+                    }
+                }
+            }
             other => {
                 let v = serde_json::to_value(other)?;
                 println!(
@@ -163,6 +189,11 @@ fn event_is_about(e: &TraceEvent, j: u64, n: &str) -> bool {
         | TraceEvent::Failure { job, node, .. }
         | TraceEvent::EarlyStop { job, node, .. }
         | TraceEvent::Gate { job, node, .. } => *job == j && node == n,
+        TraceEvent::PolicyFault {
+            job: Some(job),
+            node: Some(node),
+            ..
+        } => *job == j && node == n,
         _ => false,
     }
 }

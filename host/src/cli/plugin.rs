@@ -139,6 +139,9 @@ pub fn plugin(command: PluginCommand) -> Result<ExitCode> {
     }
 }
 
+/// Guest output lines `plugin check` prints per failed case.
+const GUEST_LINES_SHOWN: usize = 40;
+
 fn check(file: &Path, json: bool, hardware: Option<&Path>) -> Result<ExitCode> {
     let runtime = Runtime::shared()?;
     let hw = match hardware {
@@ -190,6 +193,12 @@ fn check(file: &Path, json: bool, hardware: Option<&Path>) -> Result<ExitCode> {
             ]);
         }
         println!("{t}");
+        for c in report.cases.iter().filter(|c| !c.output.is_empty()) {
+            println!("guest output of FAILED case \"{}\" ({}):", c.name, c.role);
+            for line in c.output.excerpt(GUEST_LINES_SHOWN) {
+                println!("  {line}");
+            }
+        }
         for (role, us) in &report.call_us {
             println!("{role}: {us:.1} µs per warm call");
         }

@@ -8,7 +8,8 @@ use clap::{Args, ValueEnum};
 
 use thermoroute::calibration::CalibrationError;
 use thermoroute::engine::{
-    Arrivals, Clock, Engine, EngineConfig, JobRecord, Mode, RecordedArrival, RunReport, Step,
+    Arrivals, Clock, Engine, EngineConfig, JobRecord, Mode, PluginFaults, RecordedArrival,
+    RunReport, Step,
 };
 use thermoroute::inputs::{InputError, InputFiles, Inputs};
 use thermoroute::review::DEFAULT_REVIEW_FILE;
@@ -564,6 +565,7 @@ fn print_run(r: &RunReport, trace: Option<&Path>) {
         k.gate_review,
         k.gate_deny
     );
+    print_policy_faults(&r.policy_faults);
     println!(
         "virtual time {:.3} ms, wall {:.3} s ({:.0} jobs/s)",
         r.virtual_ms,
@@ -576,5 +578,41 @@ fn print_run(r: &RunReport, trace: Option<&Path>) {
             p.display(),
             p.display()
         );
+    }
+}
+
+/// Guest output lines the run summary shows per faulting plugin.
+const GUEST_LINES_SHOWN: usize = 8;
+
+/// The policy faults per plugin: count, first reason and what the guest
+/// printed, so a broken plugin is seen without `--json` or the trace.
+fn print_policy_faults(faults: &[PluginFaults]) {
+    if faults.is_empty() {
+        return;
+    }
+    let total: u64 = faults.iter().map(|f| f.count).sum();
+    println!(
+        "policy faults: {total} (each answered by the fallback: native default, or the gate's fail-closed choice)"
+    );
+    for f in faults {
+        println!(
+            "  {} {}{}: {} fault(s); first ({}): {}",
+            f.role,
+            f.policy,
+            f.path
+                .as_deref()
+                .map(|p| format!(" [{p}]"))
+                .unwrap_or_default(),
+            f.count,
+            f.first_kind,
+            f.first_reason
+        );
+        let printed = f.output.excerpt(GUEST_LINES_SHOWN);
+        if !printed.is_empty() {
+            println!("    the plugin printed:");
+            for line in printed {
+                println!("      {line}");
+            }
+        }
     }
 }

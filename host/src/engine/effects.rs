@@ -36,10 +36,11 @@ impl Engine {
         // The host's own floor, whatever the gate said.
         let (decision, floor) = hold_to_floor(decision, host_floor(&request, &self.hw.gate));
         if let Some(fault) = fault {
-            self.counters.policy_faults += 1;
-            self.log_fault("gate", &fault, &format!("fail closed: {decision:?}"));
+            self.note_fault("gate", &fault, &format!("fail closed: {decision:?}"));
             self.emit(TraceEvent::PolicyFault {
                 t_ms: self.now_ms,
+                job: Some(self.jobs[slot].id),
+                node: Some(request.node.clone()),
                 role: "gate".into(),
                 fault,
                 fallback: format!("fail closed: {decision:?}"),

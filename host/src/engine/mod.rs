@@ -24,6 +24,7 @@ mod config;
 pub mod decide;
 mod effects;
 mod execute;
+mod faults;
 mod jobs;
 mod plan;
 mod queues;
@@ -50,6 +51,7 @@ use crate::trace::TraceWriter;
 pub use config::{
     Arrivals, Clock, Command, EngineConfig, EngineError, JobClass, Mode, RecordedArrival, Step,
 };
+pub use faults::PluginFaults;
 pub use record::Counters;
 pub use report::{CandidateBrief, ClassSummary, JobRecord, NodeMix, NodeRecord, RunReport};
 
@@ -86,6 +88,8 @@ pub struct Engine {
     reviews: Option<ReviewQueue>,
     summaries: Vec<report::ClassStats>,
     counters: Counters,
+    /// Policy faults per plugin, for the report.
+    fault_tally: faults::FaultTally,
     records: Vec<JobRecord>,
     /// Per-job records without candidate lists (`run --jobs-out`).
     brief_records: bool,

@@ -197,6 +197,10 @@ pub struct RunReport {
     pub counters: Counters,
     /// Per class summaries.
     pub classes: Vec<ClassSummary>,
+    /// Policy faults per plugin and role: count, first reason, and what
+    /// the guest printed (absent when no policy faulted).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub policy_faults: Vec<super::PluginFaults>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     /// Every job (when recorded).
     pub jobs: Vec<JobRecord>,
@@ -298,6 +302,7 @@ pub(super) fn build(engine: &Engine) -> RunReport {
         }),
         counters: engine.counters.clone(),
         classes,
+        policy_faults: engine.fault_tally.summary(),
         jobs,
     }
 }

@@ -74,15 +74,17 @@ impl Engine {
             });
         let native_fallback = scored.is_err();
         if let Err(fault) = scored {
-            self.counters.policy_faults += 1;
-            self.log_fault("cost", &fault, "native cost model");
             self.native
                 .cost
                 .score(&ctx, &mut self.scratch_costs)
                 .expect("the native cost model does not fail");
+            self.note_fault("cost", &fault, "native cost model");
             if self.trace.is_some() {
+                let node_id = self.classes[class].graph.nodes[node as usize].id.clone();
                 self.emit(TraceEvent::PolicyFault {
                     t_ms: self.now_ms,
+                    job: Some(job_id),
+                    node: Some(node_id),
                     role: "cost".into(),
                     fault,
                     fallback: "native cost model".into(),
@@ -287,5 +289,6 @@ fn check_costs(costs: &[CostTerms], expected: usize, policy: &str) -> Result<(),
         policy: policy.into(),
         reason,
         kind: "invalid_output".into(),
+        ..Default::default()
     })
 }

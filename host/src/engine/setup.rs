@@ -177,6 +177,7 @@ impl Engine {
             reviews,
             summaries,
             counters: Counters::default(),
+            fault_tally: Default::default(),
             records: Vec::new(),
             brief_records: false,
             scratch: Vec::new(),

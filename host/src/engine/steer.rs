@@ -4,7 +4,6 @@
 use super::{Command, Engine, EngineError};
 use crate::device::Device;
 use crate::perf::busy_energy;
-use crate::policy::PolicyFault;
 use crate::trace::{FailureKind, TraceEvent};
 
 impl Engine {
@@ -40,30 +39,15 @@ impl Engine {
         Ok(())
     }
 
-    /// Logs a policy fault just counted: the run's first at `warn`, the
-    /// rest at `debug` (a broken plugin may fault on every decision).
-    pub(super) fn log_fault(&self, role: &str, fault: &PolicyFault, fallback: &str) {
-        let (policy, kind, reason) = (&fault.policy, &fault.kind, &fault.reason);
-        if self.counters.policy_faults == 1 {
-            tracing::warn!(
-                role,
-                %policy,
-                %kind,
-                "policy fault: {reason}; {fallback} serves (further faults are logged at debug)"
-            );
-        } else {
-            tracing::debug!(role, %policy, %kind, "policy fault: {reason}; {fallback} serves");
-        }
-    }
-
     /// Traces the eligibility faults the last verdict refresh met.
     pub(super) fn trace_eligibility_faults(&mut self) -> Result<(), EngineError> {
         for c in 0..self.classes.len() {
             for fault in std::mem::take(&mut self.classes[c].policy_faults) {
-                self.counters.policy_faults += 1;
-                self.log_fault("eligibility", &fault, "native eligibility rules");
+                self.note_fault("eligibility", &fault, "native eligibility rules");
                 self.emit(TraceEvent::PolicyFault {
                     t_ms: self.now_ms,
+                    job: None,
+                    node: None,
                     role: "eligibility".into(),
                     fault,
                     fallback: "native eligibility rules".into(),

@@ -15,8 +15,8 @@ use crate::model::Schedule;
 use crate::model::graph::{LatencyTarget, NodeKind, Priority, Qos, Risk};
 use crate::policy::{
     BackendLimits, CandidateInput, CostModel, DecisionContext, DiagnosticsLevel, EffectRequest,
-    Eligibility, EligibilityQuery, Estimate, Evidence, Gate, GateDecision, NodeSummary,
-    PolicyFault, ProgramSummary,
+    Eligibility, EligibilityQuery, Estimate, Evidence, Gate, GateDecision, GuestOutput,
+    NodeSummary, PolicyFault, ProgramSummary,
 };
 
 /// One conformance case's outcome.
@@ -30,6 +30,40 @@ pub struct ConformanceCase {
     pub passed: bool,
     /// Why not, when it failed.
     pub detail: String,
+    /// What the plugin printed or logged in the call that failed the case.
+    #[serde(skip_serializing_if = "GuestOutput::is_empty")]
+    pub output: GuestOutput,
+}
+
+/// Why a case failed: in words, and what the guest printed meanwhile.
+#[derive(Debug, Default)]
+struct Failed {
+    detail: String,
+    output: GuestOutput,
+}
+
+impl From<String> for Failed {
+    fn from(detail: String) -> Self {
+        Failed {
+            detail,
+            output: GuestOutput::default(),
+        }
+    }
+}
+
+impl From<&str> for Failed {
+    fn from(detail: &str) -> Self {
+        Failed::from(detail.to_string())
+    }
+}
+
+impl From<PolicyFault> for Failed {
+    fn from(f: PolicyFault) -> Self {
+        Failed {
+            detail: f.reason,
+            output: f.output,
+        }
+    }
 }
 
 pub(super) fn sample_node() -> NodeSummary {
@@ -106,12 +140,15 @@ pub(super) fn evidence() -> Evidence {
     }
 }
 
-fn case(role: &'static str, name: &str, outcome: Result<(), String>) -> ConformanceCase {
+fn case(role: &'static str, name: &str, outcome: Result<(), Failed>) -> ConformanceCase {
+    let passed = outcome.is_ok();
+    let failed = outcome.err().unwrap_or_default();
     ConformanceCase {
         role,
         name: name.into(),
-        passed: outcome.is_ok(),
-        detail: outcome.err().unwrap_or_default(),
+        passed,
+        detail: failed.detail,
+        output: failed.output,
     }
 }
 
@@ -119,9 +156,9 @@ fn case(role: &'static str, name: &str, outcome: Result<(), String>) -> Conforma
 fn same_answer_twice<T: PartialEq>(
     ask: impl Fn() -> Result<T, PolicyFault>,
     differ: &str,
-) -> Result<(), String> {
-    let first = ask().map_err(|f| f.reason)?;
-    let second = ask().map_err(|f| f.reason)?;
+) -> Result<(), Failed> {
+    let first = ask()?;
+    let second = ask()?;
     if first == second {
         Ok(())
     } else {
@@ -163,8 +200,8 @@ pub fn cost_cases(model: &dyn CostModel) -> Vec<ConformanceCase> {
                 },
                 &mut first,
             )
-            .map_err(|f| f.reason)
-            .and_then(|()| crate::policy::validate_costs(&first, candidates.len()))
+            .map_err(Failed::from)
+            .and_then(|()| Ok(crate::policy::validate_costs(&first, candidates.len())?))
             .and_then(|()| {
                 model
                     .score(
@@ -174,7 +211,7 @@ pub fn cost_cases(model: &dyn CostModel) -> Vec<ConformanceCase> {
                         },
                         &mut second,
                     )
-                    .map_err(|f| f.reason)
+                    .map_err(Failed::from)
             })
             .and_then(|()| {
                 if first == second {
@@ -219,8 +256,8 @@ pub fn cost_cases(model: &dyn CostModel) -> Vec<ConformanceCase> {
                 },
                 &mut out,
             )
-            .map_err(|f| f.reason)
-            .and_then(|()| crate::policy::validate_costs(&out, extremes.len())),
+            .map_err(Failed::from)
+            .and_then(|()| Ok(crate::policy::validate_costs(&out, extremes.len())?)),
     ));
     cases.push(case(
         "cost",
@@ -233,8 +270,8 @@ pub fn cost_cases(model: &dyn CostModel) -> Vec<ConformanceCase> {
                 },
                 &mut out,
             )
-            .map_err(|f| f.reason)
-            .and_then(|()| crate::policy::validate_costs(&out, 0)),
+            .map_err(Failed::from)
+            .and_then(|()| Ok(crate::policy::validate_costs(&out, 0)?)),
     ));
     cases
 }
@@ -319,7 +356,7 @@ pub fn gate_cases(gate: &dyn Gate) -> Vec<ConformanceCase> {
         match gate.decide(&bare) {
             Ok(GateDecision::Allow) => Err("allowed it".into()),
             Ok(_) => Ok(()),
-            Err(f) => Err(f.reason),
+            Err(f) => Err(f.into()),
         },
     ));
     cases.push(case(
@@ -383,7 +420,7 @@ fn random_request(rng: &mut rand_chacha::ChaCha8Rng, i: usize) -> EffectRequest 
     }
 }
 
-fn floor_probes(gate: &dyn Gate) -> Result<(), String> {
+fn floor_probes(gate: &dyn Gate) -> Result<(), Failed> {
     use rand::SeedableRng;
     let floor = crate::policy::NativeGate {
         spec: crate::hardware::GateSpec::default(),
@@ -391,17 +428,23 @@ fn floor_probes(gate: &dyn Gate) -> Result<(), String> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(GATE_PROBE_SEED);
     for i in 0..GATE_PROBES {
         let r = random_request(&mut rng, i);
-        let must = floor.decide(&r).map_err(|f| f.reason)?;
+        let must = floor.decide(&r)?;
         match gate.decide(&r) {
             Ok(GateDecision::Allow) if matches!(must, GateDecision::Deny(_)) => {
                 return Err(format!(
                     "allowed probe {i} ({:?}, {} evidence item(s)), which the floor denies: {must:?}",
                     r.risk,
                     r.evidence.len()
-                ));
+                )
+                .into());
             }
             Ok(_) => {}
-            Err(f) => return Err(format!("probe {i}: {}", f.reason)),
+            Err(f) => {
+                return Err(Failed {
+                    detail: format!("probe {i}: {}", f.reason),
+                    output: f.output,
+                });
+            }
         }
     }
     Ok(())

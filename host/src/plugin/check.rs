@@ -103,6 +103,7 @@ fn no_world_case(exports: &[String]) -> ConformanceCase {
         } else {
             format!("exports only {}", exports.join(", "))
         },
+        output: Default::default(),
     }
 }
 

@@ -15,6 +15,7 @@ use super::breaker::{Admit, Breaker, Change};
 use super::cases::{cost_cases, eligibility_cases, gate_cases};
 use super::convert;
 use super::error::{PluginError, PluginFault};
+use super::guest_log::GuestOutput;
 use super::runtime::{Instance, LoadedPlugin, Runtime};
 use super::world::Role;
 use crate::hardware::{GateSpec, Hardware, PluginCeilings, PolicySpec};
@@ -342,16 +343,23 @@ impl RolePlugin {
             serving.breaker = Breaker::default();
         }
         let plugin = Arc::clone(serving.instance.plugin());
-        let fault = |fault: PluginFault| PolicyFault {
+        let fault = |fault: PluginFault, output: GuestOutput| PolicyFault {
             policy: format!("{} ({})", self.name, plugin.label()),
             reason: fault.to_string(),
             kind: fault.kind().into(),
+            path: Some(plugin.path.display().to_string()),
+            output,
         };
         if let Admit::Tripped(calls) = serving.breaker.admit() {
             let faults = serving.breaker.faults();
-            return Err(fault(PluginFault::Tripped { faults, calls }));
+            return Err(fault(
+                PluginFault::Tripped { faults, calls },
+                GuestOutput::default(),
+            ));
         }
         let answer = f(&mut serving.instance);
+        // One window per call: what it printed goes with its fault, or away.
+        let output = serving.instance.take_output();
         let c = &plugin.ceilings;
         let change =
             serving
@@ -382,7 +390,7 @@ impl RolePlugin {
                 detail,
             });
         }
-        answer.map_err(fault)
+        answer.map_err(|f| fault(f, output))
     }
 
     /// The text limit of the serving version.

@@ -22,6 +22,7 @@ use super::compile_cache::{
     FileIdentity, code_file, content_hash, indexed_hash, map_cached, remember_hash,
 };
 use super::error::{PluginError, PluginFault};
+use super::guest_log::{GuestOutput, LogSource, SharedLog};
 use super::limits::{LimitGrant, PluginLimits, grant};
 use super::sandbox::{FrozenClock, Sandbox, never_block, start_ticker, ticks};
 use super::world::Roles;
@@ -211,14 +212,13 @@ impl Runtime {
             eligibility,
             gate,
         });
-        // Instantiate once now, so a broken component fails at load time.
-        plugin
-            .instance()
-            .instantiate()
-            .map_err(|e| PluginError::Instantiate {
-                path: path.to_path_buf(),
-                detail: e.to_string(),
-            })?;
+        // Instantiate once now, so a broken component fails at load time
+        // (saying what it printed while it failed).
+        let mut first = plugin.instance();
+        first.instantiate().map_err(|e| PluginError::Instantiate {
+            path: path.to_path_buf(),
+            detail: with_output(e.to_string(), &first.take_output()),
+        })?;
         tracing::info!(
             path = %path.display(),
             version = %plugin.label(),
@@ -362,10 +362,11 @@ impl LoadedPlugin {
             plugin: Arc::clone(self),
             live: None,
             instantiations: 0,
+            log: SharedLog::default(),
         }
     }
 
-    fn new_store(&self) -> Store<Sandbox> {
+    fn new_store(&self, log: &SharedLog) -> Store<Sandbox> {
         let l = &self.limits;
         let limits = StoreLimitsBuilder::new()
             .memory_size((l.memory_mib as usize).saturating_mul(1 << 20))
@@ -376,8 +377,11 @@ impl LoadedPlugin {
             .trap_on_grow_failure(true)
             .build();
         // No preopened directories, arguments, environment or network;
-        // stdio goes nowhere; clocks are frozen; randomness is seeded.
+        // stdout and stderr go to the guest log (bounded per call); clocks
+        // are frozen; randomness is seeded.
         let wasi = WasiCtxBuilder::new()
+            .stdout(log.stream(LogSource::Stdout))
+            .stderr(log.stream(LogSource::Stderr))
             .wall_clock(FrozenClock)
             .monotonic_clock(FrozenClock)
             .secure_random(rand_wasi::rngs::StdRng::seed_from_u64(GUEST_RANDOM_SEED))
@@ -392,7 +396,7 @@ impl LoadedPlugin {
                 wasi,
                 table: ResourceTable::new(),
                 limits,
-                guest_log: Default::default(),
+                guest_log: log.clone(),
             },
         );
         store.limiter(|s| &mut s.limits);
@@ -407,6 +411,8 @@ pub struct Instance {
     live: Option<Live>,
     /// How many times it was (re)instantiated.
     pub instantiations: u64,
+    /// What the guest printed or logged, across its stores.
+    log: SharedLog,
 }
 
 impl std::fmt::Debug for Instance {
@@ -435,7 +441,7 @@ impl Instance {
     pub fn instantiate(&mut self) -> Result<(), PluginFault> {
         self.live = None;
         let p = &self.plugin;
-        let mut store = p.new_store();
+        let mut store = p.new_store(&self.log);
         let budget = Budget {
             fuel: p.limits.fuel_instantiate,
             memory_mib: p.limits.memory_mib,
@@ -498,14 +504,28 @@ impl Instance {
         live.store.set_epoch_deadline(ticks(budget.deadline_ms));
         match f(live) {
             Ok(Ok(r)) => Ok(r),
-            Ok(Err(message)) => Err(PluginFault::GuestError {
-                message: clip(message, budget.log_bytes),
-            }),
+            Ok(Err(message)) => {
+                // The first line is the message; the rest (a JavaScript
+                // stack, say) joins what the guest printed in this call.
+                let (first, rest) = message.split_once('\n').unwrap_or((&message, ""));
+                if !rest.trim().is_empty() {
+                    self.log.lock().log(LogSource::Error, rest);
+                }
+                Err(PluginFault::GuestError {
+                    message: clip(first.to_string(), budget.log_bytes),
+                })
+            }
             Err(e) => {
                 self.live = None;
                 Err(classify(e, &budget))
             }
         }
+    }
+
+    /// What the guest printed or logged since the last time this was
+    /// asked (a window: normally one call, with any instantiation before it).
+    pub fn take_output(&mut self) -> GuestOutput {
+        self.log.take()
     }
 
     /// Calls the cost model's `score`.
@@ -567,6 +587,15 @@ fn clip(mut s: String, max: usize) -> String {
         s.push_str("… (clipped)");
     }
     s
+}
+
+/// `detail`, then what the guest printed, a few lines, for a load error.
+pub(super) fn with_output(detail: String, output: &GuestOutput) -> String {
+    let lines = output.excerpt(12);
+    if lines.is_empty() {
+        return detail;
+    }
+    format!("{detail}; the guest printed:\n  {}", lines.join("\n  "))
 }
 
 /// What one call (or one instantiation) was given, for naming the limit

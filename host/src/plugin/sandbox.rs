@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use super::guest_log::{GuestLog, LogSource};
+use super::guest_log::{LogSource, SharedLog};
 use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime::{Engine, StoreContextMut, StoreLimits};
 use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
@@ -20,15 +20,16 @@ pub struct Sandbox {
     pub(super) wasi: WasiCtx,
     pub(super) table: ResourceTable,
     pub(super) limits: StoreLimits,
-    /// What the guest printed or logged since the last call ended.
-    pub(super) guest_log: GuestLog,
+    /// What the guest printed or logged since the last call ended; its
+    /// stdout and stderr streams write into the same log.
+    pub(super) guest_log: SharedLog,
 }
 
 impl Sandbox {
     /// One line the guest logged deliberately (the WIT 0.2 `log` import).
     #[allow(dead_code)] // called by the 0.2 `log` host (issue 15, in progress)
     pub(super) fn log_line(&mut self, source: LogSource, message: &str) {
-        self.guest_log.log(source, message);
+        self.guest_log.lock().log(source, message);
     }
 }
 

@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+mod guest_output;
 mod native;
 mod types;
 
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::device::Target;
 use crate::hardware::Hardware;
 
+pub use guest_output::{GuestLine, GuestOutput, LogSource};
 pub use native::{NativeCost, NativeEligibility, NativeGate, gate_verdict, runs_kind};
 pub use types::{
     BackendLimits, CandidateInput, CostTerms, DecisionContext, DiagnosticsLevel, EffectRequest,
@@ -24,7 +26,8 @@ pub use types::{
 
 /// A policy that failed to answer (a trapping plugin, an invalid result).
 /// Never fatal: the engine falls back to the native default and records it.
-#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
+/// Build one with `..Default::default()` for the fields that do not apply.
+#[derive(Debug, Clone, Default, PartialEq, thiserror::Error, Serialize, Deserialize)]
 #[error("policy {policy} failed: {reason}")]
 pub struct PolicyFault {
     /// The policy (plugin name and version, or `native`).
@@ -35,6 +38,13 @@ pub struct PolicyFault {
     /// `guest_error`, `invalid_output`, `instantiate`.
     #[serde(default)]
     pub kind: String,
+    /// The plugin file, for a plugin's fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// What the plugin printed or logged during the faulting call (a
+    /// Python traceback, a Rust panic message), bounded.
+    #[serde(default, skip_serializing_if = "GuestOutput::is_empty")]
+    pub output: GuestOutput,
 }
 
 /// A change in the version that serves a policy role (a plugin hot reload,

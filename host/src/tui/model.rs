@@ -178,6 +178,9 @@ impl Default for Model {
     }
 }
 
+/// Guest output lines the events view shows under a policy fault.
+pub const GUEST_LINES: usize = 12;
+
 /// The time of an event (the header has none).
 pub fn event_time(e: &TraceEvent) -> Option<f64> {
     use TraceEvent as E;
@@ -519,20 +522,29 @@ impl Model {
             }
             E::PolicyFault {
                 t_ms,
+                job,
+                node,
                 role,
                 fault,
                 fallback,
-            } => self.push_log(
-                index,
-                *t_ms,
-                LogKind::Policy,
-                None,
-                None,
-                format!(
-                    "{role} policy fault ({}): {}; {fallback}",
-                    fault.kind, fault.reason
-                ),
-            ),
+            } => {
+                self.push_log(
+                    index,
+                    *t_ms,
+                    LogKind::Policy,
+                    *job,
+                    node.as_deref(),
+                    format!(
+                        "{role} policy fault ({}): {}; {fallback}",
+                        fault.kind, fault.reason
+                    ),
+                );
+                // What the plugin printed, a line each, under the fault.
+                for line in fault.output.excerpt(GUEST_LINES) {
+                    let text = format!("  │ {line}");
+                    self.push_log(index, *t_ms, LogKind::Policy, *job, node.as_deref(), text);
+                }
+            }
             E::PolicyReload { t_ms, notice } => {
                 if notice.ok {
                     self.policy = format!(

@@ -18,6 +18,7 @@ mod fuzz_regressions;
 mod golden;
 mod gpu;
 mod graph_exec;
+mod guest_output;
 mod input_limits;
 mod logs;
 mod output_scale;

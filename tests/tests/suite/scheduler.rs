@@ -762,6 +762,7 @@ impl Gate for Trapping {
             policy: "trapping".into(),
             reason: "wasm trap: unreachable".into(),
             kind: "trap".into(),
+            ..Default::default()
         })
     }
 }

@@ -121,6 +121,7 @@ mod tests {
             policy: "g".into(),
             reason: "trap".into(),
             kind: "trap".into(),
+            ..Default::default()
         }
     }
 

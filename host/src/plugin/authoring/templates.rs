@@ -304,9 +304,39 @@ class Gate(exports.Gate):
 fn js(role: Role) -> String {
     match role {
         Role::Cost => js_cost(),
-        Role::Eligibility => JS_ELIGIBILITY.to_string(),
-        Role::Gate => JS_GATE.to_string(),
+        Role::Eligibility => with_reported(JS_ELIGIBILITY),
+        Role::Gate => with_reported(JS_GATE),
     }
+}
+
+/// What every JavaScript template wraps its export in (the committed
+/// plugins/*-js carry it too): QuickJS guests have no `console`, and an
+/// uncaught error answers with its message only, so the wrapper answers
+/// with the error's name, message and stack; the host keeps the stack with
+/// the fault's guest output.
+const JS_REPORTED: &str = r#"// An error answers with its name, message and stack: the host shows the
+// stack with the fault (QuickJS guests have no console to print it).
+function reported(role) {
+  for (const [name, f] of Object.entries(role)) {
+    role[name] = (...args) => {
+      try {
+        return f.apply(role, args);
+      } catch (e) {
+        throw e instanceof Error ? new Error(`${e.name}: ${e.message}\n${e.stack ?? ""}`) : e;
+      }
+    };
+  }
+  return role;
+}
+"#;
+
+/// `template` (a header comment, a blank line, the code) with
+/// [`JS_REPORTED`] between its header and its code.
+fn with_reported(template: &str) -> String {
+    let (header, code) = template
+        .split_once("\n\n")
+        .expect("a template opens with a header comment");
+    format!("{header}\n\n{JS_REPORTED}\n{code}")
 }
 
 /// The committed JavaScript cost model (plugins/cost-js): the cost template
@@ -327,7 +357,7 @@ const JS_ELIGIBILITY: &str = r#"// Eligibility rules: an empty list means eligib
 
 const SAMPLING = new Set(["tsu", "gpu-sim", "cpu-ref"]);
 
-export const eligibility = {
+export const eligibility = reported({
   verdict(node, qos, target, limits, context) {
     let fits;
     if (node.kind === "sample") fits = SAMPLING.has(target);
@@ -346,12 +376,12 @@ export const eligibility = {
     }
     return reasons;
   },
-};
+});
 "#;
 
 const JS_GATE: &str = r#"// A policy gate: allow, hold for review, or deny each effect.
 
-export const gate = {
+export const gate = reported({
   decide(request, thresholds) {
     if (request.risk === "irreversible" && request.evidence.length === 0) {
       return { tag: "deny", val: ["an irreversible effect needs evidence"] };
@@ -364,5 +394,5 @@ export const gate = {
     }
     return review.length === 0 ? { tag: "allow" } : { tag: "require-review", val: review };
   },
-};
+});
 "#;

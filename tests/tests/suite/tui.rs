@@ -18,7 +18,7 @@ use thermoroute::tui::model::pack_lanes;
 use thermoroute::tui::{Action, App, Input, Live, LogKind, View, Window, command_for, render};
 use thermoroute_tests::{bin, example};
 
-fn key(c: char) -> KeyEvent {
+pub(super) fn key(c: char) -> KeyEvent {
     KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
 }
 
@@ -314,7 +314,7 @@ fn a_selected_bar_says_where_it_ran_and_why() {
     assert_eq!(app.selected_bar, Some(0));
 }
 
-fn header(hw: Hardware) -> TraceEvent {
+pub(super) fn header(hw: Hardware) -> TraceEvent {
     TraceEvent::Header {
         format: thermoroute::trace::TRACE_FORMAT.into(),
         version: thermoroute::trace::TRACE_VERSION,
@@ -497,84 +497,6 @@ fn the_events_log_is_in_words_and_search_finds_them() {
     insta::assert_snapshot!("events_search_offline", screen(&app));
 }
 
-#[test]
-fn a_policy_fault_shows_what_the_plugin_printed() {
-    use thermoroute::policy::{GuestLine, GuestOutput, LogSource, PolicyFault};
-    let stderr = |t: &str| GuestLine {
-        source: LogSource::Stderr,
-        text: t.into(),
-    };
-    let events = vec![
-        header(Hardware::default()),
-        TraceEvent::PolicyFault {
-            t_ms: 1.0,
-            job: Some(3),
-            node: Some("score".into()),
-            role: "cost".into(),
-            fault: PolicyFault {
-                policy: "plugin:buggy (buggy@0123456789ab)".into(),
-                reason: "trapped: wasm trap: wasm `unreachable` instruction executed".into(),
-                kind: "trap".into(),
-                path: Some("buggy.wasm".into()),
-                output: GuestOutput {
-                    lines: vec![
-                        GuestLine {
-                            source: LogSource::Stdout,
-                            text: "buggy: scoring 3 candidates".into(),
-                        },
-                        stderr("Traceback (most recent call last):"),
-                        stderr("  File \"app.py\", line 14, in latency_term"),
-                        stderr("AttributeError: 'Estimate' object has no attribute 'latency_ms'"),
-                    ],
-                    dropped_lines: 2,
-                    dropped_bytes: 40,
-                    gap: Some(1),
-                },
-            },
-            fallback: "native cost model".into(),
-        },
-        TraceEvent::PolicyFault {
-            t_ms: 2.0,
-            job: None,
-            node: None,
-            role: "eligibility".into(),
-            fault: PolicyFault {
-                policy: "plugin:quiet (quiet@0123456789ab)".into(),
-                reason: "ran out of fuel (20000000 units)".into(),
-                kind: "out_of_fuel".into(),
-                ..Default::default()
-            },
-            fallback: "native eligibility rules".into(),
-        },
-    ];
-    let mut app = App::replay("faults.jsonl", events);
-    app.advance_to(f64::INFINITY);
-    app.handle_key(key('4'));
-    let texts: Vec<&str> = app.model.log.iter().map(|l| l.text.as_str()).collect();
-    assert_eq!(
-        texts,
-        [
-            "cost policy fault (trap): trapped: wasm trap: wasm `unreachable` instruction executed; native cost model",
-            "  │ stdout | buggy: scoring 3 candidates",
-            "  │ … 2 line(s), 40 byte(s) dropped past the per-call bound …",
-            "  │ stderr | Traceback (most recent call last):",
-            "  │ stderr |   File \"app.py\", line 14, in latency_term",
-            "  │ stderr | AttributeError: 'Estimate' object has no attribute 'latency_ms'",
-            "eligibility policy fault (out_of_fuel): ran out of fuel (20000000 units); native eligibility rules",
-        ]
-    );
-    // The guest lines belong to the fault's decision and to the policy filter.
-    assert!(app.model.log[..6].iter().all(|l| l.kind == LogKind::Policy
-        && l.job == Some(3)
-        && l.node.as_deref() == Some("score")));
-    let screen = screen(&app);
-    assert!(
-        screen.contains("AttributeError: 'Estimate' object"),
-        "{screen}"
-    );
-    insta::assert_snapshot!("events_policy_fault", screen);
-}
-
 fn posterior_engine(trace: &Path) -> Engine {
     let graph = thermoroute::model::Graph::load(Path::new(&example("graphs/posterior-batch.json")))
         .unwrap();
@@ -680,7 +602,7 @@ fn taking_the_tsu_offline_in_the_ui_changes_later_routing() {
     assert!(sampling_targets(&app.events[seen..]).contains(&Target::Tsu));
 }
 
-fn screen(app: &App) -> String {
+pub(super) fn screen(app: &App) -> String {
     let mut terminal = Terminal::new(TestBackend::new(100, 30)).unwrap();
     terminal.draw(|f| render::draw(f, app)).unwrap();
     let buffer = terminal.backend().buffer().clone();

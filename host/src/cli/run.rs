@@ -582,7 +582,7 @@ fn print_run(r: &RunReport, trace: Option<&Path>) {
 }
 
 /// Guest output lines the run summary shows per faulting plugin.
-const GUEST_LINES_SHOWN: usize = 8;
+const GUEST_LINES_SHOWN: usize = 12;
 
 /// The policy faults per plugin: count, first reason and what the guest
 /// printed, so a broken plugin is seen without `--json` or the trace.

@@ -60,7 +60,7 @@ impl FaultTally {
         let p = &mut self.plugins[i];
         p.count += 1;
         if p.output.is_empty() && !fault.output.is_empty() {
-            p.output = fault.output.clone();
+            p.output = (*fault.output).clone();
         }
     }
 
@@ -108,7 +108,7 @@ mod tests {
             reason: reason.into(),
             kind: "trap".into(),
             path: Some(format!("{policy}.wasm")),
-            output: GuestOutput {
+            output: Box::new(GuestOutput {
                 lines: printed
                     .iter()
                     .map(|t| GuestLine {
@@ -117,7 +117,7 @@ mod tests {
                     })
                     .collect(),
                 ..Default::default()
-            },
+            }),
         }
     }
 

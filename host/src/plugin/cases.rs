@@ -61,7 +61,7 @@ impl From<PolicyFault> for Failed {
     fn from(f: PolicyFault) -> Self {
         Failed {
             detail: f.reason,
-            output: f.output,
+            output: *f.output,
         }
     }
 }
@@ -442,7 +442,7 @@ fn floor_probes(gate: &dyn Gate) -> Result<(), Failed> {
             Err(f) => {
                 return Err(Failed {
                     detail: format!("probe {i}: {}", f.reason),
-                    output: f.output,
+                    output: *f.output,
                 });
             }
         }

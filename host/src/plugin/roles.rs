@@ -348,7 +348,7 @@ impl RolePlugin {
             reason: fault.to_string(),
             kind: fault.kind().into(),
             path: Some(plugin.path.display().to_string()),
-            output,
+            output: Box::new(output),
         };
         if let Admit::Tripped(calls) = serving.breaker.admit() {
             let faults = serving.breaker.faults();

@@ -42,9 +42,10 @@ pub struct PolicyFault {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// What the plugin printed or logged during the faulting call (a
-    /// Python traceback, a Rust panic message), bounded.
+    /// Python traceback, a Rust panic message), bounded. Boxed: a fault
+    /// travels in every policy answer's `Err`, which stays small.
     #[serde(default, skip_serializing_if = "GuestOutput::is_empty")]
-    pub output: GuestOutput,
+    pub output: Box<GuestOutput>,
 }
 
 /// A change in the version that serves a policy role (a plugin hot reload,

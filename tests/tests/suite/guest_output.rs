@@ -252,7 +252,7 @@ fn the_tui_events_view_shows_a_fault_with_what_the_plugin_printed() {
                 reason: "trapped: wasm trap: wasm `unreachable` instruction executed".into(),
                 kind: "trap".into(),
                 path: Some("buggy.wasm".into()),
-                output: GuestOutput {
+                output: Box::new(GuestOutput {
                     lines: vec![
                         GuestLine {
                             source: LogSource::Stdout,
@@ -265,7 +265,7 @@ fn the_tui_events_view_shows_a_fault_with_what_the_plugin_printed() {
                     dropped_lines: 2,
                     dropped_bytes: 40,
                     gap: Some(1),
-                },
+                }),
             },
             fallback: "native cost model".into(),
         },

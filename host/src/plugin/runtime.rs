@@ -20,8 +20,8 @@ use super::compile_cache::{
     FileIdentity, code_file, content_hash, indexed_hash, map_cached, remember_hash,
 };
 use super::error::{PluginError, PluginFault};
-use super::guests::{GuestIndices, Guests, describe};
 use super::guest_log::{GuestOutput, LogSource, SharedLog};
+use super::guests::{GuestIndices, Guests, describe};
 use super::limits::{LimitGrant, PluginLimits, grant};
 use super::sandbox::{FrozenClock, Sandbox, never_block, start_ticker, ticks};
 use super::world::{Roles, VersionProblem, WitVersion, detect_version, supported_versions};

@@ -50,6 +50,7 @@ impl CostModel for Broken {
             policy: "broken".into(),
             reason: "no".into(),
             kind: "trap".into(),
+            ..PolicyFault::default()
         })
     }
 }

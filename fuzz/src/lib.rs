@@ -33,7 +33,7 @@ pub mod diagnostics;
 #[path = "../../host/src/workloads.rs"]
 pub mod workloads;
 
-#[path = "../../host/src/trace.rs"]
+#[path = "../../host/src/trace/mod.rs"]
 pub mod trace;
 
 /// The experiment file's form (`whatif::file` in the host).

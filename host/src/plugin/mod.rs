@@ -42,6 +42,7 @@ mod limits;
 mod queue_cases;
 mod queue_roles;
 mod queue_world;
+mod reload;
 mod roles;
 mod runtime;
 mod sandbox;

@@ -20,7 +20,7 @@ use super::breaker::{Admit as Call, Breaker, Change};
 use super::error::{PluginError, PluginFault};
 use super::guest_log::SharedLog;
 use super::queue_world::QueueRole;
-use super::runtime::{Budget, LoadedPlugin, Runtime, classify, clip};
+use super::runtime::{LoadedPlugin, Runtime, arm, classify, clip};
 use super::sandbox::{Sandbox, ticks};
 use crate::device::Target;
 use crate::hardware::PluginCeilings;
@@ -81,12 +81,7 @@ impl QueueInstance {
         self.live = None;
         let p = &self.plugin;
         let mut store = p.new_store(&self.log);
-        let budget = Budget {
-            fuel: p.limits.fuel_instantiate,
-            memory_mib: p.limits.memory_mib,
-            deadline_ms: p.ceilings.instantiate_deadline_ms,
-            log_bytes: p.ceilings.max_log_bytes,
-        };
+        let budget = p.instantiate_budget();
         let fault = |e: wasmtime::Error| match classify(e, &budget) {
             PluginFault::Trap { detail } => PluginFault::Instantiate { detail },
             other => other,
@@ -128,18 +123,9 @@ impl QueueInstance {
         if self.live.is_none() {
             self.instantiate()?;
         }
-        let p = &self.plugin;
-        let budget = Budget {
-            fuel: p.limits.fuel_per_call,
-            memory_mib: p.limits.memory_mib,
-            deadline_ms: p.limits.deadline_ms.unwrap_or(p.ceilings.deadline_ms),
-            log_bytes: p.ceilings.max_log_bytes,
-        };
+        let budget = self.plugin.call_budget();
         let live = self.live.as_mut().expect("instantiated above");
-        live.store
-            .set_fuel(budget.fuel)
-            .map_err(|e| classify(e, &budget))?;
-        live.store.set_epoch_deadline(ticks(budget.deadline_ms));
+        arm(&mut live.store, &budget)?;
         let answer = f(live);
         // Queue-role faults do not carry guest output yet; each call starts
         // a fresh window.

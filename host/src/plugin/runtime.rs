@@ -441,12 +441,7 @@ impl Instance {
         self.live = None;
         let p = &self.plugin;
         let mut store = p.new_store(&self.log);
-        let budget = Budget {
-            fuel: p.limits.fuel_instantiate,
-            memory_mib: p.limits.memory_mib,
-            deadline_ms: p.ceilings.instantiate_deadline_ms,
-            log_bytes: p.ceilings.max_log_bytes,
-        };
+        let budget = p.instantiate_budget();
         let fault = |e: wasmtime::Error| match classify(e, &budget) {
             PluginFault::Trap { detail } => PluginFault::Instantiate { detail },
             other => other,
@@ -484,18 +479,9 @@ impl Instance {
         if self.live.is_none() {
             self.instantiate()?;
         }
-        let p = &self.plugin;
-        let budget = Budget {
-            fuel: p.limits.fuel_per_call,
-            memory_mib: p.limits.memory_mib,
-            deadline_ms: p.limits.deadline_ms.unwrap_or(p.ceilings.deadline_ms),
-            log_bytes: p.ceilings.max_log_bytes,
-        };
+        let budget = self.plugin.call_budget();
         let live = self.live.as_mut().expect("instantiated above");
-        live.store
-            .set_fuel(budget.fuel)
-            .map_err(|e| classify(e, &budget))?;
-        live.store.set_epoch_deadline(ticks(budget.deadline_ms));
+        arm(&mut live.store, &budget)?;
         match f(live) {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(message)) => {
@@ -651,6 +637,37 @@ pub(super) fn with_output(detail: String, output: &GuestOutput) -> String {
         return detail;
     }
     format!("{detail}; the guest printed:\n  {}", lines.join("\n  "))
+}
+
+impl LoadedPlugin {
+    /// What an instantiation may spend.
+    pub(super) fn instantiate_budget(&self) -> Budget {
+        Budget {
+            fuel: self.limits.fuel_instantiate,
+            memory_mib: self.limits.memory_mib,
+            deadline_ms: self.ceilings.instantiate_deadline_ms,
+            log_bytes: self.ceilings.max_log_bytes,
+        }
+    }
+
+    /// What one call may spend: the manifest's limits under the ceilings.
+    pub(super) fn call_budget(&self) -> Budget {
+        Budget {
+            fuel: self.limits.fuel_per_call,
+            memory_mib: self.limits.memory_mib,
+            deadline_ms: self.limits.deadline_ms.unwrap_or(self.ceilings.deadline_ms),
+            log_bytes: self.ceilings.max_log_bytes,
+        }
+    }
+}
+
+/// Gives a store `budget`'s fuel and wall-clock deadline for one call.
+pub(super) fn arm(store: &mut Store<Sandbox>, budget: &Budget) -> Result<(), PluginFault> {
+    store
+        .set_fuel(budget.fuel)
+        .map_err(|e| classify(e, budget))?;
+    store.set_epoch_deadline(ticks(budget.deadline_ms));
+    Ok(())
 }
 
 /// What one call (or one instantiation) was given, for naming the limit

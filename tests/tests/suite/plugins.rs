@@ -134,13 +134,14 @@ fn each_hostile_cost_model_is_contained_with_a_typed_fault() {
 
 #[test]
 fn a_gate_answering_with_a_huge_string_is_invalid_output() {
-    let gate = PluginGate::open(
-        runtime(),
-        &guest("fixture_huge_string"),
-        GateSpec::default(),
-        None,
-    )
-    .unwrap();
+    // Writing and copying 8 MiB can outlast the default 100 ms deadline on a
+    // loaded machine; the most a manifest may ask for keeps this test about
+    // the answer's size, not the clock.
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("huge.wasm");
+    std::fs::copy(guest("fixture_huge_string"), &plugin).unwrap();
+    std::fs::write(dir.path().join("huge.toml"), "[limits]\ndeadline_ms = 1000\n").unwrap();
+    let gate = PluginGate::open(runtime(), &plugin, GateSpec::default(), None).unwrap();
     let fault = gate.decide(&request(Risk::Reversible, vec![])).unwrap_err();
     assert_eq!(fault.kind, "invalid_output");
     assert!(fault.reason.contains("8388608 bytes"), "{}", fault.reason);

@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use rand_wasi::SeedableRng;
 use serde::Serialize;
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimitsBuilder, Trap};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder,
+    Trap,
+};
 use wasmtime_wasi::WasiCtxBuilder;
 
 use super::authoring::Manifest;
@@ -72,7 +75,13 @@ impl Runtime {
         config.consume_fuel(true);
         config.epoch_interruption(true);
         let runtime_err = |e: wasmtime::Error| PluginError::Runtime(format!("{e:#}"));
-        let engine = Engine::new(&config).map_err(runtime_err)?;
+        let engine = pooled_engine(&config).or_else(|e| {
+            tracing::warn!(
+                "plugin instance pool unavailable ({e:#}); instances allocate on demand"
+            );
+            Engine::new(&config)
+        });
+        let engine = engine.map_err(runtime_err)?;
         start_ticker(&engine).map_err(|e| PluginError::Runtime(format!("epoch ticker: {e}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(runtime_err)?;
@@ -208,6 +217,7 @@ impl Runtime {
             engine: self.engine.clone(),
             pre,
             indices,
+            model_info: OnceLock::new(),
         });
         // Instantiate once now, so a broken component fails at load time
         // (saying what it printed while it failed).
@@ -336,6 +346,10 @@ pub struct LoadedPlugin {
     engine: Engine,
     pub(super) pre: InstancePre<Sandbox>,
     indices: GuestIndices,
+    /// A 0.2 cost model's `describe`: metadata of the component, asked at
+    /// its first instantiation (under that instantiation's budget) and
+    /// kept, so later instantiations (after a trap) do not pay for a call.
+    model_info: OnceLock<Option<v0_2::cost_model::ModelInfo>>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -403,6 +417,35 @@ impl LoadedPlugin {
     }
 }
 
+/// Instances come from a pool of slots reserved once per process: a new
+/// instance reuses a slot's mappings (its memory reset in place) instead of
+/// mapping and unmapping memory, the cost that dominated instantiation. The
+/// slot sizes sit above every limit a store enforces (memory up to 4 GiB,
+/// 16 memories and tables per module), so the store's limiter, not the pool,
+/// is what a greedy plugin meets. The pool bounds how many instances live
+/// at once; past it an instantiation fails as a fault like any other.
+fn pooled_engine(config: &Config) -> wasmtime::Result<Engine> {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(POOL_INSTANCES)
+        .total_core_instances(4 * POOL_INSTANCES)
+        .total_memories(POOL_MEMORIES)
+        .total_tables(4 * POOL_INSTANCES)
+        .max_memories_per_module(16)
+        .max_tables_per_module(16)
+        .table_elements(1 << 20)
+        .max_memory_size(4 << 30);
+    let mut config = config.clone();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config)
+}
+
+/// Component instances alive at once in one process.
+const POOL_INSTANCES: u32 = 1000;
+/// Linear memories alive at once (each reserves 4 GiB of address space,
+/// none of it committed until used: 1 TiB in all, an eighth of what a
+/// process may map).
+const POOL_MEMORIES: u32 = 256;
+
 /// A live instance: instantiated on first use, reused across calls and
 /// rebuilt after a trap (a trapped instance's state cannot be trusted).
 pub struct Instance {
@@ -426,8 +469,6 @@ impl std::fmt::Debug for Instance {
 pub(super) struct Live {
     pub(super) store: Store<Sandbox>,
     pub(super) guests: Guests,
-    /// A 0.2 cost model's `describe`, asked once per instantiation.
-    pub(super) model_info: Option<v0_2::cost_model::ModelInfo>,
 }
 
 impl Instance {
@@ -450,14 +491,12 @@ impl Instance {
         store.set_epoch_deadline(ticks(budget.deadline_ms));
         let instance = p.pre.instantiate(&mut store).map_err(fault)?;
         let guests = p.indices.load(&mut store, &instance).map_err(fault)?;
-        // Asked once, under the instantiation's budget.
-        let model_info = describe(&guests, &mut store).map_err(fault)?;
+        if p.model_info.get().is_none() {
+            let info = describe(&guests, &mut store).map_err(fault)?;
+            let _ = p.model_info.set(info);
+        }
         self.instantiations += 1;
-        self.live = Some(Live {
-            store,
-            guests,
-            model_info,
-        });
+        self.live = Some(Live { store, guests });
         Ok(())
     }
 
@@ -468,8 +507,12 @@ impl Instance {
         if self.live.is_none() {
             self.instantiate()?;
         }
-        let live = self.live.as_ref().expect("instantiated above");
-        Ok(live.model_info.as_ref().is_none_or(|m| m.additive))
+        Ok(self
+            .plugin
+            .model_info
+            .get()
+            .and_then(Option::as_ref)
+            .is_none_or(|m| m.additive))
     }
 
     pub(super) fn call<R>(

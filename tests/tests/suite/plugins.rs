@@ -140,7 +140,11 @@ fn a_gate_answering_with_a_huge_string_is_invalid_output() {
     let dir = tempfile::tempdir().unwrap();
     let plugin = dir.path().join("huge.wasm");
     std::fs::copy(guest("fixture_huge_string"), &plugin).unwrap();
-    std::fs::write(dir.path().join("huge.toml"), "[limits]\ndeadline_ms = 1000\n").unwrap();
+    std::fs::write(
+        dir.path().join("huge.toml"),
+        "[limits]\ndeadline_ms = 1000\n",
+    )
+    .unwrap();
     let gate = PluginGate::open(runtime(), &plugin, GateSpec::default(), None).unwrap();
     let fault = gate.decide(&request(Risk::Reversible, vec![])).unwrap_err();
     assert_eq!(fault.kind, "invalid_output");

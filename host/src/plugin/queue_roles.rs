@@ -18,7 +18,7 @@ use wasmtime::Store;
 use super::bindings::v0_2::{admit, preempt, queue_order, queue_types, types};
 use super::breaker::{Admit as Call, Breaker, Change};
 use super::error::{PluginError, PluginFault};
-use super::guest_log::SharedLog;
+use super::guest_log::{GuestOutput, SharedLog};
 use super::queue_world::QueueRole;
 use super::runtime::{LoadedPlugin, Runtime, arm, classify, clip};
 use super::sandbox::{Sandbox, ticks};
@@ -116,7 +116,17 @@ impl QueueInstance {
         Ok(())
     }
 
+    /// One call, and what the guest printed during it (one window per
+    /// call: the output goes with the call's fault, or away).
     fn call<R>(
+        &mut self,
+        f: impl FnOnce(&mut Live) -> wasmtime::Result<Result<R, String>>,
+    ) -> (Result<R, PluginFault>, GuestOutput) {
+        let answer = self.call_once(f);
+        (answer, self.log.take())
+    }
+
+    fn call_once<R>(
         &mut self,
         f: impl FnOnce(&mut Live) -> wasmtime::Result<Result<R, String>>,
     ) -> Result<R, PluginFault> {
@@ -126,11 +136,7 @@ impl QueueInstance {
         let budget = self.plugin.call_budget();
         let live = self.live.as_mut().expect("instantiated above");
         arm(&mut live.store, &budget)?;
-        let answer = f(live);
-        // Queue-role faults do not carry guest output yet; each call starts
-        // a fresh window.
-        self.log.take();
-        match answer {
+        match f(live) {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(message)) => Err(PluginFault::GuestError {
                 message: clip(message, budget.log_bytes),
@@ -202,13 +208,15 @@ impl QueuePlugin {
         }
     }
 
-    fn fault(&self, fault: &PluginFault) -> PolicyFault {
+    /// The policy fault of `fault`, with what the guest printed in the
+    /// call that met it.
+    fn fault(&self, fault: &PluginFault, output: GuestOutput) -> PolicyFault {
         PolicyFault {
             policy: format!("{} ({})", self.name, self.plugin.label()),
             reason: fault.to_string(),
             kind: fault.kind().into(),
             path: Some(self.plugin.path.display().to_string()),
-            ..PolicyFault::default()
+            output: Box::new(output),
         }
     }
 
@@ -223,9 +231,13 @@ impl QueuePlugin {
         let (instance, breaker) = &mut *serving;
         if let Call::Tripped(calls) = breaker.admit() {
             let faults = breaker.faults();
-            return Err(self.fault(&PluginFault::Tripped { faults, calls }));
+            return Err(self.fault(
+                &PluginFault::Tripped { faults, calls },
+                GuestOutput::default(),
+            ));
         }
-        let answer = instance.call(f).and_then(|r| {
+        let (answer, output) = instance.call(f);
+        let answer = answer.and_then(|r| {
             check(&r)
                 .map(|()| r)
                 .map_err(|detail| PluginFault::InvalidOutput { detail })
@@ -257,7 +269,7 @@ impl QueuePlugin {
                     detail,
                 });
         }
-        answer.map_err(|f| self.fault(&f))
+        answer.map_err(|f| self.fault(&f, output))
     }
 
     fn take_notices(&self, out: &mut Vec<PolicyNotice>) {

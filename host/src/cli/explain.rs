@@ -131,6 +131,31 @@ pub fn explain(args: ExplainArgs) -> Result<ExitCode> {
                 println!("{tab}");
                 println!("  why: {explanation}");
             }
+            TraceEvent::Hold {
+                t_ms,
+                target,
+                plugin,
+                reason,
+                max_hold_ms,
+                ..
+            } => {
+                println!(
+                    "t={t_ms:.3} ms  held out of the {target} queue by {plugin} (at most {max_hold_ms} ms): {reason}"
+                );
+            }
+            TraceEvent::HoldEnd {
+                t_ms,
+                target,
+                held_ms,
+                outcome,
+                reason,
+                ..
+            } => {
+                println!(
+                    "t={t_ms:.3} ms  hold on {target} ended after {held_ms:.3} ms: {} (last reason: {reason})",
+                    outcome.words()
+                );
+            }
             TraceEvent::PolicyFault {
                 t_ms,
                 role,
@@ -181,6 +206,8 @@ fn event_is_about(e: &TraceEvent, j: u64, n: &str) -> bool {
         TraceEvent::Route { job, node, .. }
         | TraceEvent::Admit { job, node, .. }
         | TraceEvent::Reject { job, node, .. }
+        | TraceEvent::Hold { job, node, .. }
+        | TraceEvent::HoldEnd { job, node, .. }
         | TraceEvent::Preempt { job, node, .. }
         | TraceEvent::Resume { job, node, .. }
         | TraceEvent::Steal { job, node, .. }

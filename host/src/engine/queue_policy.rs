@@ -23,7 +23,7 @@ use crate::policy::{
     Admission, Estimate, PolicyFault, QueueTask, QueueView, check_admission, check_order,
     check_victims, queue_room, task_id,
 };
-use crate::trace::{JobStatus, NodeStatus, TraceEvent};
+use crate::trace::{HoldOutcome, JobStatus, NodeStatus, TraceEvent};
 
 /// Longest reason text kept from an admission plugin.
 const MAX_REASON: usize = 4096;
@@ -36,6 +36,8 @@ pub(super) struct Held {
     pub(super) slot: u32,
     pub(super) job: u64,
     pub(super) node: u32,
+    /// The node's id in its graph, for the trace.
+    pub(super) node_id: String,
     pub(super) target: Target,
     pub(super) estimate: Estimate,
     pub(super) timeout_ms: f64,
@@ -152,11 +154,14 @@ impl Engine {
     }
 
     /// Counts, logs and traces a queue role's fault; the native rule serves.
+    /// `about` is the (slot, node) whose decision met it (none for a queue
+    /// order, a decision about a whole queue).
     fn queue_fault(
         &mut self,
         role: &str,
         fault: PolicyFault,
         fallback: &str,
+        about: Option<(u32, u32)>,
     ) -> Result<(), EngineError> {
         // A tripped role is answered natively without a word (the trip
         // itself is traced once, as a notice).
@@ -164,10 +169,11 @@ impl Engine {
             return Ok(());
         }
         self.note_fault(role, &fault, fallback);
+        let (job, node) = about.map(|(slot, node)| self.ids(slot, node)).unzip();
         self.emit(TraceEvent::PolicyFault {
             t_ms: self.now_ms,
-            job: None,
-            node: None,
+            job,
+            node,
             role: role.into(),
             fault,
             fallback: fallback.into(),
@@ -198,7 +204,7 @@ impl Engine {
         match answer {
             Ok(order) => Ok(Some(ids[order[0] as usize])),
             Err(fault) => {
-                self.queue_fault("queue-order", fault, "native queue order")?;
+                self.queue_fault("queue-order", fault, "native queue order", None)?;
                 Ok(native)
             }
         }
@@ -278,10 +284,16 @@ impl Engine {
         admitted
     }
 
-    /// Traces the faults of an admission and holds the task if asked.
-    pub(super) fn admission_faults(&mut self, faults: Vec<PolicyFault>) -> Result<(), EngineError> {
+    /// Traces the faults of the admission of node `node` of the job in
+    /// `slot`.
+    pub(super) fn admission_faults(
+        &mut self,
+        slot: u32,
+        node: u32,
+        faults: Vec<PolicyFault>,
+    ) -> Result<(), EngineError> {
         for f in faults {
-            self.queue_fault("admit", f, "native admission (accept)")?;
+            self.queue_fault("admit", f, "native admission (accept)", Some((slot, node)))?;
         }
         Ok(())
     }
@@ -298,11 +310,35 @@ impl Engine {
         reason: String,
     ) -> Result<(), EngineError> {
         let limit = self.hw.plugins.max_hold_ms;
-        if limit == 0 {
-            return self.reject_held(slot, node, target, 0.0, &reason);
-        }
+        let (job_id, node_id) = self.ids(slot, node);
+        self.emit(TraceEvent::Hold {
+            t_ms: self.now_ms,
+            job: job_id,
+            node: node_id.clone(),
+            target,
+            plugin: self.admit_name(),
+            reason: reason.clone(),
+            max_hold_ms: limit,
+        })?;
         self.hold_seq += 1;
         let id = self.hold_seq;
+        let h = Held {
+            id,
+            slot,
+            job: job_id,
+            node,
+            node_id,
+            target,
+            estimate,
+            timeout_ms,
+            since_ms: self.now_ms,
+            reason,
+            seen: (0, 0),
+        };
+        if limit == 0 {
+            self.end_hold(&h, HoldOutcome::HoldLimit)?;
+            return self.reject_held(slot, node, target, 0.0, &h.reason);
+        }
         let dev = &self.devices[target.device()];
         let seen = (dev.queued(), dev.busy);
         self.jobs[slot].nodes[node as usize].target = Some(target);
@@ -310,25 +346,38 @@ impl Engine {
             job = self.jobs[slot].id,
             node,
             %target,
-            "admission held: {reason}"
+            "admission held: {}",
+            h.reason
         );
-        self.held.push(Held {
-            id,
-            slot,
-            job: self.jobs[slot].id,
-            node,
-            target,
-            estimate,
-            timeout_ms,
-            since_ms: self.now_ms,
-            reason,
-            seen,
-        });
+        self.held.push(Held { seen, ..h });
         self.push(
             self.now_ms + limit as f64,
             EventKind::HoldExpiry { hold: id },
         );
         Ok(())
+    }
+
+    /// The admission plugin's name, for holds.
+    fn admit_name(&self) -> String {
+        self.policy
+            .queue
+            .admit
+            .as_ref()
+            .map_or("the admission plugin", |p| p.name())
+            .to_string()
+    }
+
+    /// Traces the end of hold `h`.
+    fn end_hold(&mut self, h: &Held, outcome: HoldOutcome) -> Result<(), EngineError> {
+        self.emit(TraceEvent::HoldEnd {
+            t_ms: self.now_ms,
+            job: h.job,
+            node: h.node_id.clone(),
+            target: h.target,
+            held_ms: self.now_ms - h.since_ms,
+            outcome,
+            reason: h.reason.clone(),
+        })
     }
 
     /// Rejects a held task: its job ends rejected, the reason naming the
@@ -342,13 +391,7 @@ impl Engine {
         reason: &str,
     ) -> Result<(), EngineError> {
         let limit = self.hw.plugins.max_hold_ms;
-        let plugin = self
-            .policy
-            .queue
-            .admit
-            .as_ref()
-            .map_or("the admission plugin", |p| p.name())
-            .to_string();
+        let plugin = self.admit_name();
         let why = format!(
             "held by {plugin} for {held_ms:.3} ms on {target}, reaching the hold limit \
              ([plugins] max_hold_ms = {limit} ms): {reason}"
@@ -379,8 +422,9 @@ impl Engine {
         };
         let h = self.held.remove(pos);
         if !self.still_held(&h) {
-            return Ok(());
+            return self.end_hold(&h, HoldOutcome::JobEnded);
         }
+        self.end_hold(&h, HoldOutcome::HoldLimit)?;
         self.reject_held(
             h.slot,
             h.node,
@@ -400,10 +444,12 @@ impl Engine {
         let mut keep = Vec::with_capacity(held.len());
         for mut h in held {
             if !self.still_held(&h) {
+                self.end_hold(&h, HoldOutcome::JobEnded)?;
                 continue;
             }
             if self.jobs[h.slot].status.is_some() {
                 // The job ended another way: the node is not needed.
+                self.end_hold(&h, HoldOutcome::JobEnded)?;
                 self.close_node(
                     h.slot,
                     h.node,
@@ -436,7 +482,12 @@ impl Engine {
             let answer = match answer {
                 Ok(a) => a,
                 Err(fault) => {
-                    self.queue_fault("admit", fault, "native admission (accept)")?;
+                    self.queue_fault(
+                        "admit",
+                        fault,
+                        "native admission (accept)",
+                        Some((h.slot, h.node)),
+                    )?;
                     Admission::Accept
                 }
             };
@@ -456,6 +507,7 @@ impl Engine {
                         self.hw.queues.batch_share,
                     );
                     if room {
+                        self.end_hold(&h, HoldOutcome::Admitted)?;
                         self.admit(h.slot, h.node, h.target, h.estimate, h.timeout_ms)?;
                     } else {
                         // Accepted into a full queue: it waits for room,
@@ -472,6 +524,8 @@ impl Engine {
                     retry_after_ms,
                 } => {
                     let retry = retry_after_ms.unwrap_or(0.0);
+                    h.reason = reason.clone();
+                    self.end_hold(&h, HoldOutcome::Rejected)?;
                     let why = format!("admission refused by {name} after a hold: {reason}");
                     self.counters.rejections += 1;
                     let (job_id, node_id) = self.ids(h.slot, h.node);
@@ -515,7 +569,8 @@ impl Engine {
         let victims = match answer {
             Ok(v) => v,
             Err(fault) => {
-                self.queue_fault("preempt", fault, "native preemption victim")?;
+                let about = (self.tasks[arriving].job, self.tasks[arriving].node);
+                self.queue_fault("preempt", fault, "native preemption victim", Some(about))?;
                 return self.preempt_for(d, by_slot);
             }
         };

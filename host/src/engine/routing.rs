@@ -150,7 +150,7 @@ impl Engine {
             self.record_decision(slot, node, attempt, &outcome, budget, &order, additive)?;
         }
         if !faults.is_empty() {
-            self.admission_faults(faults)?;
+            self.admission_faults(slot, node, faults)?;
         }
         match outcome {
             Routed::Chosen(i) => {

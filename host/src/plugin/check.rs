@@ -241,7 +241,7 @@ pub fn conformance_under(
         call_us.push(("gate", t.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS)));
     }
     for &role in &queue {
-        let (role_cases, us) = queue_cases(&plugin, role);
+        let (role_cases, us) = queue_cases(runtime, &plugin, role);
         cases.extend(role_cases);
         call_us.push((role.name(), us));
     }

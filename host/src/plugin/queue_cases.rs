@@ -10,7 +10,7 @@ use std::time::Instant;
 use super::cases::ConformanceCase;
 use super::queue_roles::{PluginAdmit, PluginPreempt, PluginQueueOrder};
 use super::queue_world::QueueRole;
-use super::runtime::LoadedPlugin;
+use super::runtime::{LoadedPlugin, Runtime};
 use crate::device::Target;
 use crate::model::graph::{NodeKind, Priority, Risk};
 use crate::policy::{Admit, PolicyFault, Preempt, QueueOrder, QueueTask, QueueView, task_id};
@@ -106,8 +106,25 @@ fn same<T: PartialEq + std::fmt::Debug>(
     )
 }
 
+/// The cases a hot-reloaded queue-role version must pass before it serves.
+pub(super) fn queue_smoke(
+    runtime: &'static Runtime,
+    plugin: &Arc<LoadedPlugin>,
+    role: QueueRole,
+) -> Result<(), String> {
+    match queue_cases(runtime, plugin, role)
+        .0
+        .into_iter()
+        .find(|c| !c.passed)
+    {
+        None => Ok(()),
+        Some(c) => Err(format!("fails conformance: {}: {}", c.name, c.detail)),
+    }
+}
+
 /// The cases of `role` for `plugin`, and the mean time of a warm call, µs.
 pub(super) fn queue_cases(
+    runtime: &'static Runtime,
     plugin: &Arc<LoadedPlugin>,
     role: QueueRole,
 ) -> (Vec<ConformanceCase>, f64) {
@@ -117,7 +134,7 @@ pub(super) fn queue_cases(
     let idle = case_queue(vec![], vec![]);
     match role {
         QueueRole::QueueOrder => {
-            let p = PluginQueueOrder::from_plugin(Arc::clone(plugin));
+            let p = PluginQueueOrder::from_plugin(runtime, Arc::clone(plugin), queue_smoke);
             let one = case_queue(vec![case_task(1, Priority::Batch, true)], vec![]);
             let mut cases = vec![
                 case(
@@ -145,7 +162,7 @@ pub(super) fn queue_cases(
             (cases, t.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS))
         }
         QueueRole::Admit => {
-            let p = PluginAdmit::from_plugin(Arc::clone(plugin));
+            let p = PluginAdmit::from_plugin(runtime, Arc::clone(plugin), queue_smoke);
             let mut cases = vec![case(
                 role,
                 "answers a task arriving at an idle device",
@@ -167,7 +184,7 @@ pub(super) fn queue_cases(
             (cases, t.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS))
         }
         QueueRole::Preempt => {
-            let p = PluginPreempt::from_plugin(Arc::clone(plugin));
+            let p = PluginPreempt::from_plugin(runtime, Arc::clone(plugin), queue_smoke);
             let mut cases = vec![case(
                 role,
                 "names no victim when nothing runs",

@@ -3,7 +3,9 @@
 //! roles (fuel and a wall-clock deadline per call, the memory cap, a fresh
 //! instance after a trap), each behind its own circuit breaker. A fault
 //! never reaches the engine as anything but a [`PolicyFault`]: the engine
-//! traces it and the native rule decides.
+//! traces it and the native rule decides. Each role's file is watched and
+//! hot-reloaded like the decision roles' (see [`super::reload`]): a new
+//! version serves once it passes its role's conformance cases.
 //!
 //! Output is checked here, so `plugin check` and a run see the same
 //! faults: an order must be a permutation of the waiting tasks, victims
@@ -11,15 +13,18 @@
 //! must fit the text limit and its retry-after be finite.
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use wasmtime::Store;
 
 use super::bindings::v0_2::{admit, preempt, queue_order, queue_types, types};
 use super::breaker::{Admit as Call, Breaker, Change};
 use super::error::{PluginError, PluginFault};
-use super::guest_log::SharedLog;
+use super::guest_log::{GuestOutput, SharedLog};
 use super::queue_world::QueueRole;
+use super::reload::{Slot, SlotRole, SmokeTest};
 use super::runtime::{LoadedPlugin, Runtime, arm, classify, clip};
 use super::sandbox::{Sandbox, ticks};
 use crate::device::Target;
@@ -30,23 +35,55 @@ use crate::policy::{
     QueueView, check_admission, check_order, check_victims,
 };
 
+impl SlotRole for QueueRole {
+    fn name(self) -> &'static str {
+        QueueRole::name(self)
+    }
+
+    fn require(self, plugin: &LoadedPlugin) -> Result<(), PluginError> {
+        if self.exported_in(&plugin.exports) {
+            return Ok(());
+        }
+        Err(PluginError::MissingRole {
+            path: plugin.path.clone(),
+            wanted: self.interface(),
+            world: self.world(),
+            found: if plugin.exports.is_empty() {
+                "nothing".into()
+            } else {
+                plugin.exports.join(", ")
+            },
+        })
+    }
+}
+
+/// How queue-role components are opened: the operator's ceilings, the
+/// hot-reload debounce (none: not watched) and the conformance cases a
+/// reloaded version must pass.
+#[derive(Clone, Copy)]
+pub(super) struct QueueOpen<'a> {
+    pub(super) runtime: &'static Runtime,
+    pub(super) ceilings: &'a PluginCeilings,
+    pub(super) watch: Option<Duration>,
+    pub(super) smoke: SmokeTest<QueueRole>,
+}
+
 /// Loads the queue-order, admit and preempt components `files` names (in
 /// that order) into `queue`.
 pub(super) fn open_queue_roles(
-    runtime: &'static Runtime,
+    how: QueueOpen<'_>,
     files: [&Option<std::path::PathBuf>; 3],
-    ceilings: &PluginCeilings,
     queue: &mut QueuePolicy,
 ) -> Result<(), PluginError> {
     let [order, admit, preempt] = files;
     if let Some(p) = order {
-        queue.order = Some(Box::new(PluginQueueOrder::open_with(runtime, p, ceilings)?));
+        queue.order = Some(Box::new(PluginQueueOrder::open_with(how, p)?));
     }
     if let Some(p) = admit {
-        queue.admit = Some(Box::new(PluginAdmit::open_with(runtime, p, ceilings)?));
+        queue.admit = Some(Box::new(PluginAdmit::open_with(how, p)?));
     }
     if let Some(p) = preempt {
-        queue.preempt = Some(Box::new(PluginPreempt::open_with(runtime, p, ceilings)?));
+        queue.preempt = Some(Box::new(PluginPreempt::open_with(how, p)?));
     }
     Ok(())
 }
@@ -116,7 +153,17 @@ impl QueueInstance {
         Ok(())
     }
 
+    /// One call, and what the guest printed during it (one window per
+    /// call: the output goes with the call's fault, or away).
     fn call<R>(
+        &mut self,
+        f: impl FnOnce(&mut Live) -> wasmtime::Result<Result<R, String>>,
+    ) -> (Result<R, PluginFault>, GuestOutput) {
+        let answer = self.call_once(f);
+        (answer, self.log.take())
+    }
+
+    fn call_once<R>(
         &mut self,
         f: impl FnOnce(&mut Live) -> wasmtime::Result<Result<R, String>>,
     ) -> Result<R, PluginFault> {
@@ -126,11 +173,7 @@ impl QueueInstance {
         let budget = self.plugin.call_budget();
         let live = self.live.as_mut().expect("instantiated above");
         arm(&mut live.store, &budget)?;
-        let answer = f(live);
-        // Queue-role faults do not carry guest output yet; each call starts
-        // a fresh window.
-        self.log.take();
-        match answer {
+        match f(live) {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(message)) => Err(PluginFault::GuestError {
                 message: clip(message, budget.log_bytes),
@@ -143,72 +186,82 @@ impl QueueInstance {
     }
 }
 
-/// What the three queue-role wrappers share: the component, its instance
-/// and the role's breaker.
+/// The instance serving a queue role, rebuilt when the slot's version
+/// changes, and the role's circuit breaker.
+struct QueueServing {
+    generation: u64,
+    instance: QueueInstance,
+    breaker: Breaker,
+}
+
+impl QueueServing {
+    fn of(plugin: Arc<LoadedPlugin>, generation: u64) -> QueueServing {
+        QueueServing {
+            generation,
+            instance: QueueInstance {
+                plugin,
+                live: None,
+                log: SharedLog::default(),
+            },
+            breaker: Breaker::default(),
+        }
+    }
+}
+
+/// What the three queue-role wrappers share: the file and the version
+/// serving it, its instance and the role's breaker.
 struct QueuePlugin {
     role: QueueRole,
     name: String,
-    plugin: Arc<LoadedPlugin>,
-    serving: Mutex<(QueueInstance, Breaker)>,
-    notices: Mutex<Vec<PolicyNotice>>,
+    slot: Arc<Slot<QueueRole>>,
+    serving: Mutex<QueueServing>,
+    /// The file watch, when hot reload is on (dropped with the plugin).
+    _watch: Mutex<Option<Box<dyn Send>>>,
 }
 
 impl std::fmt::Debug for QueuePlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueuePlugin")
             .field("role", &self.role)
-            .field("plugin", &self.plugin.label())
+            .field("plugin", &self.slot.current().label())
             .finish_non_exhaustive()
     }
 }
 
 impl QueuePlugin {
-    fn open(
-        runtime: &'static Runtime,
-        role: QueueRole,
-        path: &Path,
-        ceilings: &PluginCeilings,
-    ) -> Result<QueuePlugin, PluginError> {
-        let plugin = runtime.load_with(path, ceilings)?;
-        if !role.exported_in(&plugin.exports) {
-            return Err(PluginError::MissingRole {
-                path: plugin.path.clone(),
-                wanted: role.interface(),
-                world: role.world(),
-                found: if plugin.exports.is_empty() {
-                    "nothing".into()
-                } else {
-                    plugin.exports.join(", ")
-                },
-            });
-        }
-        Ok(QueuePlugin::on(role, plugin))
+    fn open(how: QueueOpen<'_>, role: QueueRole, path: &Path) -> Result<QueuePlugin, PluginError> {
+        let slot = Slot::open(how.runtime, role, path, how.ceilings, how.smoke)?;
+        let watch = how.watch.and_then(|debounce| slot.watch(debounce));
+        let plugin = QueuePlugin::on(role, slot);
+        *plugin._watch.lock().expect("queue plugin watch") = watch;
+        Ok(plugin)
     }
 
-    fn on(role: QueueRole, plugin: Arc<LoadedPlugin>) -> QueuePlugin {
+    fn on(role: QueueRole, slot: Arc<Slot<QueueRole>>) -> QueuePlugin {
+        let plugin = slot.current();
         QueuePlugin {
             role,
             name: format!("plugin:{}", plugin.name),
-            serving: Mutex::new((
-                QueueInstance {
-                    plugin: Arc::clone(&plugin),
-                    live: None,
-                    log: SharedLog::default(),
-                },
-                Breaker::default(),
-            )),
-            plugin,
-            notices: Mutex::new(Vec::new()),
+            serving: Mutex::new(QueueServing::of(plugin, 0)),
+            slot,
+            _watch: Mutex::new(None),
         }
     }
 
-    fn fault(&self, fault: &PluginFault) -> PolicyFault {
+    /// The policy fault of `fault` met by `plugin`, with what the guest
+    /// printed in the call that met it.
+    fn fault(
+        &self,
+        plugin: &LoadedPlugin,
+        fault: &PluginFault,
+        output: GuestOutput,
+    ) -> PolicyFault {
         PolicyFault {
-            policy: format!("{} ({})", self.name, self.plugin.label()),
+            policy: format!("{} ({})", self.name, plugin.label()),
             reason: fault.to_string(),
             kind: fault.kind().into(),
-            path: Some(self.plugin.path.display().to_string()),
-            ..PolicyFault::default()
+            path: Some(plugin.path.display().to_string()),
+            output: Box::new(output),
         }
     }
 
@@ -220,17 +273,30 @@ impl QueuePlugin {
         check: impl FnOnce(&R) -> Result<(), String>,
     ) -> Result<R, PolicyFault> {
         let mut serving = self.serving.lock().expect("queue plugin instance");
-        let (instance, breaker) = &mut *serving;
+        let generation = self.slot.generation.load(Ordering::Acquire);
+        if serving.generation != generation {
+            // A reloaded version serves: a fresh instance and breaker.
+            *serving = QueueServing::of(self.slot.current(), generation);
+        }
+        let QueueServing {
+            instance, breaker, ..
+        } = &mut *serving;
+        let plugin = Arc::clone(&instance.plugin);
         if let Call::Tripped(calls) = breaker.admit() {
             let faults = breaker.faults();
-            return Err(self.fault(&PluginFault::Tripped { faults, calls }));
+            return Err(self.fault(
+                &plugin,
+                &PluginFault::Tripped { faults, calls },
+                GuestOutput::default(),
+            ));
         }
-        let answer = instance.call(f).and_then(|r| {
+        let (answer, output) = instance.call(f);
+        let answer = answer.and_then(|r| {
             check(&r)
                 .map(|()| r)
                 .map_err(|detail| PluginFault::InvalidOutput { detail })
         });
-        let c = &self.plugin.ceilings;
+        let c = &plugin.ceilings;
         let change = breaker.record(answer.is_ok(), c.breaker_faults, c.breaker_backoff_calls);
         let detail = match change {
             Change::None => None,
@@ -238,30 +304,28 @@ impl QueuePlugin {
                 "tripped after {n} consecutive faults: the native {} serves the next {} calls, then {} is retried once",
                 self.role.name(),
                 c.breaker_backoff_calls,
-                self.plugin.label()
+                plugin.label()
             )),
             Change::Recovered => Some(format!(
                 "{} answered its retry: it serves again",
-                self.plugin.label()
+                plugin.label()
             )),
         };
         if let Some(detail) = detail {
-            self.notices
-                .lock()
-                .expect("queue plugin notices")
-                .push(PolicyNotice {
-                    role: self.role.name().into(),
-                    policy: self.name.clone(),
-                    version: self.plugin.label(),
-                    ok: false,
-                    detail,
-                });
+            self.slot.notify(PolicyNotice {
+                role: self.role.name().into(),
+                policy: self.name.clone(),
+                version: plugin.label(),
+                ok: false,
+                detail,
+            });
         }
-        answer.map_err(|f| self.fault(&f))
+        answer.map_err(|f| self.fault(&plugin, &f, output))
     }
 
-    fn take_notices(&self, out: &mut Vec<PolicyNotice>) {
-        out.append(&mut self.notices.lock().expect("queue plugin notices"));
+    /// The text limit of the serving version.
+    fn max_text(&self) -> usize {
+        self.slot.ceilings.max_log_bytes
     }
 }
 
@@ -275,21 +339,22 @@ macro_rules! queue_plugin {
         }
 
         impl $plugin {
-            #[doc = concat!("Loads ", $what, " at `path` under the operator's `ceilings`.")]
-            pub fn open_with(
-                runtime: &'static Runtime,
-                path: &Path,
-                ceilings: &PluginCeilings,
-            ) -> Result<Self, PluginError> {
+            #[doc = concat!("Loads ", $what, " at `path` as `how` says (ceilings, hot reload).")]
+            pub(super) fn open_with(how: QueueOpen<'_>, path: &Path) -> Result<Self, PluginError> {
                 Ok($plugin {
-                    inner: QueuePlugin::open(runtime, $role, path, ceilings)?,
+                    inner: QueuePlugin::open(how, $role, path)?,
                 })
             }
 
-            /// Serves an already loaded plugin (conformance runs).
-            pub fn from_plugin(plugin: Arc<LoadedPlugin>) -> Self {
+            /// Serves an already loaded plugin (conformance runs; not
+            /// watched, `smoke` would check a reloaded version).
+            pub(super) fn from_plugin(
+                runtime: &'static Runtime,
+                plugin: Arc<LoadedPlugin>,
+                smoke: SmokeTest<QueueRole>,
+            ) -> Self {
                 $plugin {
-                    inner: QueuePlugin::on($role, plugin),
+                    inner: QueuePlugin::on($role, Slot::serving(runtime, $role, plugin, smoke)),
                 }
             }
         }
@@ -307,11 +372,11 @@ macro_rules! identity {
         }
 
         fn version(&self) -> Option<String> {
-            Some(self.inner.plugin.label())
+            Some(self.inner.slot.current().label())
         }
 
         fn take_notices(&self, out: &mut Vec<PolicyNotice>) {
-            self.inner.take_notices(out);
+            self.inner.slot.take_notices(out);
         }
     };
 }
@@ -340,7 +405,7 @@ impl Admit for PluginAdmit {
     fn decide(&self, arriving: &QueueTask, queue: &QueueView) -> Result<Admission, PolicyFault> {
         let snapshot = snapshot(queue);
         let task = task(arriving);
-        let max_text = self.inner.plugin.ceilings.max_log_bytes;
+        let max_text = self.inner.max_text();
         self.inner.call(
             |live| {
                 let guest = live

@@ -1,6 +1,8 @@
 //! Hot reload: the file behind a plugin role, the version serving it, and
 //! the watch that swaps in a new version once it passes its role's
-//! conformance cases (a broken one leaves the old version serving).
+//! conformance cases (a broken one leaves the old version serving). The
+//! decision roles (cost, eligibility, gate) and the queue roles
+//! (queue-order, admit, preempt) share it.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,13 +21,32 @@ use super::world::Role;
 use crate::hardware::PluginCeilings;
 use crate::policy::PolicyNotice;
 
+/// A role a slot serves: its name and what a version must export to
+/// serve it.
+pub(super) trait SlotRole: Copy + Send + Sync + 'static {
+    /// The role's name in notices and logs.
+    fn name(self) -> &'static str;
+    /// `Ok` when `plugin` exports the role.
+    fn require(self, plugin: &LoadedPlugin) -> Result<(), PluginError>;
+}
+
+impl SlotRole for Role {
+    fn name(self) -> &'static str {
+        Role::name(self)
+    }
+
+    fn require(self, plugin: &LoadedPlugin) -> Result<(), PluginError> {
+        require_role(plugin, self)
+    }
+}
+
 /// The check a freshly loaded version must pass before it replaces the
 /// serving one: `Err` says why it may not.
-pub(super) type SmokeTest = fn(&'static Runtime, &Arc<LoadedPlugin>, Role) -> Result<(), String>;
+pub(super) type SmokeTest<R> = fn(&'static Runtime, &Arc<LoadedPlugin>, R) -> Result<(), String>;
 
 /// The file behind one role and the version currently serving it.
-pub(super) struct Slot {
-    pub(super) role: Role,
+pub(super) struct Slot<R: SlotRole = Role> {
+    pub(super) role: R,
     pub(super) path: PathBuf,
     pub(super) runtime: &'static Runtime,
     pub(super) ceilings: PluginCeilings,
@@ -34,7 +55,7 @@ pub(super) struct Slot {
     pub(super) notices: Mutex<Vec<PolicyNotice>>,
     pub(super) has_notice: AtomicBool,
     /// The conformance cases a new version must pass before it serves.
-    pub(super) smoke: SmokeTest,
+    pub(super) smoke: SmokeTest<R>,
 }
 
 pub(super) fn require_role(plugin: &LoadedPlugin, role: Role) -> Result<(), PluginError> {
@@ -53,25 +74,25 @@ pub(super) fn require_role(plugin: &LoadedPlugin, role: Role) -> Result<(), Plug
     })
 }
 
-impl Slot {
+impl<R: SlotRole> Slot<R> {
     pub(super) fn open(
         runtime: &'static Runtime,
-        role: Role,
+        role: R,
         path: &Path,
         ceilings: &PluginCeilings,
-        smoke: SmokeTest,
-    ) -> Result<Arc<Slot>, PluginError> {
+        smoke: SmokeTest<R>,
+    ) -> Result<Arc<Slot<R>>, PluginError> {
         let plugin = runtime.load_with(path, ceilings)?;
-        require_role(&plugin, role)?;
+        role.require(&plugin)?;
         Ok(Slot::serving(runtime, role, plugin, smoke))
     }
 
     pub(super) fn serving(
         runtime: &'static Runtime,
-        role: Role,
+        role: R,
         plugin: Arc<LoadedPlugin>,
-        smoke: SmokeTest,
-    ) -> Arc<Slot> {
+        smoke: SmokeTest<R>,
+    ) -> Arc<Slot<R>> {
         Arc::new(Slot {
             role,
             path: plugin.path.clone(),
@@ -102,7 +123,7 @@ impl Slot {
             .runtime
             .load_with(&self.path, &self.ceilings)
             .and_then(|p| {
-                require_role(&p, self.role)?;
+                self.role.require(&p)?;
                 (self.smoke)(self.runtime, &p, self.role).map_err(|detail| {
                     PluginError::Instantiate {
                         path: self.path.clone(),
@@ -161,7 +182,7 @@ impl Slot {
         let native = if poll {
             None
         } else {
-            match watch::<RecommendedWatcher, _>(self, debounce, RecommendedCache::new()) {
+            match watch::<RecommendedWatcher, _, R>(self, debounce, RecommendedCache::new()) {
                 Ok(w) => Some(w),
                 Err(e) => {
                     tracing::warn!(
@@ -174,7 +195,7 @@ impl Slot {
         };
         let watched = match native {
             Some(w) => Ok(w),
-            None => watch::<PollWatcher, _>(self, debounce, NoCache::new()),
+            None => watch::<PollWatcher, _, R>(self, debounce, NoCache::new()),
         };
         match watched {
             Ok(w) => Some(w),
@@ -213,12 +234,17 @@ fn changes(event: &DebouncedEvent, file: &Path) -> bool {
 }
 
 /// A debounced watch on `slot`'s directory with watcher `W`.
-fn watch<W, C>(slot: &Arc<Slot>, debounce: Duration, cache: C) -> notify::Result<Box<dyn Send>>
+fn watch<W, C, R>(
+    slot: &Arc<Slot<R>>,
+    debounce: Duration,
+    cache: C,
+) -> notify::Result<Box<dyn Send>>
 where
     W: Watcher + Send + 'static,
     C: FileIdCache + Send + 'static,
+    R: SlotRole,
 {
-    let weak: Weak<Slot> = Arc::downgrade(slot);
+    let weak: Weak<Slot<R>> = Arc::downgrade(slot);
     let file = slot.path.clone();
     let handler = move |result: DebounceEventResult| {
         let Some(slot) = weak.upgrade() else { return };

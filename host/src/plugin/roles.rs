@@ -11,7 +11,8 @@ use super::convert;
 use super::cost_payload::{CostScratch, check_additive};
 use super::error::{PluginError, PluginFault};
 use super::guest_log::GuestOutput;
-use super::queue_roles::{open_queue_roles, queue_roles};
+use super::queue_cases::queue_smoke;
+use super::queue_roles::{QueueOpen, open_queue_roles, queue_roles};
 use super::queue_world::QueueRole;
 use super::reload::Slot;
 use super::runtime::{Instance, LoadedPlugin, Runtime};
@@ -609,10 +610,15 @@ impl PluginSet {
                 watch,
             )?);
         }
-        open_queue_roles(
+        let how = QueueOpen {
             runtime,
+            ceilings: &hw.plugins,
+            watch,
+            smoke: queue_smoke,
+        };
+        open_queue_roles(
+            how,
             [&self.queue_order, &self.admit, &self.preempt],
-            &hw.plugins,
             &mut policy.queue,
         )?;
         Ok(policy)

@@ -148,6 +148,33 @@ impl JobStatus {
     }
 }
 
+/// How a hold ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldOutcome {
+    /// The plugin accepted it and the queue had room: it was admitted.
+    Admitted,
+    /// The plugin rejected it after holding it (a `reject` follows).
+    Rejected,
+    /// It reached `[plugins] max_hold_ms` (a `reject` naming the limit
+    /// follows).
+    HoldLimit,
+    /// Its job ended another way while it was held.
+    JobEnded,
+}
+
+impl HoldOutcome {
+    /// In words, for human output.
+    pub fn words(self) -> &'static str {
+        match self {
+            HoldOutcome::Admitted => "admitted",
+            HoldOutcome::Rejected => "rejected by the plugin",
+            HoldOutcome::HoldLimit => "rejected at the hold limit",
+            HoldOutcome::JobEnded => "dropped: its job ended",
+        }
+    }
+}
+
 /// One line of a trace.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -200,6 +227,33 @@ pub enum TraceEvent {
         job: u64,
         node: String,
         retry_after_ms: f64,
+        reason: String,
+    },
+    /// An admission plugin held a routed node out of its device's queue
+    /// (absent in older traces). A `hold_end` follows for every hold.
+    Hold {
+        t_ms: f64,
+        job: u64,
+        node: String,
+        target: Target,
+        /// The admission plugin's name (`plugin:NAME`).
+        plugin: String,
+        reason: String,
+        /// The hold limit, `[plugins] max_hold_ms`.
+        max_hold_ms: u64,
+    },
+    /// A hold ended: the node was admitted, the plugin rejected it, the
+    /// hold limit rejected it, or its job ended another way.
+    HoldEnd {
+        t_ms: f64,
+        job: u64,
+        node: String,
+        target: Target,
+        /// How long the node was held.
+        held_ms: f64,
+        outcome: HoldOutcome,
+        /// The plugin's last reason for holding (its reason to reject,
+        /// when it rejected the node).
         reason: String,
     },
     Preempt {

@@ -190,6 +190,8 @@ pub fn event_time(e: &TraceEvent) -> Option<f64> {
         | E::Route { t_ms, .. }
         | E::Admit { t_ms, .. }
         | E::Reject { t_ms, .. }
+        | E::Hold { t_ms, .. }
+        | E::HoldEnd { t_ms, .. }
         | E::Preempt { t_ms, .. }
         | E::Resume { t_ms, .. }
         | E::Steal { t_ms, .. }
@@ -421,6 +423,41 @@ impl Model {
                     ),
                 );
             }
+            E::Hold {
+                t_ms,
+                job,
+                node,
+                target,
+                plugin,
+                reason,
+                max_hold_ms,
+            } => self.push_log(
+                index,
+                *t_ms,
+                LogKind::Backpressure,
+                Some(*job),
+                Some(node),
+                format!("held for {target} by {plugin} (at most {max_hold_ms} ms): {reason}"),
+            ),
+            E::HoldEnd {
+                t_ms,
+                job,
+                node,
+                target,
+                held_ms,
+                outcome,
+                ..
+            } => self.push_log(
+                index,
+                *t_ms,
+                LogKind::Backpressure,
+                Some(*job),
+                Some(node),
+                format!(
+                    "hold on {target} ended after {held_ms:.1} ms: {}",
+                    outcome.words()
+                ),
+            ),
             E::Reject {
                 t_ms,
                 job,

@@ -105,7 +105,7 @@ impl Prepared {
                 return Err(WhatifError::Variant {
                     variant: v.name.clone(),
                     reason:
-                        "plugins (cost, eligibility, gate, policy) belong in [[policy_variant]]"
+                        "plugins (cost, eligibility, gate, queue_order, admit, preempt, policy) belong in [[policy_variant]]"
                             .into(),
                 });
             }
@@ -149,14 +149,19 @@ impl Prepared {
             in_dir(&pv.eligibility),
             in_dir(&pv.gate),
         );
+        let (queue_order, admit, preempt) = (
+            in_dir(&pv.queue_order),
+            in_dir(&pv.admit),
+            in_dir(&pv.preempt),
+        );
         let files = PluginFiles {
             policy: policy.as_deref(),
             cost: cost.as_deref(),
             eligibility: eligibility.as_deref(),
             gate: gate.as_deref(),
-            queue_order: None,
-            admit: None,
-            preempt: None,
+            queue_order: queue_order.as_deref(),
+            admit: admit.as_deref(),
+            preempt: preempt.as_deref(),
         };
         let set = files.plugin_set().map_err(|e| fail(&e))?;
         set.policy(hw, None).map_err(|e| fail(&e))
@@ -271,12 +276,20 @@ impl Prepared {
     }
 }
 
-/// A policy variant's `cost`, `eligibility` or `gate` may name a plugin
-/// source directory (one with a `plugin.toml`): it is built on demand, as
-/// `thermoroute plugin build` would, and the built component reused while
-/// it is newer than every source file.
+/// A policy variant's `cost`, `eligibility`, `gate`, `queue_order`,
+/// `admit` or `preempt` may name a plugin source directory (one with a
+/// `plugin.toml`): it is built on demand, as `thermoroute plugin build`
+/// would, and the built component reused while it is newer than every
+/// source file.
 fn build_plugin_dirs(v: &mut Variant, dir: &Path) -> Result<(), WhatifError> {
-    for slot in [&mut v.cost, &mut v.eligibility, &mut v.gate] {
+    for slot in [
+        &mut v.cost,
+        &mut v.eligibility,
+        &mut v.gate,
+        &mut v.queue_order,
+        &mut v.admit,
+        &mut v.preempt,
+    ] {
         let Some(p) = slot else { continue };
         let full = dir.join(&*p);
         if !full.join("plugin.toml").is_file() {

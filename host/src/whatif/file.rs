@@ -27,7 +27,17 @@ pub struct Variant {
     /// Policy-gate plugin (policy variants only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<PathBuf>,
-    /// A policy directory (cost.wasm, eligibility.wasm, gate.wasm, policy.wasm).
+    /// Queue-order plugin (policy variants only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_order: Option<PathBuf>,
+    /// Admission plugin (policy variants only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admit: Option<PathBuf>,
+    /// Preemption plugin (policy variants only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preempt: Option<PathBuf>,
+    /// A policy directory (cost.wasm, eligibility.wasm, gate.wasm,
+    /// policy.wasm, queue-order.wasm, admit.wasm, preempt.wasm).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<PathBuf>,
 }
@@ -37,6 +47,9 @@ impl Variant {
         self.cost.is_some()
             || self.eligibility.is_some()
             || self.gate.is_some()
+            || self.queue_order.is_some()
+            || self.admit.is_some()
+            || self.preempt.is_some()
             || self.policy.is_some()
     }
 }
@@ -154,6 +167,9 @@ pub fn with_default(v: &[Variant], name: &str) -> Vec<Variant> {
             cost: None,
             eligibility: None,
             gate: None,
+            queue_order: None,
+            admit: None,
+            preempt: None,
             policy: None,
         }]
     } else {

@@ -13,7 +13,7 @@ use thermoroute::model::Graph;
 use thermoroute::model::graph::Priority;
 use thermoroute::plugin::{PluginSet, conformance_under};
 use thermoroute::policy::Policy;
-use thermoroute::trace::{TraceEvent, read_trace};
+use thermoroute::trace::{HoldOutcome, TraceEvent, read_trace};
 use thermoroute_tests::{example, guest, json_of, plugin_runtime, run_in};
 
 fn graph(name: &str) -> Graph {
@@ -141,6 +141,17 @@ fn preemptions(trace: &Path) -> Vec<(u64, String, u64)> {
         .collect()
 }
 
+/// The guest output of every policy fault, as `explain` shows it.
+fn fault_outputs(trace: &Path) -> Vec<Vec<String>> {
+    events(trace)
+        .into_iter()
+        .filter_map(|e| match e {
+            TraceEvent::PolicyFault { fault, .. } => Some(fault.output.excerpt(40)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// (role, kind, reason) of every policy fault.
 fn faults(trace: &Path) -> Vec<(String, String, String)> {
     events(trace)
@@ -220,6 +231,37 @@ fn an_order_that_is_not_a_permutation_is_a_typed_fault_and_the_native_order_serv
         assert_eq!(kind, "invalid_output");
         assert!(reason.contains("appears twice"), "{reason}");
     }
+    // Each fault record carries what the guest printed in that call (one
+    // line: a window per call), and the run summary keeps it per plugin.
+    let printed = "duplicate-order: ordering";
+    let outputs = fault_outputs(&plugin_t);
+    assert_eq!(outputs.len(), faults.len());
+    for lines in &outputs {
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].starts_with(&format!("stderr | {printed}")),
+            "{lines:?}"
+        );
+    }
+    assert_eq!(report.policy_faults.len(), 1, "{:#?}", report.policy_faults);
+    let summary = &report.policy_faults[0];
+    assert_eq!(summary.role, "queue-order");
+    assert_eq!(summary.count, report.counters.policy_faults);
+    assert!(
+        summary
+            .path
+            .as_deref()
+            .is_some_and(|p| p.ends_with(".wasm")),
+        "{summary:?}"
+    );
+    assert!(
+        summary
+            .output
+            .lines
+            .iter()
+            .any(|l| l.text.starts_with(printed)),
+        "{summary:?}"
+    );
     // The breaker trips after 5 consecutive faults (a traced notice); the
     // native order serves throughout.
     assert!(faults.len() >= 5, "{faults:?}");
@@ -305,6 +347,78 @@ fn a_hold_forever_admission_is_rejected_at_the_hold_limit_and_no_job_is_lost() {
     }
     // No task ever started.
     assert!(starts(&trace).is_empty());
+    // Every hold is traced when it begins and when it ends: here at the
+    // limit, just before the rejection naming it.
+    let holds = hold_events(&events);
+    assert_eq!(holds.len(), 400, "one hold per job");
+    for (job, hold, end, reject) in &holds {
+        let (plugin, reason, limit) = hold.as_ref().expect("a hold event");
+        assert_eq!(plugin, "plugin:fixture_hold_forever", "job {job}");
+        assert_eq!(reason, "waiting for a moment that never comes");
+        assert_eq!(*limit, 40);
+        let (outcome, held) = end.expect("a hold_end event");
+        assert_eq!(outcome, HoldOutcome::HoldLimit, "job {job}");
+        assert!((held - 40.0).abs() < 1e-6, "{held}");
+        assert!(
+            reject
+                .as_deref()
+                .is_some_and(|r| r.contains("max_hold_ms = 40 ms")),
+            "job {job}: {reject:?}"
+        );
+    }
+}
+
+/// Per job: its hold (plugin, reason, limit), its end (outcome, held ms)
+/// and the reason of the rejection after it, checking their order.
+#[allow(clippy::type_complexity)]
+fn hold_events(
+    events: &[TraceEvent],
+) -> Vec<(
+    u64,
+    Option<(String, String, u64)>,
+    Option<(HoldOutcome, f64)>,
+    Option<String>,
+)> {
+    let mut per_job: std::collections::BTreeMap<u64, _> = Default::default();
+    for e in events {
+        match e {
+            TraceEvent::Hold {
+                job,
+                plugin,
+                reason,
+                max_hold_ms,
+                ..
+            } => {
+                let slot = per_job.entry(*job).or_insert((None, None, None));
+                assert!(slot.0.is_none(), "job {job} held twice");
+                slot.0 = Some((plugin.clone(), reason.clone(), *max_hold_ms));
+            }
+            TraceEvent::HoldEnd {
+                job,
+                outcome,
+                held_ms,
+                ..
+            } => {
+                let slot = per_job.entry(*job).or_insert((None, None, None));
+                assert!(slot.0.is_some(), "job {job}: a hold ends before it began");
+                assert!(slot.1.is_none(), "job {job}: a hold ends twice");
+                slot.1 = Some((*outcome, *held_ms));
+            }
+            TraceEvent::Reject { job, reason, .. } => {
+                let slot = per_job.entry(*job).or_insert((None, None, None));
+                assert!(
+                    slot.1.is_some(),
+                    "job {job}: rejected before its hold ended"
+                );
+                slot.2 = Some(reason.clone());
+            }
+            _ => {}
+        }
+    }
+    per_job
+        .into_iter()
+        .map(|(job, (h, e, r))| (job, h, e, r))
+        .collect()
 }
 
 #[test]
@@ -319,6 +433,13 @@ fn a_hold_limit_of_zero_rejects_at_once_and_the_limit_is_validated() {
     };
     let report = mm3(plugins(set, &hw), &hw, &trace);
     assert_eq!(report.rejected, 400);
+    // Each hold still begins and ends in the trace, at the same instant.
+    let holds = hold_events(&events(&trace));
+    assert_eq!(holds.len(), 400);
+    for (_, hold, end, _) in &holds {
+        assert_eq!(hold.as_ref().map(|h| h.2), Some(0));
+        assert_eq!(*end, Some((HoldOutcome::HoldLimit, 0.0)));
+    }
     let err = Hardware::from_toml(Path::new("hw.toml"), "[plugins]\nmax_hold_ms = 4000000\n")
         .unwrap_err();
     assert!(err.to_string().contains("plugins.max_hold_ms"), "{err}");
@@ -375,6 +496,50 @@ fn victims_that_cannot_be_preempted_are_a_typed_fault_and_the_native_victim_serv
         );
     }
     assert_eq!(preemptions(&native_t), preemptions(&plugin_t));
+    // Each fault names the arriving task's decision and carries what the
+    // guest printed; `explain` on that node shows it.
+    let (job, node, output) = events(&plugin_t)
+        .into_iter()
+        .find_map(|e| match e {
+            TraceEvent::PolicyFault {
+                job: Some(job),
+                node: Some(node),
+                fault,
+                ..
+            } => Some((job, node, fault.output)),
+            _ => None,
+        })
+        .expect("a preempt fault names its decision");
+    assert!(
+        output
+            .lines
+            .iter()
+            .any(|l| l.text.starts_with("preempt-pinned: naming")),
+        "{output:?}"
+    );
+    let out = run_in(
+        dir.path(),
+        &[
+            "explain",
+            plugin_t.to_str().unwrap(),
+            "--job",
+            &job.to_string(),
+            "--node",
+            &node,
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("preempt policy fault (invalid_output)"),
+        "{text}"
+    );
+    assert!(text.contains("the plugin printed:"), "{text}");
+    assert!(text.contains("stderr | preempt-pinned: naming"), "{text}");
 }
 
 #[test]
@@ -651,4 +816,68 @@ fn queue_role_templates_build_and_pass_conformance_in_every_language() {
     );
     assert_eq!(report["counters"]["policy_faults"], 0, "{report:#}");
     assert_eq!(report["in_flight"], 0, "{report:#}");
+}
+
+#[test]
+fn holds_read_back_render_in_words_and_old_traces_without_them_still_read() {
+    use super::tui::{header, key};
+    use thermoroute::device::Target;
+    use thermoroute::tui::App;
+    let hold = TraceEvent::Hold {
+        t_ms: 1.0,
+        job: 3,
+        node: "score".into(),
+        target: Target::Cpu,
+        plugin: "plugin:hold_forever".into(),
+        reason: "cooling down".into(),
+        max_hold_ms: 40,
+    };
+    let end = TraceEvent::HoldEnd {
+        t_ms: 41.0,
+        job: 3,
+        node: "score".into(),
+        target: Target::Cpu,
+        held_ms: 40.0,
+        outcome: HoldOutcome::HoldLimit,
+        reason: "cooling down".into(),
+    };
+    for e in [&hold, &end] {
+        let line = serde_json::to_string(e).unwrap();
+        assert_eq!(&serde_json::from_str::<TraceEvent>(&line).unwrap(), e);
+    }
+    assert!(
+        serde_json::to_string(&end)
+            .unwrap()
+            .contains(r#""event":"hold_end""#)
+    );
+    assert!(
+        serde_json::to_string(&end)
+            .unwrap()
+            .contains(r#""outcome":"hold_limit""#)
+    );
+    // A trace written before holds were traced reads as before.
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.jsonl");
+    let header_line = serde_json::to_string(&header(Hardware::default())).unwrap();
+    std::fs::write(
+        &old,
+        format!(
+            "{header_line}\n{}\n",
+            r#"{"event":"reject","t_ms":41.0,"job":3,"node":"score","retry_after_ms":40.0,"reason":"held by plugin:x for 40.000 ms on cpu, reaching the hold limit ([plugins] max_hold_ms = 40 ms): cooling down"}"#
+        ),
+    )
+    .unwrap();
+    assert_eq!(read_trace(&old).unwrap().events.len(), 2);
+    // The events view says what happened in words.
+    let mut app = App::replay("holds.jsonl", vec![header(Hardware::default()), hold, end]);
+    app.advance_to(f64::INFINITY);
+    app.handle_key(key('4'));
+    let texts: Vec<&str> = app.model.log.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "held for cpu by plugin:hold_forever (at most 40 ms): cooling down",
+            "hold on cpu ended after 40.0 ms: rejected at the hold limit",
+        ]
+    );
 }

@@ -307,6 +307,94 @@ cost = "{panic}"
     assert!(e.contains("nowhere.wasm"), "{e}");
 }
 
+/// Policy variants can name queue-role components too, on their own or in
+/// a policy directory: an admission that rejects everything rejects every
+/// job, where the native baseline completes them; a queue order that
+/// serves batch work first changes the latencies; a queue role named in
+/// a hardware variant is refused.
+#[test]
+fn policy_variants_load_queue_role_plugins() {
+    let dir = tempfile::tempdir().unwrap();
+    let ex = examples();
+    let policy = dir.path().join("closed");
+    std::fs::create_dir(&policy).unwrap();
+    std::fs::copy(
+        thermoroute_tests::guest("fixture_reject_all"),
+        policy.join("admit.wasm"),
+    )
+    .unwrap();
+    let exp = write(
+        dir.path(),
+        "queues.toml",
+        &format!(
+            r#"
+name = "queue roles"
+graphs = ["{i}", "{b}"]
+mix = [3.0, 7.0]
+hardware = "{hw}"
+replications = 1
+baseline = "native"
+[[load]]
+rate = 2700.0
+jobs = 200
+[[policy_variant]]
+name = "native"
+[[policy_variant]]
+name = "reject all"
+admit = "{reject}"
+[[policy_variant]]
+name = "closed dir"
+policy = "closed"
+[[policy_variant]]
+name = "batch first"
+queue_order = "{batch_first}"
+"#,
+            i = ex.join("graphs/mm3-interactive.json").display(),
+            b = ex.join("graphs/mm3-batch.json").display(),
+            hw = ex.join("hardware/mm3.toml").display(),
+            reject = thermoroute_tests::guest("fixture_reject_all").display(),
+            batch_first = thermoroute_tests::guest("fixture_batch_first").display(),
+        ),
+    );
+    let p = Prepared::load(&exp).unwrap();
+    let rows = aggregate(p.run_shard((0, 1), &|| {}).unwrap(), Some("native"));
+    assert_eq!(mean(&rows, "native", "rejected"), 0.0);
+    assert_eq!(mean(&rows, "reject all", "rejected"), 200.0);
+    assert_eq!(mean(&rows, "closed dir", "rejected"), 200.0);
+    assert_eq!(mean(&rows, "reject all", "policy_faults"), 0.0);
+    assert_ne!(
+        mean(&rows, "native", "latency_p50_ms"),
+        mean(&rows, "batch first", "latency_p50_ms")
+    );
+    assert_eq!(mean(&rows, "batch first", "policy_faults"), 0.0);
+
+    let misplaced = write(
+        dir.path(),
+        "misplaced.toml",
+        &format!(
+            "name = \"m\"\ngraphs = [\"{}\"]\n[[load]]\njobs = 1\n[[qos_variant]]\nname = \"q\"\nadmit = \"x.wasm\"\n",
+            ex.join("graphs/mm3-batch.json").display()
+        ),
+    );
+    let e = Prepared::load(&misplaced).unwrap_err().to_string();
+    assert!(
+        e.contains("[[policy_variant]]") && e.contains("admit"),
+        "{e}"
+    );
+    // A component for another role is refused when the experiment loads.
+    let wrong = write(
+        dir.path(),
+        "wrong.toml",
+        &format!(
+            "name = \"w\"\ngraphs = [\"{}\"]\n[[load]]\njobs = 1\n[[policy_variant]]\nname = \"p\"\npreempt = \"{}\"\n",
+            ex.join("graphs/mm3-batch.json").display(),
+            thermoroute_tests::guest("fixture_reject_all").display(),
+        ),
+    );
+    let e = Prepared::load(&wrong).unwrap_err().to_string();
+    assert!(e.contains("preempt"), "{e}");
+}
+
 #[test]
 fn results_csv_round_trips_a_variant_name_with_quotes_commas_and_a_newline() {
     let name = "load=\"peak\", gpu off\nsecond line";

@@ -588,7 +588,7 @@ fn apply(
                 report.gates.without_request += 1;
                 return;
             }
-            if let Some(after) = d.gate(&g) {
+            if let Some(after) = d.gate(g) {
                 report.gates.decisions += 1;
                 report.gates.before.add(&g.decision);
                 report.gates.after.add(&after);

@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 
-use super::read::{GateLine, RouteLine};
+use super::read::{Cand, GateLine, NodeNames, RouteLine};
 use super::{CandidateChange, Change, Counterfactual, FaultCounts, ReplayError, TraceHeader};
 use crate::device::Target;
 use crate::engine::decide::gate::{gate_decision, hold_to_floor, host_floor};
-use crate::engine::decide::route::{Candidate, HostReason, Routed, VIOLATIONS, choose};
+use crate::engine::decide::route::{Candidate, HostReason, Routed, choose};
 use crate::hardware::{Hardware, Weights};
 use crate::model::graph::{NodeKind, Qos};
 use crate::policy::{
@@ -16,13 +16,50 @@ use crate::policy::{
     EligibilityQuery, Estimate, GateDecision, Ineligible, NativeCost, NativeEligibility,
     NodeSummary, PolicyFault,
 };
-use crate::trace::CandidateRecord;
 
-/// One class's nodes by id.
+/// One class's nodes, by their index in [`NodeNames`].
 struct ClassInfo {
     name: String,
     qos: Qos,
-    nodes: HashMap<String, NodeSummary>,
+    nodes: Vec<Option<NodeSummary>>,
+}
+
+/// Recorded jobs' classes: by job number while numbers are small (they
+/// count up from 0 in a run), in a map past that.
+#[derive(Default)]
+struct JobClasses {
+    dense: Vec<u32>,
+    sparse: HashMap<u64, u32>,
+}
+
+impl JobClasses {
+    const DENSE: u64 = 1 << 24;
+    const NONE: u32 = u32::MAX;
+
+    fn insert(&mut self, job: u64, class: u32) {
+        if job < Self::DENSE && class != Self::NONE {
+            let j = job as usize;
+            if j >= self.dense.len() {
+                self.dense.resize(j + 1, Self::NONE);
+            }
+            self.dense[j] = class;
+            if !self.sparse.is_empty() {
+                self.sparse.remove(&job);
+            }
+        } else {
+            if let Some(slot) = self.dense.get_mut(job as usize) {
+                *slot = Self::NONE;
+            }
+            self.sparse.insert(job, class);
+        }
+    }
+
+    fn get(&self, job: u64) -> Option<u32> {
+        match self.dense.get(job as usize) {
+            Some(&c) if c != Self::NONE && job < Self::DENSE => Some(c),
+            _ => self.sparse.get(&job).copied(),
+        }
+    }
 }
 
 /// What one re-decided route came to.
@@ -45,59 +82,44 @@ pub(super) struct Decider<'a> {
     native_eligibility: NativeEligibility,
     weights: Weights,
     classes: Vec<ClassInfo>,
-    jobs: HashMap<u64, u32>,
-    /// The new rules' verdict per (class, node, target).
-    verdicts: HashMap<(u32, String, Target), Vec<Ineligible>>,
+    /// Node ids by index, as routes name them.
+    node_names: Vec<String>,
+    jobs: JobClasses,
+    /// The new rules' verdict per class, node index and target, once asked.
+    verdicts: Vec<Option<Vec<Ineligible>>>,
     recorded_native_order: bool,
     cost_fault_pending: bool,
     inputs: Vec<CandidateInput>,
     costs: Vec<CostTerms>,
     cands: Vec<Candidate>,
+    eligible_after: Vec<bool>,
     pub faults: FaultCounts,
-}
-
-/// The reasons only the host gives (not a policy): a candidate with one
-/// stays out whatever the new rules say.
-fn host_reason(r: &Ineligible) -> bool {
-    matches!(
-        r,
-        Ineligible::NotPresent
-            | Ineligible::NotBuilt { .. }
-            | Ineligible::Offline
-            | Ineligible::Capacity { .. }
-            | Ineligible::Precision { .. }
-    ) || matches!(r, Ineligible::Failed { detail } if detail == "failed earlier for this node")
-}
-
-fn violation_bits(names: &[String]) -> u8 {
-    names
-        .iter()
-        .filter_map(|n| VIOLATIONS.iter().position(|v| v == n))
-        .fold(0u8, |bits, b| bits | (1 << b))
 }
 
 impl<'a> Decider<'a> {
     pub fn new(header: &'a TraceHeader, policy: &'a Counterfactual) -> Decider<'a> {
         let hw = &header.hardware;
+        let names = NodeNames::of(header);
         let classes = header
             .classes
             .iter()
             .enumerate()
-            .map(|(c, name)| ClassInfo {
-                name: name.clone(),
-                qos: header.class_qos.get(c).copied().unwrap_or_default(),
-                nodes: header
-                    .class_nodes
-                    .get(c)
-                    .map(|nodes| {
-                        nodes
-                            .iter()
-                            .map(|n| (n.id.clone(), n.node.clone()))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+            .map(|(c, name)| {
+                let mut nodes = vec![None; names.names.len()];
+                for n in header.class_nodes.get(c).into_iter().flatten() {
+                    if let Some(k) = names.get(&n.id) {
+                        nodes[k as usize] = Some(n.node.clone());
+                    }
+                }
+                ClassInfo {
+                    name: name.clone(),
+                    qos: header.class_qos.get(c).copied().unwrap_or_default(),
+                    nodes,
+                }
             })
             .collect();
+        let node_names: Vec<String> = names.names.iter().map(|n| n.to_string()).collect();
+        let verdicts = vec![None; header.classes.len() * node_names.len() * Target::COUNT];
         Decider {
             policy,
             hw,
@@ -109,19 +131,22 @@ impl<'a> Decider<'a> {
             },
             weights: hw.weights,
             classes,
-            jobs: HashMap::new(),
-            verdicts: HashMap::new(),
+            node_names,
+            jobs: JobClasses::default(),
+            verdicts,
             recorded_native_order: header.policy.starts_with("cost=native"),
             cost_fault_pending: false,
             inputs: Vec::new(),
             costs: Vec::new(),
             cands: Vec::new(),
+            eligible_after: Vec::new(),
             faults: FaultCounts::default(),
         }
     }
 
     pub fn arrival(&mut self, job: u64, class: usize) {
-        self.jobs.insert(job, class as u32);
+        self.jobs
+            .insert(job, u32::try_from(class).unwrap_or(JobClasses::NONE));
     }
 
     pub fn set_weights(&mut self, w: Weights) {
@@ -139,7 +164,7 @@ impl<'a> Decider<'a> {
 
     /// The class of a recorded job, or why the decision is skipped.
     fn class_of(&self, job: u64) -> Result<u32, &'static str> {
-        let c = *self.jobs.get(&job).ok_or("job_without_arrival")?;
+        let c = self.jobs.get(job).ok_or("job_without_arrival")?;
         if (c as usize) < self.classes.len() {
             Ok(c)
         } else {
@@ -156,13 +181,16 @@ impl<'a> Decider<'a> {
         &mut self,
         rules: &dyn Eligibility,
         class: u32,
-        node_id: &str,
+        node_ix: u32,
         target: Target,
     ) -> &[Ineligible] {
-        let key = (class, node_id.to_string(), target);
-        if !self.verdicts.contains_key(&key) {
+        let key = (class as usize * self.node_names.len() + node_ix as usize) * Target::COUNT
+            + target as usize;
+        if self.verdicts[key].is_none() {
             let info = &self.classes[class as usize];
-            let node = &info.nodes[node_id];
+            let node = info.nodes[node_ix as usize]
+                .as_ref()
+                .expect("a route's node is checked before its verdicts");
             let limits = BackendLimits::of(target, self.hw);
             let query = EligibilityQuery {
                 node,
@@ -180,9 +208,9 @@ impl<'a> Decider<'a> {
                     native
                 }
             };
-            self.verdicts.insert(key.clone(), reasons);
+            self.verdicts[key] = Some(reasons);
         }
-        &self.verdicts[&key]
+        self.verdicts[key].as_deref().unwrap_or_default()
     }
 
     /// Re-decides one route; `Err(reason)` skips it (counted by reason).
@@ -193,22 +221,27 @@ impl<'a> Decider<'a> {
     ) -> Result<RouteOutcome, &'static str> {
         let recorded_fault = std::mem::take(&mut self.cost_fault_pending);
         let class = self.class_of(r.job)?;
-        let kind = self
-            .classes
-            .get(class as usize)
-            .and_then(|c| c.nodes.get(&r.node))
-            .map(|n| n.kind)
+        let node_ix = r
+            .node
+            .filter(|&k| {
+                self.classes[class as usize]
+                    .nodes
+                    .get(k as usize)
+                    .is_some_and(Option::is_some)
+            })
             .ok_or("unknown_node")?;
         // Eligibility: the recorded verdict, narrowed by new rules.
-        let mut eligible_after: Vec<bool> = r.candidates.iter().map(|c| c.eligible).collect();
+        let mut eligible_after = std::mem::take(&mut self.eligible_after);
+        eligible_after.clear();
+        eligible_after.extend(r.candidates.iter().map(|c| c.eligible));
         let mut widened = false;
         let policy = self.policy;
         if let Some(rules) = policy.eligibility.as_deref() {
             for (k, c) in r.candidates.iter().enumerate() {
-                let out = !self.verdict(rules, class, &r.node, c.target).is_empty();
+                let out = !self.verdict(rules, class, node_ix, c.target).is_empty();
                 if c.eligible {
                     eligible_after[k] = !out && c.estimate.is_some();
-                } else if !out && !c.reasons.iter().any(host_reason) {
+                } else if !out && !c.host_reason {
                     widened = true;
                 }
             }
@@ -229,7 +262,10 @@ impl<'a> Decider<'a> {
             self.recorded_native_order || recorded_fault
         };
         let info = &self.classes[class as usize];
-        let node = &info.nodes[&r.node];
+        let node = info.nodes[node_ix as usize]
+            .as_ref()
+            .expect("checked above");
+        let kind = node.kind;
         let qos = info.qos;
         if let Some(model) = self.policy.cost.as_deref() {
             if !self.inputs.is_empty() {
@@ -284,7 +320,7 @@ impl<'a> Decider<'a> {
         self.cands.clear();
         let mut scored = self.costs.iter();
         for (c, &ok) in r.candidates.iter().zip(&eligible_after) {
-            let violations = violation_bits(&c.violations);
+            let violations = c.violations;
             self.cands.push(Candidate {
                 target: c.target,
                 host_reason: (!c.eligible).then_some(HostReason::NotPresent),
@@ -326,7 +362,7 @@ impl<'a> Decider<'a> {
             *slot = Some(Change::Route {
                 t_ms: r.t_ms,
                 job: r.job,
-                node: r.node.clone(),
+                node: self.node_names[node_ix as usize].clone(),
                 attempt: r.attempt,
                 class: info.name.clone(),
                 before,
@@ -334,6 +370,7 @@ impl<'a> Decider<'a> {
                 candidates: self.candidate_changes(&r.candidates, &eligible_after),
             });
         }
+        self.eligible_after = eligible_after;
         Ok(RouteOutcome {
             before,
             after,
@@ -343,11 +380,7 @@ impl<'a> Decider<'a> {
         })
     }
 
-    fn candidate_changes(
-        &self,
-        records: &[CandidateRecord],
-        eligible_after: &[bool],
-    ) -> Vec<CandidateChange> {
+    fn candidate_changes(&self, records: &[Cand], eligible_after: &[bool]) -> Vec<CandidateChange> {
         records
             .iter()
             .zip(eligible_after)

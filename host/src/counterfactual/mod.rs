@@ -480,17 +480,21 @@ pub fn replay(
         seconds: 0.0,
         decide_seconds: 0.0,
     };
-    let (tx, rx) = std::sync::mpsc::sync_channel::<read::Batch>(8);
+    let needs = read::Needs::of(policy);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<read::Sent>(4);
+    // Batch texts go back to the reader to be filled again.
+    let (spare_tx, spare_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
     let torn = std::thread::scope(|s| -> Result<bool, ReplayError> {
-        let reader = s.spawn(move || read::stream(source, &tx));
+        let reader = s.spawn(move || read::stream(source, needs, &tx, &spare_rx));
         // `rx` moves in: an early return drops it, which ends the reader.
         for batch in rx {
             let batch = batch?;
             let t = Instant::now();
-            for line in batch {
-                apply(&mut d, line, &mut report, options);
+            for line in &batch.lines {
+                apply(&mut d, line, &batch.text, needs, &mut report, options);
             }
             report.decide_seconds += t.elapsed().as_secs_f64();
+            let _ = spare_tx.try_send(batch.text);
             if let Some((role, calls)) = d.faults.hopeless() {
                 return Err(ReplayError::Faulting {
                     role: role.into(),
@@ -533,18 +537,20 @@ fn keep_change(report: &mut ReplayReport, options: &ReplayOptions, change: Optio
 
 fn apply(
     d: &mut decide::Decider<'_>,
-    line: read::Line,
+    line: &read::Line,
+    text: &[u8],
+    needs: read::Needs,
     report: &mut ReplayReport,
     options: &ReplayOptions,
 ) {
     match line {
-        read::Line::Arrival { job, class } => d.arrival(job, class),
-        read::Line::Weights(w) => d.set_weights(w),
+        read::Line::Arrival { job, class } => d.arrival(*job, *class),
+        read::Line::Weights(w) => d.set_weights(*w),
         read::Line::CostFault => d.recorded_cost_fault(),
         read::Line::Route(r) => {
             let listing = report.changes.len() < options.max_changes;
             let mut change = None;
-            match d.route(&r, listing.then_some(&mut change)) {
+            match d.route(r, listing.then_some(&mut change)) {
                 Ok(o) => {
                     report.routes.decisions += 1;
                     report.routes.widened += u64::from(o.widened);
@@ -559,6 +565,15 @@ fn apply(
                             report.deltas.add(&b, &a, o.risk);
                         }
                         if listing {
+                            if !needs.costs
+                                && let Some(Change::Route { candidates, .. }) = &mut change
+                            {
+                                // Skipped on the first read: the recorded terms, side by side.
+                                let costs = read::recorded_costs(&text[r.span.clone()]);
+                                for (c, cost) in candidates.iter_mut().zip(costs) {
+                                    c.before = cost;
+                                }
+                            }
                             keep_change(report, options, change);
                         } else {
                             report.changes_omitted += 1;
@@ -573,7 +588,7 @@ fn apply(
                 report.gates.without_request += 1;
                 return;
             }
-            if let Some(after) = d.gate(&g) {
+            if let Some(after) = d.gate(g) {
                 report.gates.decisions += 1;
                 report.gates.before.add(&g.decision);
                 report.gates.after.add(&after);

@@ -1,22 +1,33 @@
 //! Reading a trace for replay: the header, then only the events a
-//! re-decision needs, parsed line by line on a reader thread (a trace of a
-//! million decisions is gigabytes; nothing else is kept).
+//! re-decision needs, chunks of lines parsed in parallel on a reader thread
+//! (a trace of a million decisions is gigabytes; nothing else is kept).
+//!
+//! Route lines, nearly all of a trace, are read into just what replay uses:
+//! node ids become indices into the header's node list, violation names
+//! bits, and the recorded cost terms (when a cost model is replayed) and
+//! reasons (when eligibility is not) are skipped; a listed change reads its
+//! line again for the recorded terms. Lines of events replay does not use
+//! are told by their `"event"` tag and not parsed at all.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
+use std::marker::PhantomData;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::SyncSender;
+use std::sync::mpsc::{Receiver, SyncSender};
 
-use serde::Deserialize;
+use serde::de::{IgnoredAny, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use super::ReplayError;
 use crate::device::Target;
+use crate::engine::decide::route::VIOLATIONS;
 use crate::hardware::{Hardware, Weights};
 use crate::model::graph::Qos;
-use crate::policy::{EffectRequest, GateDecision};
-use crate::trace::{
-    CandidateRecord, NodeRecord, TRACE_FORMAT, TRACE_VERSION, TraceError, TraceEvent, trace_parts,
-};
+use crate::policy::{CostTerms, EffectRequest, Estimate, GateDecision, Ineligible};
+use crate::trace::{NodeRecord, TRACE_FORMAT, TRACE_VERSION, TraceError, TraceEvent, trace_parts};
 
 /// What the header of a trace says, for replay.
 #[derive(Debug, Clone)]
@@ -33,15 +44,37 @@ pub struct TraceHeader {
     pub class_nodes: Vec<Vec<NodeRecord>>,
 }
 
+/// A recorded candidate, as much of it as replay reads.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Cand {
+    pub target: Target,
+    pub eligible: bool,
+    /// One of its reasons is the host's own (read only when eligibility
+    /// is replayed).
+    pub host_reason: bool,
+    pub estimate: Option<Estimate>,
+    /// Its recorded cost terms (read only when the cost model is not
+    /// replayed; a listed change reads them again from the line).
+    pub cost: Option<CostTerms>,
+    /// Its budget violations as bits of [`VIOLATIONS`].
+    pub violations: u8,
+    pub queue_has_room: Option<bool>,
+    pub late_ok: bool,
+}
+
 /// A recorded routing decision.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub(super) struct RouteLine {
     pub t_ms: f64,
     pub job: u64,
-    pub node: String,
+    /// The node, by its index in [`NodeNames`] (`None`: no class of the
+    /// header has it).
+    pub node: Option<u32>,
     pub attempt: u32,
     pub chosen: Option<Target>,
-    pub candidates: Vec<CandidateRecord>,
+    pub candidates: Vec<Cand>,
+    /// Where the line is in its batch's text.
+    pub span: Range<usize>,
 }
 
 /// A recorded gate decision.
@@ -67,8 +100,9 @@ struct ControlLine {
 }
 
 #[derive(Deserialize)]
-struct FaultLine {
-    role: String,
+struct FaultLine<'a> {
+    #[serde(borrow)]
+    role: Cow<'a, str>,
 }
 
 /// The events replay reads; everything else is skipped.
@@ -78,7 +112,7 @@ pub(super) enum Line {
         job: u64,
         class: usize,
     },
-    Route(Box<RouteLine>),
+    Route(RouteLine),
     Gate(Box<GateLine>),
     /// New cost weights from an operator's `set_weights`.
     Weights(Weights),
@@ -86,8 +120,296 @@ pub(super) enum Line {
     CostFault,
 }
 
-/// A batch of lines from the reader thread, or why it stopped.
-pub(super) type Batch = Result<Vec<Line>, ReplayError>;
+/// What of a trace the replayed roles need read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Needs {
+    /// The recorded cost terms (no cost model is replayed).
+    pub costs: bool,
+    /// The recorded reasons of ineligible candidates (eligibility is replayed).
+    pub reasons: bool,
+    /// Gate decisions (a gate is replayed).
+    pub gates: bool,
+}
+
+impl Needs {
+    /// What replaying `policy` reads.
+    pub fn of(policy: &super::Counterfactual) -> Needs {
+        Needs {
+            costs: policy.cost.is_none(),
+            reasons: policy.eligibility.is_some(),
+            gates: policy.gate.is_some(),
+        }
+    }
+}
+
+/// Every node id of the header's classes, each once, in order of first
+/// appearance: routes name their node by its index here.
+pub(super) struct NodeNames<'h> {
+    pub names: Vec<&'h str>,
+    index: HashMap<&'h str, u32>,
+}
+
+impl<'h> NodeNames<'h> {
+    pub fn of(header: &'h TraceHeader) -> NodeNames<'h> {
+        let mut names = Vec::new();
+        let mut index = HashMap::new();
+        for n in header.class_nodes.iter().flatten() {
+            index.entry(n.id.as_str()).or_insert_with(|| {
+                names.push(n.id.as_str());
+                (names.len() - 1) as u32
+            });
+        }
+        NodeNames { names, index }
+    }
+
+    pub fn get(&self, id: &str) -> Option<u32> {
+        if self.names.len() <= 16 {
+            // A graph's few nodes: comparing beats hashing.
+            self.names.iter().position(|n| *n == id).map(|k| k as u32)
+        } else {
+            self.index.get(id).copied()
+        }
+    }
+}
+
+/// Budget violation names, read as bits of [`VIOLATIONS`] (names this build
+/// does not know are left out, as the engine's rule does).
+#[derive(Default)]
+struct Violations(u8);
+
+impl<'de> Deserialize<'de> for Violations {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Bits;
+        impl<'de> Visitor<'de> for Bits {
+            type Value = Violations;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Violations, A::Error> {
+                let mut bits = 0u8;
+                while let Some(ViolationName(b)) = seq.next_element()? {
+                    if let Some(b) = b {
+                        bits |= 1 << b;
+                    }
+                }
+                Ok(Violations(bits))
+            }
+        }
+        d.deserialize_seq(Bits)
+    }
+}
+
+/// One violation name: its bit, if this build knows it.
+struct ViolationName(Option<u8>);
+
+impl<'de> Deserialize<'de> for ViolationName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl<'de> Visitor<'de> for Name {
+            type Value = ViolationName;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ViolationName, E> {
+                Ok(ViolationName(
+                    VIOLATIONS.iter().position(|n| *n == v).map(|b| b as u8),
+                ))
+            }
+        }
+        d.deserialize_str(Name)
+    }
+}
+
+/// Whether any of a candidate's recorded reasons is the host's own.
+#[derive(Default)]
+struct HostReasons(bool);
+
+impl<'de> Deserialize<'de> for HostReasons {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let reasons = Vec::<Ineligible>::deserialize(d)?;
+        Ok(HostReasons(reasons.iter().any(host_reason)))
+    }
+}
+
+/// The reasons only the host gives (not a policy): a candidate with one
+/// stays out whatever replayed rules say.
+pub(super) fn host_reason(r: &Ineligible) -> bool {
+    matches!(
+        r,
+        Ineligible::NotPresent
+            | Ineligible::NotBuilt { .. }
+            | Ineligible::Offline
+            | Ineligible::Capacity { .. }
+            | Ineligible::Precision { .. }
+    ) || matches!(r, Ineligible::Failed { detail } if detail == "failed earlier for this node")
+}
+
+/// The recorded cost terms, or a skipped value.
+trait CostPart {
+    fn terms(self) -> Option<CostTerms>;
+}
+
+impl CostPart for CostTerms {
+    fn terms(self) -> Option<CostTerms> {
+        Some(self)
+    }
+}
+
+impl CostPart for IgnoredAny {
+    fn terms(self) -> Option<CostTerms> {
+        None
+    }
+}
+
+/// The recorded reasons, or a skipped value.
+trait ReasonPart {
+    fn host(&self) -> bool;
+}
+
+impl ReasonPart for HostReasons {
+    fn host(&self) -> bool {
+        self.0
+    }
+}
+
+impl ReasonPart for IgnoredAny {
+    fn host(&self) -> bool {
+        false
+    }
+}
+
+/// A candidate as written (`device` must be there, as for the full event).
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "C: Deserialize<'de>, R: Deserialize<'de> + Default"))]
+struct RawCand<C, R> {
+    target: Target,
+    #[allow(dead_code)]
+    device: IgnoredAny,
+    eligible: bool,
+    #[serde(default)]
+    reasons: R,
+    #[serde(default)]
+    estimate: Option<Estimate>,
+    #[serde(default)]
+    cost: Option<C>,
+    #[serde(default)]
+    violations: Violations,
+    #[serde(default)]
+    queue_has_room: Option<bool>,
+    #[serde(default)]
+    late_ok: bool,
+}
+
+/// The candidates of a route, straight into [`Cand`]s.
+struct Cands<C, R>(Vec<Cand>, PhantomData<(C, R)>);
+
+impl<'de, C, R> Deserialize<'de> for Cands<C, R>
+where
+    C: Deserialize<'de> + CostPart,
+    R: Deserialize<'de> + Default + ReasonPart,
+{
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Seq<C, R>(PhantomData<(C, R)>);
+        impl<'de, C, R> Visitor<'de> for Seq<C, R>
+        where
+            C: Deserialize<'de> + CostPart,
+            R: Deserialize<'de> + Default + ReasonPart,
+        {
+            type Value = Cands<C, R>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Cands<C, R>, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(4).min(16));
+                while let Some(c) = seq.next_element::<RawCand<C, R>>()? {
+                    out.push(Cand {
+                        target: c.target,
+                        eligible: c.eligible,
+                        host_reason: c.reasons.host(),
+                        estimate: c.estimate,
+                        cost: c.cost.and_then(CostPart::terms),
+                        violations: c.violations.0,
+                        queue_has_room: c.queue_has_room,
+                        late_ok: c.late_ok,
+                    });
+                }
+                Ok(Cands(out, PhantomData))
+            }
+        }
+        d.deserialize_seq(Seq(PhantomData))
+    }
+}
+
+/// A route event as written, with only what replay reads.
+#[derive(Deserialize)]
+#[serde(bound(
+    deserialize = "'de: 'a, C: Deserialize<'de> + CostPart, R: Deserialize<'de> + Default + ReasonPart"
+))]
+struct RawRoute<'a, C, R> {
+    t_ms: f64,
+    job: u64,
+    #[serde(borrow)]
+    node: Cow<'a, str>,
+    attempt: u32,
+    chosen: Option<Target>,
+    candidates: Cands<C, R>,
+}
+
+fn route_as<'a, C, R>(
+    line: &'a [u8],
+    nodes: &NodeNames<'_>,
+    span: Range<usize>,
+) -> Result<RouteLine, serde_json::Error>
+where
+    C: Deserialize<'a> + CostPart,
+    R: Deserialize<'a> + Default + ReasonPart,
+{
+    let r: RawRoute<'a, C, R> = from_line(line)?;
+    Ok(RouteLine {
+        t_ms: r.t_ms,
+        job: r.job,
+        node: nodes.get(&r.node),
+        attempt: r.attempt,
+        chosen: r.chosen,
+        candidates: r.candidates.0,
+        span,
+    })
+}
+
+/// The recorded cost terms of a route's candidates, read again from its
+/// line (for a listed change, when they were skipped the first time).
+pub(super) fn recorded_costs(line: &[u8]) -> Vec<Option<CostTerms>> {
+    from_line::<RawRoute<'_, CostTerms, IgnoredAny>>(line.trim_ascii())
+        .map(|r| r.candidates.0.iter().map(|c| c.cost).collect())
+        .unwrap_or_default()
+}
+
+/// Parses a line as `T`. Checking the line's UTF-8 once spares the parser
+/// checking every string and key; a line that is not UTF-8 is left to the
+/// byte parser, which says where.
+fn from_line<'a, T: Deserialize<'a>>(line: &'a [u8]) -> Result<T, serde_json::Error> {
+    match std::str::from_utf8(line) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(line),
+    }
+}
+
+/// What parsing a line needs besides the line.
+pub(super) struct ParseCtx<'n, 'h> {
+    pub needs: Needs,
+    pub nodes: &'n NodeNames<'h>,
+}
+
+/// Lines from the reader thread, with the text they were read from (routes
+/// point into it; the receiver hands it back for the next batch).
+#[derive(Debug)]
+pub(super) struct Batch {
+    pub text: Vec<u8>,
+    pub lines: Vec<Line>,
+}
+
+/// A batch, or why reading stopped.
+pub(super) type Sent = Result<Batch, ReplayError>;
 
 /// An opened trace: its parts and header; events are read by [`stream`].
 #[derive(Debug, Clone)]
@@ -208,7 +530,12 @@ fn tag(line: &[u8]) -> Option<&[u8]> {
 }
 
 /// Parses one line into what replay needs (`None`: an event it skips).
-fn parse_line(line: &[u8]) -> Result<Option<Line>, serde_json::Error> {
+/// `span` is where the line is in its batch's text.
+fn parse_line(
+    line: &[u8],
+    span: Range<usize>,
+    ctx: &ParseCtx<'_, '_>,
+) -> Result<Option<Line>, serde_json::Error> {
     let owned;
     let name: &[u8] = match tag(line) {
         Some(t) => t,
@@ -223,18 +550,25 @@ fn parse_line(line: &[u8]) -> Result<Option<Line>, serde_json::Error> {
             owned.as_bytes()
         }
     };
+    let nodes = ctx.nodes;
     Ok(match name {
-        b"route" => Some(Line::Route(serde_json::from_slice(line)?)),
-        b"gate" => Some(Line::Gate(serde_json::from_slice(line)?)),
+        b"route" => Some(Line::Route(match (ctx.needs.costs, ctx.needs.reasons) {
+            (true, true) => route_as::<CostTerms, HostReasons>(line, nodes, span)?,
+            (true, false) => route_as::<CostTerms, IgnoredAny>(line, nodes, span)?,
+            (false, true) => route_as::<IgnoredAny, HostReasons>(line, nodes, span)?,
+            (false, false) => route_as::<IgnoredAny, IgnoredAny>(line, nodes, span)?,
+        })),
+        // Without a replayed gate, gate decisions change nothing.
+        b"gate" if ctx.needs.gates => Some(Line::Gate(from_line(line)?)),
         b"arrival" => {
-            let a: ArrivalLine = serde_json::from_slice(line)?;
+            let a: ArrivalLine = from_line(line)?;
             Some(Line::Arrival {
                 job: a.job,
                 class: a.class,
             })
         }
         b"control" => {
-            let c: ControlLine = serde_json::from_slice(line)?;
+            let c: ControlLine = from_line(line)?;
             match c.command.get("command").and_then(|n| n.as_str()) {
                 Some("set_weights") => c
                     .command
@@ -245,7 +579,7 @@ fn parse_line(line: &[u8]) -> Result<Option<Line>, serde_json::Error> {
             }
         }
         b"policy_fault" => {
-            let f: FaultLine = serde_json::from_slice(line)?;
+            let f: FaultLine = from_line(line)?;
             (f.role == "cost").then_some(Line::CostFault)
         }
         b"" => {
@@ -261,19 +595,32 @@ fn parse_line(line: &[u8]) -> Result<Option<Line>, serde_json::Error> {
 const CHUNK: usize = 4096;
 
 /// Reads every part of `source` after its header and sends what replay
-/// needs in batches, each chunk of lines parsed in parallel. A bad line
-/// ends the stream with an error naming it, except a torn last line (a
-/// killed run), which is skipped; the returned flag says so.
-pub(super) fn stream(source: &TraceSource, out: &SyncSender<Batch>) -> bool {
+/// needs in batches, each chunk of lines parsed in parallel; the text of a
+/// batch comes back through `spare` to be filled again. A bad line ends the
+/// stream with an error naming it, except a torn last line (a killed run),
+/// which is skipped; the returned flag says so.
+pub(super) fn stream(
+    source: &TraceSource,
+    needs: Needs,
+    out: &SyncSender<Sent>,
+    spare: &Receiver<Vec<u8>>,
+) -> bool {
     use rayon::prelude::*;
+    let nodes = NodeNames::of(&source.header);
+    let ctx = ParseCtx {
+        needs,
+        nodes: &nodes,
+    };
     let last = source.parts.len().saturating_sub(1);
+    let mut spans: Vec<(usize, usize, usize)> = Vec::with_capacity(CHUNK);
     for (part, path) in source.parts.iter().enumerate() {
         let result = (|| -> Result<Flow, ReplayError> {
             let mut reader = open_part(path)?;
             let mut line = 0usize;
-            let mut text = Vec::with_capacity(CHUNK * 1024);
-            let mut spans: Vec<(usize, usize, usize)> = Vec::with_capacity(CHUNK);
             loop {
+                let mut text = spare
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(CHUNK * 1024));
                 text.clear();
                 spans.clear();
                 let mut eof = false;
@@ -303,22 +650,23 @@ pub(super) fn stream(source: &TraceSource, out: &SyncSender<Batch>) -> bool {
                 }
                 let parsed: Vec<Result<Option<Line>, serde_json::Error>> = spans
                     .par_iter()
-                    .map(|&(_, a, b)| parse_line(text[a..b].trim_ascii()))
+                    .with_min_len(64)
+                    .map(|&(_, a, b)| parse_line(text[a..b].trim_ascii(), a..b, &ctx))
                     .collect();
-                let mut batch = Vec::with_capacity(parsed.len());
+                let mut lines = Vec::with_capacity(parsed.len());
                 for (k, p) in parsed.into_iter().enumerate() {
                     match p {
-                        Ok(Some(l)) => batch.push(l),
+                        Ok(Some(l)) => lines.push(l),
                         Ok(None) => {}
                         Err(_) if k + 1 == spans.len() && eof && part == last => {
                             // The run was killed mid-write: keep what came before.
-                            let _ = out.send(Ok(batch));
+                            let _ = out.send(Ok(Batch { text, lines }));
                             return Ok(Flow::Torn);
                         }
                         Err(e) => return Err(parse_error(path, spans[k].0, e.to_string())),
                     }
                 }
-                if out.send(Ok(batch)).is_err() {
+                if out.send(Ok(Batch { text, lines })).is_err() {
                     return Ok(Flow::Stop);
                 }
                 if eof {
@@ -359,20 +707,142 @@ mod tests {
         assert_eq!(tag(br#"{"t_ms":1,"event":"route"}"#), None);
     }
 
+    fn parse(line: &[u8]) -> Result<Option<Line>, serde_json::Error> {
+        let header = TraceHeader {
+            hardware: Hardware::default(),
+            policy: String::new(),
+            classes: vec![],
+            class_qos: vec![],
+            class_nodes: vec![],
+        };
+        let nodes = NodeNames::of(&header);
+        let needs = Needs {
+            costs: true,
+            reasons: true,
+            gates: true,
+        };
+        parse_line(
+            line,
+            0..line.len(),
+            &ParseCtx {
+                needs,
+                nodes: &nodes,
+            },
+        )
+    }
+
+    const ROUTE: &[u8] = br#"{"event":"route","t_ms":1.5,"job":7,"node":"b","attempt":1,"chosen":"gpu","candidates":[{"target":"gpu","device":"gpu","eligible":true,"estimate":{"latency_p50_ms":1.0,"latency_p95_ms":2.0,"queue_wait_ms":0.0,"energy_j":0.1,"error":0.0},"cost":{"latency":1.0,"energy":0.5,"error":0.0,"risk":0.0,"risk_penalty":0.0,"total":1.5},"violations":["latency p95","a name from elsewhere","energy"],"queue_has_room":true,"late_ok":true},{"target":"tsu","device":"tsu","eligible":false,"reasons":[{"reason":"offline"}]},{"target":"cpu","device":"cpu","eligible":false,"reasons":[{"reason":"policy_forbids","detail":"no"}]}],"budget":{"deadline_p50_ms":null},"explanation":"gpu: \"cheapest\""}"#;
+
+    fn route_with(needs: Needs) -> RouteLine {
+        let nodes = NodeNames {
+            names: vec!["a", "b"],
+            index: HashMap::new(),
+        };
+        let ctx = ParseCtx {
+            needs,
+            nodes: &nodes,
+        };
+        match parse_line(ROUTE, 3..9, &ctx) {
+            Ok(Some(Line::Route(r))) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn routes_are_read_into_what_replay_needs() {
+        let all = Needs {
+            costs: true,
+            reasons: true,
+            gates: true,
+        };
+        let r = route_with(all);
+        assert_eq!((r.t_ms, r.job, r.node, r.attempt), (1.5, 7, Some(1), 1));
+        assert_eq!((r.chosen, r.span), (Some(Target::Gpu), 3..9));
+        let [gpu, tsu, cpu] = &r.candidates[..] else {
+            panic!("{:?}", r.candidates)
+        };
+        // Names this build does not know are left out of the bits.
+        assert_eq!(gpu.violations, 0b110);
+        assert!(gpu.eligible && gpu.late_ok && gpu.queue_has_room == Some(true));
+        assert_eq!(gpu.estimate.map(|e| e.energy_j), Some(0.1));
+        assert_eq!(gpu.cost.map(|c| c.total), Some(1.5));
+        assert!(!tsu.eligible && tsu.host_reason && tsu.estimate.is_none());
+        assert!(!cpu.host_reason, "a policy's reason is not the host's");
+
+        // What the replayed roles do not use is skipped: recorded costs
+        // when a cost model is replayed, reasons when eligibility is not.
+        let lean = route_with(Needs {
+            costs: false,
+            reasons: false,
+            gates: false,
+        });
+        assert!(lean.candidates.iter().all(|c| c.cost.is_none()));
+        assert!(!lean.candidates[1].host_reason);
+        assert_eq!(lean.candidates[0].estimate, gpu.estimate);
+        // A listed change reads the recorded costs again from the line.
+        let costs = recorded_costs(ROUTE);
+        assert_eq!(costs.len(), 3);
+        assert_eq!(costs[0], gpu.cost);
+        assert_eq!(costs[1], None);
+
+        // A route naming a node no class has reads; replay skips it later.
+        let nodes = NodeNames {
+            names: vec!["a"],
+            index: HashMap::new(),
+        };
+        let ctx = ParseCtx {
+            needs: all,
+            nodes: &nodes,
+        };
+        let Ok(Some(Line::Route(r))) = parse_line(ROUTE, 0..1, &ctx) else {
+            panic!()
+        };
+        assert_eq!(r.node, None);
+        // Gate decisions are read only when a gate is replayed.
+        let gate =
+            br#"{"event":"gate","t_ms":1,"job":1,"node":"n","decision":{"decision":"allow"}}"#;
+        assert!(matches!(
+            parse_line(gate, 0..1, &ctx),
+            Ok(Some(Line::Gate(_)))
+        ));
+    }
+
+    #[test]
+    fn a_route_missing_what_the_full_event_requires_is_an_error() {
+        let nodes = NodeNames {
+            names: vec![],
+            index: HashMap::new(),
+        };
+        let ctx = ParseCtx {
+            needs: Needs {
+                costs: false,
+                reasons: false,
+                gates: false,
+            },
+            nodes: &nodes,
+        };
+        let no_device = br#"{"event":"route","t_ms":1,"job":1,"node":"a","attempt":0,"chosen":null,"candidates":[{"target":"cpu","eligible":true}]}"#;
+        let e = parse_line(no_device, 0..1, &ctx).unwrap_err();
+        assert!(e.to_string().contains("missing field `device`"), "{e}");
+        let bad_violation = br#"{"event":"route","t_ms":1,"job":1,"node":"a","attempt":0,"chosen":null,"candidates":[{"target":"cpu","device":"cpu","eligible":true,"violations":[3]}]}"#;
+        assert!(parse_line(bad_violation, 0..1, &ctx).is_err());
+        let torn = br#"{"event":"route","t_ms":1,"job":1,"node":"a","attempt":0,"chosen":null,"candidates":[]"#;
+        assert!(parse_line(torn, 0..1, &ctx).is_err());
+        // Not UTF-8: the byte parser says where.
+        let e = parse_line(b"{\"event\":\"route\",\"node\":\"\xff\"}", 0..1, &ctx).unwrap_err();
+        assert!(e.to_string().contains("column"), "{e}");
+    }
+
     #[test]
     fn events_in_another_field_order_are_still_read() {
-        let l = parse_line(br#"{"job":3,"class":1,"t_ms":0.5,"event":"arrival"}"#).unwrap();
+        let l = parse(br#"{"job":3,"class":1,"t_ms":0.5,"event":"arrival"}"#).unwrap();
         assert!(matches!(l, Some(Line::Arrival { job: 3, class: 1 })));
-        let w = parse_line(
+        let w = parse(
             br#"{"event":"control","t_ms":1,"command":{"command":"set_weights","weights":{"latency":2.0,"energy":0.0,"error":0.0,"risk":0.0}}}"#,
         )
         .unwrap();
         assert!(matches!(w, Some(Line::Weights(w)) if w.latency == 2.0));
-        assert!(
-            parse_line(br#"{"event":"start","t_ms":1}"#)
-                .unwrap()
-                .is_none()
-        );
-        assert!(parse_line(b"[1,2]").is_err());
+        assert!(parse(br#"{"event":"start","t_ms":1}"#).unwrap().is_none());
+        assert!(parse(b"[1,2]").is_err());
     }
 }

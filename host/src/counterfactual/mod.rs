@@ -22,6 +22,7 @@
 
 mod decide;
 mod read;
+mod route_line;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

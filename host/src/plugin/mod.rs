@@ -39,6 +39,7 @@ mod error;
 mod guest_log;
 mod guests;
 mod limits;
+mod pool;
 mod queue_cases;
 mod queue_roles;
 mod queue_world;

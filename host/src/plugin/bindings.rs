@@ -13,6 +13,7 @@
 pub use v0_1::{cost_model, eligibility, gate, types};
 
 /// Bindings of `thermoroute:policy@0.1.0` (frozen).
+#[allow(missing_docs)] // generated; the WIT file documents every item
 pub mod v0_1 {
     wasmtime::component::bindgen!({
         path: "../wit/0.1.0/policy.wit",
@@ -33,6 +34,7 @@ pub mod v0_1 {
 }
 
 /// Bindings of `thermoroute:policy@0.2.0`.
+#[allow(missing_docs)] // generated; the WIT file documents every item
 pub mod v0_2 {
     wasmtime::component::bindgen!({
         path: "../wit/policy.wit",

@@ -36,6 +36,7 @@ mod compile_cache;
 mod convert;
 mod cost_payload;
 mod error;
+mod fast_lower;
 mod guest_log;
 mod guests;
 mod limits;
@@ -50,6 +51,10 @@ mod sandbox;
 mod user_cases;
 mod world;
 
+/// The generated WIT types of both versions, for tests that call an
+/// [`Instance`] directly.
+#[doc(hidden)]
+pub use bindings::{v0_1, v0_2};
 pub use cache_dir::default_cache_dir;
 pub use cases::ConformanceCase;
 pub use check::{CheckReport, conformance, conformance_under, user_cases_under};

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rand_wasi::SeedableRng;
 use serde::Serialize;
-use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable, TypedFunc};
 use wasmtime::{Config, Engine, Store, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::WasiCtxBuilder;
 
@@ -20,6 +20,7 @@ use super::compile_cache::{
     FileIdentity, code_file, content_hash, indexed_hash, map_cached, remember_hash,
 };
 use super::error::{PluginError, PluginFault};
+use super::fast_lower::{FastCandidates, FastDecision, v1};
 use super::guest_log::{GuestOutput, LogSource, SharedLog};
 use super::guests::{GuestIndices, Guests, describe};
 use super::limits::{LimitGrant, PluginLimits, grant};
@@ -535,7 +536,37 @@ impl Instance {
                     "does not export the cost model of 0.1.0",
                 ));
             };
-            guest.call_score(&mut live.store, decision, candidates)
+            // SAFETY: as in `score_v2`, with 0.1.0's types.
+            #[allow(unsafe_code)]
+            let score = unsafe {
+                TypedFunc::<
+                    (v1::FastDecision<'_>, v1::FastCandidates<'_>),
+                    (Result<Vec<cost_model::CostTerms>, String>,),
+                >::new_unchecked(*guest.func_score().func())
+            };
+            let (out,) = score.call(
+                &mut live.store,
+                (v1::FastDecision(decision), v1::FastCandidates(candidates)),
+            )?;
+            Ok(out)
+        })
+    }
+
+    /// [`Instance::score`] through wasmtime's derived lowering: the
+    /// reference the fast lowering is tested against.
+    #[doc(hidden)]
+    pub fn score_derived(
+        &mut self,
+        decision: &cost_model::Decision,
+        candidates: &[cost_model::Candidate],
+    ) -> Result<Vec<cost_model::CostTerms>, PluginFault> {
+        self.call(|live| match &live.guests {
+            Guests::V1 {
+                cost: Some(guest), ..
+            } => guest.call_score(&mut live.store, decision, candidates),
+            _ => Err(wasmtime::Error::msg(
+                "does not export the cost model of 0.1.0",
+            )),
         })
     }
 
@@ -588,6 +619,35 @@ fn missing(what: &str) -> wasmtime::Error {
 impl Instance {
     /// Calls a 0.2 cost model's `score`.
     pub fn score_v2(
+        &mut self,
+        decision: &v0_2::cost_model::Decision,
+        candidates: &[v0_2::cost_model::Candidate],
+    ) -> Result<Vec<v0_2::cost_model::CostTerms>, PluginFault> {
+        self.call(|live| match &live.guests {
+            Guests::V2 { cost: Some(g), .. } => {
+                // SAFETY: the fast arguments carry `(&Decision, &[Candidate])`'s
+                // type information, which `g` was typechecked against.
+                #[allow(unsafe_code)]
+                let score = unsafe {
+                    TypedFunc::<
+                        (FastDecision<'_>, FastCandidates<'_>),
+                        (Result<Vec<v0_2::cost_model::CostTerms>, String>,),
+                    >::new_unchecked(*g.func_score().func())
+                };
+                let (out,) = score.call(
+                    &mut live.store,
+                    (FastDecision(decision), FastCandidates(candidates)),
+                )?;
+                Ok(out)
+            }
+            _ => Err(missing("the cost model")),
+        })
+    }
+
+    /// [`Instance::score_v2`] through wasmtime's derived lowering: the
+    /// reference the fast lowering is tested against.
+    #[doc(hidden)]
+    pub fn score_v2_derived(
         &mut self,
         decision: &v0_2::cost_model::Decision,
         candidates: &[v0_2::cost_model::Candidate],

@@ -14,6 +14,7 @@ mod diagnostics_vs_arviz;
 mod exact_enumeration;
 mod export;
 mod faithful;
+mod fast_lowering;
 mod fuzz_regressions;
 mod golden;
 mod gpu;

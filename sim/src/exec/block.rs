@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use super::cells::{Phase, cells_fixed};
+use super::cells::{Phase, cells_given};
 use super::noise::{decide, draw_salted, draw_salted_hi, slot_key};
 use crate::image::TsuImage;
 
@@ -30,6 +30,9 @@ pub(super) struct Task {
     pub(super) start: usize,
     pub(super) end: usize,
     blocks: Range<usize>,
+    /// How many cells outside blocks precede this item (in the phase's
+    /// order): where its cells start in `Runs::rest_*`.
+    rest: usize,
 }
 
 /// Runs of consecutive cells whose neighbours sit at the same slot offsets:
@@ -57,6 +60,12 @@ pub(super) struct Runs {
     weights: Vec<i16>,
     /// Per colour phase, its work items in slot order.
     tasks: Vec<Vec<Task>>,
+    /// The cells outside blocks (a grid's edges), in slot order: their
+    /// neighbour slots, weights (`degree` each) and biases, stored together
+    /// so that these scattered cells read memory in sequence too.
+    rest_col: Vec<u32>,
+    rest_weight: Vec<i16>,
+    rest_bias: Vec<i32>,
 }
 
 impl Runs {
@@ -117,6 +126,26 @@ impl Runs {
         if blocks.is_empty() {
             return None;
         }
+        let mut covered = vec![false; image.n_free];
+        for b in &blocks {
+            covered[b.start as usize..b.start as usize + BLOCK].fill(true);
+        }
+        let (mut rest_col, mut rest_weight, mut rest_bias) = (Vec::new(), Vec::new(), Vec::new());
+        let mut rest = 0;
+        for (colour, &(lo, hi)) in image.colours.iter().enumerate() {
+            let mut next = lo;
+            for task in &mut tasks[colour] {
+                rest += covered[next..task.start].iter().filter(|&&c| !c).count();
+                task.rest = rest;
+                next = task.start;
+            }
+            rest += covered[next..hi].iter().filter(|&&c| !c).count();
+            for i in (lo..hi).filter(|&i| !covered[i]) {
+                rest_col.extend_from_slice(&image.col[i * degree..(i + 1) * degree]);
+                rest_weight.extend_from_slice(&image.weight_q[i * degree..(i + 1) * degree]);
+                rest_bias.push(image.bias_q[i]);
+            }
+        }
         let mut weights = Vec::with_capacity(blocks.len() * degree * BLOCK);
         for b in &blocks {
             for k in 0..degree {
@@ -131,6 +160,9 @@ impl Runs {
             deltas,
             weights,
             tasks,
+            rest_col,
+            rest_weight,
+            rest_bias,
         })
     }
 
@@ -154,6 +186,7 @@ fn split(lo: usize, hi: usize, blocks: &[Block], first: usize) -> Vec<Task> {
                 start,
                 end: at,
                 blocks: task_first..b,
+                rest: 0,
             });
             start = at;
             task_first = b;
@@ -167,6 +200,7 @@ fn split(lo: usize, hi: usize, blocks: &[Block], first: usize) -> Vec<Task> {
             start,
             end: cut,
             blocks: task_first..blocks.len(),
+            rest: 0,
         });
         task_first = blocks.len();
         start = cut;
@@ -176,6 +210,7 @@ fn split(lo: usize, hi: usize, blocks: &[Block], first: usize) -> Vec<Task> {
         start,
         end: hi,
         blocks: task_first..blocks.len(),
+        rest: 0,
     });
     tasks
 }
@@ -193,19 +228,34 @@ pub(super) fn cells_in_task<const D: usize, const L: usize>(
 ) {
     let base = task.start;
     let mut next = base;
+    let mut rest = task.rest;
+    // Cells `from..to` outside blocks, from the compact copy of their
+    // couplings.
+    let mut cells = |from: usize, to: usize, out: &mut [i8], prev: &mut [u32]| {
+        let span = (from - base) * L..(to - base) * L;
+        let r = rest..rest + (to - from);
+        cells_given::<D, L>(
+            ctx,
+            from,
+            &runs.rest_col[r.start * D..r.end * D],
+            &runs.rest_weight[r.start * D..r.end * D],
+            &runs.rest_bias[r.clone()],
+            &mut out[span.clone()],
+            &mut prev[span],
+        );
+        rest = r.end;
+    };
     for b in task.blocks.clone() {
         let at = runs.blocks[b].start as usize;
         if at > next {
-            let span = (next - base) * L..(at - base) * L;
-            cells_fixed::<D, L>(ctx, next, &mut out[span.clone()], &mut prev[span]);
+            cells(next, at, out, prev);
         }
         let span = (at - base) * L..(at - base + BLOCK) * L;
         block::<D, L>(ctx, runs, b, &mut out[span.clone()], &mut prev[span]);
         next = next.max(at + BLOCK);
     }
     if task.end > next {
-        let span = (next - base) * L..(task.end - base) * L;
-        cells_fixed::<D, L>(ctx, next, &mut out[span.clone()], &mut prev[span]);
+        cells(next, task.end, out, prev);
     }
 }
 
@@ -247,7 +297,6 @@ fn block<const D: usize, const L: usize>(
             *a = a.wrapping_add(w.wrapping_mul(i16::from(s)));
         }
     }
-    // Biased, saturated fields, as indices into the comparator's table.
     let fm = ctx.comparator.field_max;
     let bias: &[i32; BLOCK] = ctx.image.bias_q[i..i + BLOCK]
         .try_into()
@@ -262,16 +311,15 @@ fn block<const D: usize, const L: usize>(
             let field = acc_field(acc[t], bias[t / L], ctx.drift_lsb);
             index[t] = (field.clamp(-fm, fm) + fm) as u32;
         }
-        // The noise of every (cell, chain): pure 64-bit arithmetic,
-        // vectorised where the CPU has vector multiplies. A plain p-bit
-        // compares only its high word.
+        // The noise of every (cell, chain): pure 64-bit arithmetic. A plain
+        // p-bit compares only its high word.
         let key0 = slot_key(i);
         let mut noise = [0u32; BLOCK * MAX_BLOCK_LANES];
         for t in 0..m {
             noise[t] = draw_salted_hi(salt[t % L], key0.wrapping_add(slot_key(t / L)));
         }
         // The index is in range (`field_max` saturation); `get` keeps the
-        // loop free of panics so that it vectorises.
+        // loop free of panics.
         let lut = &ctx.comparator.lut[..];
         for t in 0..m {
             let threshold = lut.get(index[t] as usize).copied().unwrap_or(0);

@@ -510,3 +510,78 @@ fn every_cpu_kernel_path_draws_the_same_bits() {
         }
     }
 }
+
+/// The draws of fixed programs, seeds and faults are pinned: speed-ups of
+/// the kernels must not change a single sample (golden outputs elsewhere
+/// depend on them). Covers every lane-count branch (1, 2, 3, 4, 8 and 9
+/// chains), the plain and faulty p-bit, bias drift, and a run that slices
+/// its sweeps, on every CPU path, block kernel on and off.
+#[test]
+fn the_draws_of_fixed_seeds_are_pinned() {
+    use sha2::{Digest, Sha256};
+    let chip = ChipConfig::z1_like();
+    let faulty = Faults {
+        rng_correlation: Some(0.3),
+        rng_bias: Some(0.01),
+        stuck: vec![(700, 1), (3000, -1)],
+        ..Default::default()
+    };
+    let drifting = Faults {
+        bias_drift_per_s: 2e3,
+        ..Default::default()
+    };
+    let cases: [(&str, Faults); 3] = [
+        ("plain", Faults::default()),
+        ("faulty", faulty),
+        ("drifting", drifting),
+    ];
+    let mut got = Vec::new();
+    for (name, faults) in &cases {
+        for chains in [1, 2, 3, 4, 8, 9] {
+            let image = Arc::new(compile(&z1_rows(12, chains), &chip, 1.0).unwrap());
+            let mut hashes = Vec::new();
+            for &kernel in &CpuKernel::available() {
+                for block in [true, false] {
+                    let mut run = TsuRun::new(image.clone(), &chip, 11, faults.clone())
+                        .with_cpu_kernel(kernel)
+                        .unwrap();
+                    if !block {
+                        run = run.without_block_kernel();
+                    }
+                    while !run.is_done() {
+                        run.advance(3).unwrap();
+                    }
+                    let d = run.draws();
+                    let bytes: Vec<u8> = d.values.iter().map(|&v| v as u8).collect();
+                    hashes.push(hex::encode(&Sha256::digest(&bytes)[..8]));
+                }
+            }
+            assert!(
+                hashes.iter().all(|h| *h == hashes[0]),
+                "{name}, {chains} chains: paths differ: {hashes:?}"
+            );
+            got.push(format!("{name}/{chains}: {}", hashes[0]));
+        }
+    }
+    let want: [&str; 18] = [
+        "plain/1: 47cbbad41e1e4a3d",
+        "plain/2: cf549d5d4fcaa133",
+        "plain/3: f01ea8d3f7db3c7a",
+        "plain/4: 0a8aad3dd2c40147",
+        "plain/8: e3a9638c59c0665e",
+        "plain/9: 3c458829e7def0f0",
+        "faulty/1: 28c4fc7062417821",
+        "faulty/2: dbdc562e3ed12262",
+        "faulty/3: c9296e3b22b766ba",
+        "faulty/4: e903f0282f529adf",
+        "faulty/8: 9834732c92fcbcec",
+        "faulty/9: 5612f75d709443a7",
+        "drifting/1: 599459a1651a69f5",
+        "drifting/2: 99097c687762244a",
+        "drifting/3: cf0391acc26a540b",
+        "drifting/4: 2e29c680fe2242ae",
+        "drifting/8: bb38239fc9b51296",
+        "drifting/9: eceae5c39f3e5cd1",
+    ];
+    assert_eq!(got, want, "pinned draws changed:\n{}", got.join("\n"));
+}

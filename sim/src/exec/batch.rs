@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::block::{Runs, cells_in_runs};
+use super::block::{MAX_BLOCK_LANES, Runs, Task, cells_in_task};
 use super::cells::{Phase, cells, cells_fixed};
 use super::noise::{Comparator, Noise, NoiseKey};
 use crate::cpu::CpuKernel;
@@ -107,7 +107,7 @@ pub(super) fn run_batch(
     let degree = image.uniform_degree();
     for j in 0..sweeps {
         let drift_lsb = (drift.start_lsb + j as f64 * drift.per_sweep_lsb).round() as i32;
-        for &(lo, hi) in &image.colours {
+        for (colour, &(lo, hi)) in image.colours.iter().enumerate() {
             let ctx = PhaseArgs {
                 image,
                 comparator,
@@ -116,10 +116,10 @@ pub(super) fn run_batch(
                 kernel,
             };
             match degree {
-                Some(4) => phase::<4>(&ctx, runs, b, lo, hi),
-                Some(8) => phase::<8>(&ctx, runs, b, lo, hi),
-                Some(16) => phase::<16>(&ctx, runs, b, lo, hi),
-                _ => phase::<0>(&ctx, None, b, lo, hi),
+                Some(4) => phase::<4>(&ctx, runs, b, colour, lo, hi),
+                Some(8) => phase::<8>(&ctx, runs, b, colour, lo, hi),
+                Some(16) => phase::<16>(&ctx, runs, b, colour, lo, hi),
+                _ => phase::<0>(&ctx, None, b, colour, lo, hi),
             }
             for &(slot, state) in stuck {
                 let base = slot as usize * lanes;
@@ -161,6 +161,7 @@ fn phase<const D: usize>(
     args: &PhaseArgs<'_>,
     runs: Option<&Runs>,
     b: &mut Batch,
+    colour: usize,
     lo: usize,
     hi: usize,
 ) {
@@ -180,56 +181,81 @@ fn phase<const D: usize>(
         keys,
         sweep,
     };
-    let runs = runs.filter(|r| D > 0 && r.degree == D);
     let kernel = args.kernel;
-    let run = |start: usize, o: &mut [i8], p: &mut [u32]| match kernel {
-        #[cfg(target_arch = "x86_64")]
-        #[allow(unsafe_code)]
-        CpuKernel::Avx512 if CpuKernel::Avx512.is_available() => {
-            // SAFETY: the guard just checked (cached by std) that this CPU
-            // supports AVX-512 F, BW, DQ, VL and AVX2, exactly the features
-            // `cells_avx512` enables.
-            unsafe { cells_avx512::<D>(&ctx, runs, start, o, p) }
+    let runs = runs.filter(|r| D > 0 && r.degree == D && lanes <= MAX_BLOCK_LANES);
+    if let Some(runs) = runs {
+        // The block kernel's work items: slices of `out` and `prev` each.
+        let tasks = runs.tasks(colour);
+        let mut items = Vec::with_capacity(tasks.len());
+        let (mut out, mut prev) = (out, prev);
+        for task in tasks {
+            let cells = (task.end - task.start) * lanes;
+            let (o, rest_o) = out.split_at_mut(cells);
+            let (p, rest_p) = prev.split_at_mut(cells);
+            items.push((task, o, p));
+            (out, prev) = (rest_o, rest_p);
         }
-        #[cfg(target_arch = "x86_64")]
-        #[allow(unsafe_code)]
-        CpuKernel::Avx2 if CpuKernel::Avx2.is_available() => {
-            // SAFETY: the guard just checked (cached by std) that this CPU
-            // supports AVX2, the only feature `cells_avx2` enables.
-            unsafe { cells_avx2::<D>(&ctx, runs, start, o, p) }
+        let run = |(task, o, p): (&Task, &mut [i8], &mut [u32])| match kernel {
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            CpuKernel::Avx512 if CpuKernel::Avx512.is_available() => {
+                // SAFETY: the guard just checked (cached by std) that this
+                // CPU supports AVX-512 F, BW, DQ, VL and AVX2, exactly the
+                // features `task_avx512` enables.
+                unsafe { task_avx512::<D>(&ctx, runs, task, o, p) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            CpuKernel::Avx2 if CpuKernel::Avx2.is_available() => {
+                // SAFETY: the guard just checked (cached by std) that this
+                // CPU supports AVX2, the only feature `task_avx2` enables.
+                unsafe { task_avx2::<D>(&ctx, runs, task, o, p) }
+            }
+            _ => task_any::<D>(&ctx, runs, task, o, p),
+        };
+        if items.len() > 1 {
+            items.into_par_iter().for_each(run);
+        } else {
+            items.into_iter().for_each(run);
         }
-        _ => cells_any::<D>(&ctx, runs, start, o, p),
-    };
-    if hi - lo >= 2 * CHUNK {
-        out.par_chunks_mut(CHUNK * lanes)
-            .zip(prev.par_chunks_mut(CHUNK * lanes))
-            .enumerate()
-            .for_each(|(c, (o, p))| run(lo + c * CHUNK, o, p));
     } else {
-        run(lo, out, prev);
+        let run = |start: usize, o: &mut [i8], p: &mut [u32]| match kernel {
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            CpuKernel::Avx512 if CpuKernel::Avx512.is_available() => {
+                // SAFETY: as above, for `cells_avx512`.
+                unsafe { cells_avx512::<D>(&ctx, start, o, p) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            CpuKernel::Avx2 if CpuKernel::Avx2.is_available() => {
+                // SAFETY: as above, for `cells_avx2`.
+                unsafe { cells_avx2::<D>(&ctx, start, o, p) }
+            }
+            _ => cells_any::<D>(&ctx, start, o, p),
+        };
+        if hi - lo >= 2 * CHUNK {
+            out.par_chunks_mut(CHUNK * lanes)
+                .zip(prev.par_chunks_mut(CHUNK * lanes))
+                .enumerate()
+                .for_each(|(c, (o, p))| run(lo + c * CHUNK, o, p));
+        } else {
+            run(lo, out, prev);
+        }
     }
     b.spins[lo * lanes..hi * lanes].copy_from_slice(&b.scratch[..len]);
 }
 
-/// Cells `start..` of a phase, every chain, through the kernel that fits
-/// the lane count. The same source is compiled for each instruction-set
-/// path below, so every path draws the same bits.
+/// Cells `start..` of a phase, every chain, through the per-cell kernel
+/// that fits the lane count. The same source is compiled for each
+/// instruction-set path below, so every path draws the same bits.
 #[inline(always)]
-fn cells_any<const D: usize>(
-    ctx: &Phase<'_>,
-    runs: Option<&Runs>,
-    start: usize,
-    o: &mut [i8],
-    p: &mut [u32],
-) {
-    match (runs, ctx.keys.len()) {
-        (Some(r), 1) => cells_in_runs::<D, 1>(ctx, r, start, o, p),
-        (Some(r), 2) => cells_in_runs::<D, 2>(ctx, r, start, o, p),
-        (Some(r), 4) => cells_in_runs::<D, 4>(ctx, r, start, o, p),
-        (_, 1) => cells_fixed::<D, 1>(ctx, start, o, p),
-        (_, 2) => cells_fixed::<D, 2>(ctx, start, o, p),
-        (_, 4) => cells_fixed::<D, 4>(ctx, start, o, p),
-        (_, 8) => cells_fixed::<D, 8>(ctx, start, o, p),
+fn cells_any<const D: usize>(ctx: &Phase<'_>, start: usize, o: &mut [i8], p: &mut [u32]) {
+    match ctx.keys.len() {
+        1 => cells_fixed::<D, 1>(ctx, start, o, p),
+        2 => cells_fixed::<D, 2>(ctx, start, o, p),
+        4 => cells_fixed::<D, 4>(ctx, start, o, p),
+        8 => cells_fixed::<D, 8>(ctx, start, o, p),
         _ => cells::<D>(ctx, start, o, p),
     }
 }
@@ -237,26 +263,58 @@ fn cells_any<const D: usize>(
 /// [`cells_any`] compiled for AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn cells_avx2<const D: usize>(
+fn cells_avx2<const D: usize>(ctx: &Phase<'_>, start: usize, o: &mut [i8], p: &mut [u32]) {
+    cells_any::<D>(ctx, start, o, p)
+}
+
+/// [`cells_any`] compiled for AVX-512.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2")]
+fn cells_avx512<const D: usize>(ctx: &Phase<'_>, start: usize, o: &mut [i8], p: &mut [u32]) {
+    cells_any::<D>(ctx, start, o, p)
+}
+
+/// A block kernel work item, every chain (at most `MAX_BLOCK_LANES`).
+/// Compiled for each instruction-set path like [`cells_any`].
+#[inline(always)]
+fn task_any<const D: usize>(
     ctx: &Phase<'_>,
-    runs: Option<&Runs>,
-    start: usize,
+    runs: &Runs,
+    task: &Task,
     o: &mut [i8],
     p: &mut [u32],
 ) {
-    cells_any::<D>(ctx, runs, start, o, p)
+    match ctx.keys.len() {
+        1 => cells_in_task::<D, 1>(ctx, runs, task, o, p),
+        2 => cells_in_task::<D, 2>(ctx, runs, task, o, p),
+        4 => cells_in_task::<D, 4>(ctx, runs, task, o, p),
+        _ => cells::<D>(ctx, task.start, o, p),
+    }
 }
 
-/// [`cells_any`] compiled for AVX-512 (64-bit lane multiplies: the noise
+/// [`task_any`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn task_avx2<const D: usize>(
+    ctx: &Phase<'_>,
+    runs: &Runs,
+    task: &Task,
+    o: &mut [i8],
+    p: &mut [u32],
+) {
+    task_any::<D>(ctx, runs, task, o, p)
+}
+
+/// [`task_any`] compiled for AVX-512 (64-bit lane multiplies: the noise
 /// hash vectorises).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2")]
-fn cells_avx512<const D: usize>(
+fn task_avx512<const D: usize>(
     ctx: &Phase<'_>,
-    runs: Option<&Runs>,
-    start: usize,
+    runs: &Runs,
+    task: &Task,
     o: &mut [i8],
     p: &mut [u32],
 ) {
-    cells_any::<D>(ctx, runs, start, o, p)
+    task_any::<D>(ctx, runs, task, o, p)
 }

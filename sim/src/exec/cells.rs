@@ -70,6 +70,51 @@ pub(super) fn cells_fixed<const D: usize, const L: usize>(
     }
 }
 
+/// [`cells_fixed`] for `D > 0` couplings a cell, read from `cols`,
+/// `weights` (`D` per cell) and `biases` instead of the image: the block
+/// kernel keeps the cells outside its blocks in such compact copies. The
+/// same sums and decisions, so the same draws.
+#[inline(always)]
+pub(super) fn cells_given<const D: usize, const L: usize>(
+    ctx: &Phase<'_>,
+    start: usize,
+    cols: &[u32],
+    weights: &[i16],
+    biases: &[i32],
+    out: &mut [i8],
+    prev: &mut [u32],
+) {
+    let spins = ctx.spins;
+    let salt: [u64; L] = std::array::from_fn(|t| ctx.keys[t].salt(ctx.sweep));
+    let plain = ctx.noise.is_plain();
+    for (j, (((o, p), (cs, ws)), &b)) in out
+        .chunks_exact_mut(L)
+        .zip(prev.chunks_exact_mut(L))
+        .zip(cols.chunks_exact(D).zip(weights.chunks_exact(D)))
+        .zip(biases)
+        .enumerate()
+    {
+        let i = start + j;
+        let mut acc = [b + ctx.drift_lsb; L];
+        for (&c, &w) in cs.iter().zip(ws) {
+            let s: &[i8; L] = spins[c as usize * L..c as usize * L + L]
+                .try_into()
+                .expect("L lanes");
+            for t in 0..L {
+                acc[t] += i32::from(w) * i32::from(s[t]);
+            }
+        }
+        for t in 0..L {
+            let x = draw_salted(salt[t], i);
+            o[t] = if plain {
+                decide_plain(ctx.comparator, x, acc[t])
+            } else {
+                decide(ctx.comparator, ctx.noise, x, &mut p[t], acc[t])
+            };
+        }
+    }
+}
+
 /// Chains handled together per pass over a cell's couplings.
 pub(super) const LANE_GROUP: usize = 8;
 

@@ -58,14 +58,29 @@ impl NoiseKey {
 /// [`NoiseKey::draw`] from a [`NoiseKey::salt`].
 #[inline(always)]
 pub(super) fn draw_salted(salt: u64, slot: usize) -> u64 {
-    mix(salt ^ (slot as u64).wrapping_mul(0xA076_1D64_78BD_642F))
+    mix(salt ^ slot_key(slot))
+}
+
+/// The part of [`NoiseKey::draw`]'s input that depends on the slot. It is
+/// linear (wrapping), so `slot_key(i + j) == slot_key(i) + slot_key(j)`:
+/// a block of cells needs no multiply per cell for it.
+#[inline(always)]
+pub(super) fn slot_key(slot: usize) -> u64 {
+    (slot as u64).wrapping_mul(0xA076_1D64_78BD_642F)
+}
+
+/// The high word of [`draw_salted`] (all a plain p-bit compares), from the
+/// slot's [`slot_key`].
+#[inline(always)]
+pub(super) fn draw_salted_hi(salt: u64, key: u64) -> u32 {
+    (mix(salt ^ key) >> 32) as u32
 }
 
 /// `P(+1)` thresholds over the saturated field, as 32-bit fractions.
 #[derive(Debug, Clone)]
 pub(super) struct Comparator {
-    lut: Vec<u32>,
-    field_max: i32,
+    pub(super) lut: Vec<u32>,
+    pub(super) field_max: i32,
 }
 
 impl Comparator {

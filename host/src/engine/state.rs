@@ -256,6 +256,20 @@ impl TaskSlab {
         task
     }
 
+    /// Takes a task out in place: `f` reads what the caller needs, then the
+    /// task is dropped where it lies (not moved out whole); its id is reused.
+    pub(super) fn remove_with<R>(&mut self, id: u32, f: impl FnOnce(&Task) -> R) -> R {
+        let slot = &mut self.tasks[id as usize];
+        let task = slot
+            .as_ref()
+            .unwrap_or_else(|| panic!("task {id} was released twice"));
+        let out = f(task);
+        self.generations[id as usize] = task.generation.wrapping_add(1);
+        *slot = None;
+        self.free.push(id);
+        out
+    }
+
     /// A task that may have been released already (a stale event's).
     pub(super) fn get(&self, id: u32) -> Option<&Task> {
         self.tasks.get(id as usize).and_then(Option::as_ref)

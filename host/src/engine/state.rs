@@ -56,6 +56,18 @@ pub(super) struct NodeRt {
     pub(super) explanation: Option<String>,
 }
 
+impl NodeRt {
+    /// Back to [`NodeRt::default`], keeping the buffer of `failures`.
+    pub(super) fn reset(&mut self) {
+        let mut failures = std::mem::take(&mut self.failures);
+        failures.clear();
+        *self = NodeRt {
+            failures,
+            ..NodeRt::default()
+        };
+    }
+}
+
 pub(super) struct Job {
     pub(super) id: u64,
     pub(super) class: u32,

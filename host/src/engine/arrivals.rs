@@ -109,11 +109,14 @@ impl Engine {
         job.id = id;
         job.class = class as u32;
         job.arrival_ms = self.now_ms;
+        // A reused slot's buffers are reset in place (a job of the same
+        // class, the common case, has as many nodes).
         job.pending.clear();
         job.pending
             .extend(plan.nodes.iter().map(|p| p.preds.len() as u32));
-        job.nodes.clear();
-        job.nodes.resize(n, NodeRt::default());
+        job.nodes.truncate(n);
+        job.nodes.iter_mut().for_each(NodeRt::reset);
+        job.nodes.resize_with(n, NodeRt::default);
         job.open_nodes = n as u32;
         job.status = None;
         job.explanation = None;

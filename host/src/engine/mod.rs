@@ -66,6 +66,9 @@ pub struct Engine {
     hw: Hardware,
     config: EngineConfig,
     policy: Policy,
+    /// Whether some role of `policy` can give notices (a plugin): only
+    /// then does every step ask for them.
+    policy_notices: bool,
     native: Policy,
     classes: Vec<ClassPlan>,
     class_cdf: Vec<f64>,
@@ -181,8 +184,8 @@ impl Engine {
         if self.paused {
             return Ok(Step::Paused);
         }
-        let span = self.span.clone();
-        let _run = span.enter();
+        // A disabled span (the usual case) is neither cloned nor entered.
+        let _run = (!self.span.is_disabled()).then(|| self.span.clone().entered());
         self.poll_policy_notices()?;
         let Some(std::cmp::Reverse(event)) = self.events.pop() else {
             self.finish()?;

@@ -390,11 +390,26 @@ impl Engine {
 
     pub(super) fn release(&mut self, task_id: u32) -> Task {
         let task = self.tasks.remove(task_id);
-        let d = task.target.device();
-        self.devices[d].running_ms = (self.devices[d].running_ms - task.estimate_ms).max(0.0);
-        self.devices[d].busy -= 1;
-        self.devices[d].running.retain(|&t| t != task_id);
+        self.free_slot(task_id, task.target.device(), task.estimate_ms);
         task
+    }
+
+    /// [`release`](Self::release) for a caller that needs only what `f`
+    /// reads of the task: it is dropped in place, not moved out.
+    pub(super) fn release_with<R>(&mut self, task_id: u32, f: impl FnOnce(&Task) -> R) -> R {
+        let (d, est, out) = self
+            .tasks
+            .remove_with(task_id, |t| (t.target.device(), t.estimate_ms, f(t)));
+        self.free_slot(task_id, d, est);
+        out
+    }
+
+    /// A released task's slot on device `d` is free again.
+    fn free_slot(&mut self, task_id: u32, d: Device, estimate_ms: f64) {
+        let dev = &mut self.devices[d];
+        dev.running_ms = (dev.running_ms - estimate_ms).max(0.0);
+        dev.busy -= 1;
+        dev.running.retain(|&t| t != task_id);
     }
 
     pub(super) fn start(&mut self, task_id: u32) -> Result<(), EngineError> {

@@ -207,15 +207,37 @@ pub struct RunReport {
 }
 
 /// Nearest-rank percentile of unsorted values.
+#[cfg(test)]
 pub fn percentile(values: &[f64], q: f64) -> Option<f64> {
+    percentiles_in_place(&mut values.to_vec(), [q])[0]
+}
+
+/// Nearest-rank percentiles `qs` of `values`, which are reordered: each is
+/// the rank-th smallest in the total order, what a full sort would put
+/// there, found in linear time. The highest rank is selected first; every
+/// lower one is then selected among the values left below it (they are
+/// exactly the smallest ones), so one buffer serves every percentile.
+pub fn percentiles_in_place<const N: usize>(values: &mut [f64], qs: [f64; N]) -> [Option<f64>; N] {
+    let mut out = [None; N];
     if values.is_empty() {
-        return None;
+        return out;
     }
-    let mut v = values.to_vec();
-    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
-    // The rank-th smallest in the total order: what a full sort would put
-    // there, found in linear time.
-    Some(*v.select_nth_unstable_by(rank - 1, f64::total_cmp).1)
+    let len = values.len();
+    let rank = |q: f64| ((q * len as f64).ceil() as usize).clamp(1, len) - 1;
+    let mut order: [usize; N] = std::array::from_fn(|i| i);
+    order.sort_by_key(|&i| std::cmp::Reverse(rank(qs[i])));
+    // Values at `..end` are the `end` smallest (in some order).
+    let mut end = len;
+    for i in order {
+        let k = rank(qs[i]);
+        // A rank equal to the one selected last is in place already.
+        if k < end {
+            values[..end].select_nth_unstable_by(k, f64::total_cmp);
+            end = k;
+        }
+        out[i] = Some(values[k]);
+    }
+    out
 }
 
 pub(super) fn build(engine: &Engine) -> RunReport {
@@ -225,6 +247,7 @@ pub(super) fn build(engine: &Engine) -> RunReport {
         .zip(&engine.summaries)
         .map(|(plan, s)| {
             let qos = plan.graph.qos;
+            let [p50, p95] = percentiles_in_place(&mut s.latencies.clone(), [0.5, 0.95]);
             ClassSummary {
                 class: plan.name.clone(),
                 priority: qos.priority,
@@ -234,8 +257,8 @@ pub(super) fn build(engine: &Engine) -> RunReport {
                 infeasible: s.by_status[JobStatus::Infeasible as usize],
                 rejected: s.by_status[JobStatus::Rejected as usize],
                 failed: s.by_status[JobStatus::Failed as usize],
-                latency_p50_ms: percentile(&s.latencies, 0.5),
-                latency_p95_ms: percentile(&s.latencies, 0.95),
+                latency_p50_ms: p50,
+                latency_p95_ms: p95,
                 mean_energy_j: (!s.latencies.is_empty())
                     .then(|| s.energy_sum / s.latencies.len() as f64),
                 energy_budget_j: qos
@@ -267,11 +290,14 @@ pub(super) fn build(engine: &Engine) -> RunReport {
         sum(|c| c.rejected),
         sum(|c| c.failed),
     );
-    let all: Vec<f64> = engine
-        .summaries
-        .iter()
-        .flat_map(|s| s.latencies.iter().copied())
-        .collect();
+    let mut all: Vec<f64> =
+        Vec::with_capacity(engine.summaries.iter().map(|s| s.latencies.len()).sum());
+    for s in &engine.summaries {
+        all.extend_from_slice(&s.latencies);
+    }
+    let completed_jobs = all.len();
+    let [all_p50, all_p95] = percentiles_in_place(&mut all, [0.5, 0.95]);
+    drop(all);
     let energy: f64 = engine.summaries.iter().map(|s| s.energy_sum).sum();
     let slo: u64 = engine.summaries.iter().map(|s| s.slo_met).sum();
     let utilisation = PerDevice::from_fn(|device| {
@@ -292,9 +318,9 @@ pub(super) fn build(engine: &Engine) -> RunReport {
         in_flight: submitted - completed - infeasible - rejected - failed,
         virtual_ms: engine.now_ms,
         wall_s: engine.wall_start.elapsed().as_secs_f64(),
-        latency_p50_ms: percentile(&all, 0.5),
-        latency_p95_ms: percentile(&all, 0.95),
-        mean_energy_j: (!all.is_empty()).then(|| energy / all.len() as f64),
+        latency_p50_ms: all_p50,
+        latency_p95_ms: all_p95,
+        mean_energy_j: (completed_jobs > 0).then(|| energy / completed_jobs as f64),
         slo_attainment: (submitted > 0).then(|| slo as f64 / submitted as f64),
         utilisation,
         mean_sampling_error: (engine.counters.sampling_decisions > 0).then(|| {
@@ -309,7 +335,7 @@ pub(super) fn build(engine: &Engine) -> RunReport {
 
 #[cfg(test)]
 mod tests {
-    use super::percentile;
+    use super::{percentile, percentiles_in_place};
 
     #[test]
     fn percentile_is_the_nearest_rank_of_the_sorted_values() {
@@ -326,5 +352,27 @@ mod tests {
             assert_eq!(got.to_bits(), want.to_bits(), "q = {q}");
         }
         assert_eq!(percentile(&[4.0], 0.95), Some(4.0));
+    }
+
+    #[test]
+    fn percentiles_in_place_agree_with_one_at_a_time() {
+        let x: Vec<f64> = (0..1009)
+            .map(|i| ((i * 7919) % 211) as f64 * 0.25 - 3.0)
+            .chain([-0.0, 0.0, f64::INFINITY, f64::NEG_INFINITY])
+            .collect();
+        let qs = [0.95, 0.5, 0.5, 0.0, 1.0, 0.999, 0.001];
+        let got = percentiles_in_place(&mut x.clone(), qs);
+        for (q, g) in qs.into_iter().zip(got) {
+            assert_eq!(
+                g.map(f64::to_bits),
+                percentile(&x, q).map(f64::to_bits),
+                "q = {q}"
+            );
+        }
+        assert_eq!(percentiles_in_place(&mut [], [0.5, 0.95]), [None, None]);
+        assert_eq!(
+            percentiles_in_place(&mut [2.0], [0.5, 0.95]),
+            [Some(2.0); 2]
+        );
     }
 }

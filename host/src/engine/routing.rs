@@ -22,13 +22,19 @@ impl Engine {
         };
         let plan = &self.classes[class];
         let np = &plan.nodes[node as usize];
-        let _job = tracing::debug_span!("job", id = job_id, class = %plan.name).entered();
-        let _route = tracing::trace_span!(
-            "route",
-            node = %plan.graph.nodes[node as usize].id,
-            attempt,
-        )
-        .entered();
+        // Spans only where debug logging is on (each is a call to make and
+        // drop even when disabled).
+        let _spans = tracing::enabled!(tracing::Level::DEBUG).then(|| {
+            let job = tracing::debug_span!("job", id = job_id, class = %plan.name).entered();
+            let route = tracing::trace_span!(
+                "route",
+                node = %plan.graph.nodes[node as usize].id,
+                attempt,
+            )
+            .entered();
+            // Dropped in this order: the inner span exits first.
+            (route, job)
+        });
         let priority = plan.graph.qos.priority;
         let budget = self.node_budget(slot, node);
         let late = late_budget(

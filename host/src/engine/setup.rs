@@ -155,6 +155,7 @@ impl Engine {
         let mut engine = Engine {
             rng: ChaCha8Rng::seed_from_u64(config.seed),
             hw,
+            policy_notices: policy.gives_notices(),
             policy,
             native,
             classes: plans,

@@ -19,6 +19,20 @@ use crate::perf::MixingLuck;
 use crate::policy::{DiagnosticsLevel, Evidence};
 use crate::trace::{FailureAction, FailureKind, NodeStatus, TraceEvent};
 
+/// What a simulated task's end needs of the task, read as it is released.
+#[derive(Debug, Clone, Copy)]
+struct Ended {
+    job: u32,
+    node: u32,
+    target: Target,
+    busy_ms: f64,
+    run_ms: f64,
+    drawn_ms: f64,
+    timeout_ms: f64,
+    luck: Option<MixingLuck>,
+    early_at: Option<usize>,
+}
+
 /// What a simulated sampling run did: samples per chain kept of the
 /// schedule's, and its luck in the mixing model.
 #[derive(Debug, Clone, Copy)]
@@ -136,7 +150,17 @@ impl Engine {
             t.busy_ms += t.run_ms;
             (t.timed_out, t.target.device())
         };
-        let task = self.release(task_id);
+        let task = self.release_with(task_id, |t| Ended {
+            job: t.job,
+            node: t.node,
+            target: t.target,
+            busy_ms: t.busy_ms,
+            run_ms: t.run_ms,
+            drawn_ms: t.drawn_ms,
+            timeout_ms: t.timeout_ms,
+            luck: t.luck,
+            early_at: t.early_at,
+        });
         let (slot, node, target) = (task.job, task.node, task.target);
         let class = self.jobs[slot].class as usize;
         let k = self.classes[class].nodes[node as usize].target_slot(target);
@@ -210,7 +234,7 @@ impl Engine {
         &self,
         slot: u32,
         node: u32,
-        task: &super::state::Task,
+        task: &Ended,
         done_fraction: Option<f64>,
     ) -> Option<SampledRun> {
         let luck = task.luck?;

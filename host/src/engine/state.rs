@@ -56,6 +56,18 @@ pub(super) struct NodeRt {
     pub(super) explanation: Option<String>,
 }
 
+impl NodeRt {
+    /// Back to [`NodeRt::default`], keeping the buffer of `failures`.
+    pub(super) fn reset(&mut self) {
+        let mut failures = std::mem::take(&mut self.failures);
+        failures.clear();
+        *self = NodeRt {
+            failures,
+            ..NodeRt::default()
+        };
+    }
+}
+
 pub(super) struct Job {
     pub(super) id: u64,
     pub(super) class: u32,
@@ -254,6 +266,20 @@ impl TaskSlab {
         self.generations[id as usize] = task.generation.wrapping_add(1);
         self.free.push(id);
         task
+    }
+
+    /// Takes a task out in place: `f` reads what the caller needs, then the
+    /// task is dropped where it lies (not moved out whole); its id is reused.
+    pub(super) fn remove_with<R>(&mut self, id: u32, f: impl FnOnce(&Task) -> R) -> R {
+        let slot = &mut self.tasks[id as usize];
+        let task = slot
+            .as_ref()
+            .unwrap_or_else(|| panic!("task {id} was released twice"));
+        let out = f(task);
+        self.generations[id as usize] = task.generation.wrapping_add(1);
+        *slot = None;
+        self.free.push(id);
+        out
     }
 
     /// A task that may have been released already (a stale event's).

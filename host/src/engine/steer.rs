@@ -25,6 +25,7 @@ impl Engine {
             Command::SetWeights(w) => self.hw.weights = w,
             Command::SwapPolicy(p) => {
                 self.policy = p;
+                self.policy_notices = self.policy.gives_notices();
                 for c in &mut self.classes {
                     c.refresh_verdicts(&self.hw, &self.policy, &self.native);
                 }
@@ -60,6 +61,9 @@ impl Engine {
     /// Traces plugin hot reloads; a new eligibility version re-judges every
     /// class.
     pub(super) fn poll_policy_notices(&mut self) -> Result<(), EngineError> {
+        if !self.policy_notices {
+            return Ok(());
+        }
         let mut notices = std::mem::take(&mut self.scratch_notices);
         self.policy.cost.take_notices(&mut notices);
         self.policy.eligibility.take_notices(&mut notices);

@@ -206,6 +206,10 @@ macro_rules! role_plugin_identity {
         fn take_notices(&self, out: &mut Vec<PolicyNotice>) {
             self.inner.slot.take_notices(out);
         }
+
+        fn gives_notices(&self) -> bool {
+            true
+        }
     };
 }
 

@@ -84,6 +84,13 @@ pub fn validate_costs(costs: &[CostTerms], expected: usize) -> Result<(), String
             costs.len()
         ));
     }
+    let ok = |x: f64| x.is_finite() && x >= 0.0;
+    // The common case in one pass; the loop below names the first bad term.
+    if costs.iter().all(|c| {
+        ok(c.total) & ok(c.latency) & ok(c.energy) & ok(c.error) & ok(c.risk) & ok(c.risk_penalty)
+    }) {
+        return Ok(());
+    }
     for (i, c) in costs.iter().enumerate() {
         let terms = [
             ("total", c.total),
@@ -94,7 +101,7 @@ pub fn validate_costs(costs: &[CostTerms], expected: usize) -> Result<(), String
             ("risk_penalty", c.risk_penalty),
         ];
         for (name, x) in terms {
-            if !(x.is_finite() && x >= 0.0) {
+            if !ok(x) {
                 return Err(format!("cost {i}: {name} is {x} (must be finite and >= 0)"));
             }
         }
@@ -112,6 +119,12 @@ pub trait CostModel: Send {
     }
     /// Moves pending hot-reload notices into `out`.
     fn take_notices(&self, _out: &mut Vec<PolicyNotice>) {}
+    /// Whether [`take_notices`](Self::take_notices) can ever give any (a
+    /// plugin that hot-reloads): the engine asks for notices after every
+    /// event only where some role says so. Native code gives none.
+    fn gives_notices(&self) -> bool {
+        false
+    }
     /// Writes one [`CostTerms`] per candidate of `ctx` into `out` (cleared
     /// first).
     fn score(&self, ctx: &DecisionContext, out: &mut Vec<CostTerms>) -> Result<(), PolicyFault>;
@@ -143,6 +156,12 @@ pub trait Eligibility: Send {
     }
     /// Moves pending hot-reload notices into `out`.
     fn take_notices(&self, _out: &mut Vec<PolicyNotice>) {}
+    /// Whether [`take_notices`](Self::take_notices) can ever give any (a
+    /// plugin that hot-reloads): the engine asks for notices after every
+    /// event only where some role says so. Native code gives none.
+    fn gives_notices(&self) -> bool {
+        false
+    }
     /// Empty: eligible; otherwise every reason it is not.
     fn verdict(&self, query: &EligibilityQuery<'_>) -> Result<Vec<Ineligible>, PolicyFault>;
 }
@@ -157,6 +176,12 @@ pub trait Gate: Send {
     }
     /// Moves pending hot-reload notices into `out`.
     fn take_notices(&self, _out: &mut Vec<PolicyNotice>) {}
+    /// Whether [`take_notices`](Self::take_notices) can ever give any (a
+    /// plugin that hot-reloads): the engine asks for notices after every
+    /// event only where some role says so. Native code gives none.
+    fn gives_notices(&self) -> bool {
+        false
+    }
     /// Allows, holds for review or denies one effect.
     fn decide(&self, request: &EffectRequest) -> Result<GateDecision, PolicyFault>;
 }
@@ -195,6 +220,17 @@ impl Policy {
             }),
             queue: QueuePolicy::default(),
         }
+    }
+
+    /// Whether any role can give notices (see
+    /// [`CostModel::gives_notices`]); queue roles are served by plugins only.
+    pub fn gives_notices(&self) -> bool {
+        self.cost.gives_notices()
+            || self.eligibility.gives_notices()
+            || self.gate.gives_notices()
+            || self.queue.order.is_some()
+            || self.queue.admit.is_some()
+            || self.queue.preempt.is_some()
     }
 
     /// `cost=…, eligibility=…, gate=…`, with plugin versions (`name@hash`),

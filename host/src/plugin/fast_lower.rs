@@ -16,16 +16,20 @@
 
 use std::mem::MaybeUninit;
 
+use wasmtime::Store;
 use wasmtime::component::__internal::{
     CanonicalAbiInfo, InstanceType, InterfaceType, LowerContext, wasmtime_environ,
 };
-use wasmtime::component::{ComponentType, Lower};
+use wasmtime::component::{ComponentType, Lower, TypedFunc};
 
-use super::bindings::v0_2::cost_model::{Candidate, Decision, Estimate, RiskPenalties, Weights};
+use super::bindings::v0_2::cost_model::{
+    Candidate, CostTerms, Decision, Estimate, Guest, RiskPenalties, Weights,
+};
 use super::bindings::v0_2::types::{
     BudgetShare, DeviceState, Health, JobContext, Learned, NodeKind, NodeSummary, Priority,
     ProgramSummary, Qos, Risk, Target,
 };
+use super::sandbox::Sandbox;
 
 /// The longest string the canonical ABI copies (wasmtime's own limit).
 const MAX_STRING_BYTES: usize = (1 << 31) - 1;
@@ -124,7 +128,6 @@ macro_rules! flat_enum {
         }
     )*};
 }
-flat_enum!(NodeKind, Target, Risk, Priority, Health);
 
 impl<V: Flat> Flat for Option<V> {
     const SIZE: usize = align_to(align_to(1, V::ALIGN) + V::SIZE, V::ALIGN);
@@ -271,27 +274,59 @@ macro_rules! flat_record {
     };
 }
 
-flat_record!(ProgramSummary {
-    n_vars: u64,
-    n_spins: u64,
-    n_categorical: u64,
-    n_factors: u64,
-    n_constraints: u64,
-    n_edges: u64,
-    n_clamped: u64,
-    runtime_conditioning: bool,
-    chains: u64,
-    samples: u64,
-    sweeps_per_chain: u64,
-    updates: f64,
-});
-flat_record!(NodeSummary {
-    kind: NodeKind,
-    class: String,
-    flops: f64,
-    bytes: f64,
-    program: Option<ProgramSummary>,
-});
+/// The records and enums both package versions share, laid out for the
+/// version whose types are in scope.
+macro_rules! shared_layouts {
+    () => {
+        flat_enum!(NodeKind, Target, Risk, Priority);
+        flat_record!(ProgramSummary {
+            n_vars: u64,
+            n_spins: u64,
+            n_categorical: u64,
+            n_factors: u64,
+            n_constraints: u64,
+            n_edges: u64,
+            n_clamped: u64,
+            runtime_conditioning: bool,
+            chains: u64,
+            samples: u64,
+            sweeps_per_chain: u64,
+            updates: f64,
+        });
+        flat_record!(NodeSummary {
+            kind: NodeKind,
+            class: String,
+            flops: f64,
+            bytes: f64,
+            program: Option<ProgramSummary>,
+        });
+        flat_record!(Weights {
+            latency: f64,
+            energy: f64,
+            error: f64,
+            risk: f64,
+        });
+        flat_record!(RiskPenalties {
+            tsu_irreversible: f64,
+            gpu_sim_irreversible: f64,
+        });
+        flat_record!(Estimate {
+            latency_p50_ms: f64,
+            latency_p95_ms: f64,
+            queue_wait_ms: f64,
+            energy_j: f64,
+            error: f64,
+        });
+        flat_record!(Candidate {
+            target: Target,
+            estimate: Estimate,
+        });
+    };
+}
+
+flat_enum!(Health);
+shared_layouts!();
+
 flat_record!(Qos {
     latency_p50_ms: Option<f64>,
     latency_p95_ms: Option<f64>,
@@ -329,16 +364,6 @@ flat_record!(DeviceState {
     health: Health,
     learned: Option<Learned>,
 });
-flat_record!(Weights {
-    latency: f64,
-    energy: f64,
-    error: f64,
-    risk: f64,
-});
-flat_record!(RiskPenalties {
-    tsu_irreversible: f64,
-    gpu_sim_irreversible: f64,
-});
 flat_record!(Decision {
     node: NodeSummary,
     node_id: String,
@@ -349,18 +374,6 @@ flat_record!(Decision {
     penalties: RiskPenalties,
     devices: Vec<DeviceState>,
 });
-flat_record!(Estimate {
-    latency_p50_ms: f64,
-    latency_p95_ms: f64,
-    queue_wait_ms: f64,
-    energy_j: f64,
-    error: f64,
-});
-flat_record!(Candidate {
-    target: Target,
-    estimate: Estimate,
-});
-
 /// Whether `cx` is a lowering this module's layout covers: UTF-8 strings
 /// (every guest toolchain we know uses them; a component may ask for
 /// UTF-16, which the derived path handles).
@@ -375,7 +388,27 @@ fn covered<T: 'static>(cx: &LowerContext<'_, T>) -> bool {
 /// argument (`$list(&[$elem])`), both carrying the wrapped types' type
 /// information.
 macro_rules! fast_arguments {
-    ($name:ident($ty:ty), $list:ident([$elem:ty])) => {
+    ($name:ident($ty:ty), $list:ident([$elem:ty]), $guest:ty => $answer:ty) => {
+        /// Calls `guest`'s `score` with its arguments lowered by this module.
+        pub(in crate::plugin) fn score(
+            store: &mut Store<Sandbox>,
+            guest: &$guest,
+            decision: &$ty,
+            candidates: &[$elem],
+        ) -> wasmtime::Result<$answer> {
+            // SAFETY: the wrappers carry `(&$ty, &[$elem])`'s type
+            // information, which the generated bindings typechecked
+            // `score` against when they loaded `guest`.
+            #[allow(unsafe_code)]
+            let score = unsafe {
+                TypedFunc::<($name<'_>, $list<'_>), ($answer,)>::new_unchecked(
+                    *guest.func_score().func(),
+                )
+            };
+            let (answer,) = score.call(store, ($name(decision), $list(candidates)))?;
+            Ok(answer)
+        }
+
         /// A record argument lowered by this module.
         pub(in crate::plugin) struct $name<'a>(pub(in crate::plugin) &'a $ty);
 
@@ -466,47 +499,32 @@ macro_rules! fast_arguments {
     };
 }
 
-fast_arguments!(FastDecision(Decision), FastCandidates([Candidate]));
+fast_arguments!(
+    FastDecision(Decision),
+    FastCandidates([Candidate]),
+    Guest => Result<Vec<CostTerms>, String>
+);
 
 /// The same for the frozen 0.1.0 package's `score`.
 pub(super) mod v1 {
     use std::mem::MaybeUninit;
 
+    use wasmtime::Store;
     use wasmtime::component::__internal::{
         CanonicalAbiInfo, InstanceType, InterfaceType, LowerContext,
     };
-    use wasmtime::component::{ComponentType, Lower};
+    use wasmtime::component::{ComponentType, Lower, TypedFunc};
 
     use super::super::bindings::v0_1::cost_model::{
-        Candidate, Decision, Estimate, RiskPenalties, Weights,
+        Candidate, CostTerms, Decision, Estimate, Guest, RiskPenalties, Weights,
     };
     use super::super::bindings::v0_1::types::{
         NodeKind, NodeSummary, Priority, ProgramSummary, Qos, Risk, Target,
     };
+    use super::super::sandbox::Sandbox;
     use super::{Flat, Pointers, align_to, covered, place_list};
 
-    flat_enum!(NodeKind, Target, Risk, Priority);
-    flat_record!(ProgramSummary {
-        n_vars: u64,
-        n_spins: u64,
-        n_categorical: u64,
-        n_factors: u64,
-        n_constraints: u64,
-        n_edges: u64,
-        n_clamped: u64,
-        runtime_conditioning: bool,
-        chains: u64,
-        samples: u64,
-        sweeps_per_chain: u64,
-        updates: f64,
-    });
-    flat_record!(NodeSummary {
-        kind: NodeKind,
-        class: String,
-        flops: f64,
-        bytes: f64,
-        program: Option<ProgramSummary>,
-    });
+    shared_layouts!();
     flat_record!(Qos {
         latency_p50_ms: Option<f64>,
         latency_p95_ms: Option<f64>,
@@ -515,33 +533,15 @@ pub(super) mod v1 {
         risk: Risk,
         priority: Priority,
     });
-    flat_record!(Weights {
-        latency: f64,
-        energy: f64,
-        error: f64,
-        risk: f64,
-    });
-    flat_record!(RiskPenalties {
-        tsu_irreversible: f64,
-        gpu_sim_irreversible: f64,
-    });
     flat_record!(Decision {
         node: NodeSummary,
         qos: Qos,
         weights: Weights,
         penalties: RiskPenalties,
     });
-    flat_record!(Estimate {
-        latency_p50_ms: f64,
-        latency_p95_ms: f64,
-        queue_wait_ms: f64,
-        energy_j: f64,
-        error: f64,
-    });
-    flat_record!(Candidate {
-        target: Target,
-        estimate: Estimate,
-    });
-
-    fast_arguments!(FastDecision(Decision), FastCandidates([Candidate]));
+    fast_arguments!(
+        FastDecision(Decision),
+        FastCandidates([Candidate]),
+        Guest => Result<Vec<CostTerms>, String>
+    );
 }

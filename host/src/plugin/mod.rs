@@ -30,6 +30,7 @@ pub mod authoring;
 mod bindings;
 mod breaker;
 mod cache_dir;
+mod calls;
 mod cases;
 mod check;
 mod compile_cache;
